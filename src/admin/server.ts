@@ -1,0 +1,41 @@
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { Registry } from 'prom-client';
+
+export interface AdminState {
+  /** Ready once a policy is in force and the proxy listener accepts connections. */
+  ready(): { ready: boolean; reason?: string };
+  registry: Registry;
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.end(text);
+}
+
+/** The operator-facing listener: health, readiness and metrics (approvals join it later). Never agent-facing. */
+export function createAdminServer(state: AdminState): Server {
+  return createServer((req, res) => {
+    const path = (req.url ?? '/').split('?', 1)[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: 'method_not_allowed', message: 'use GET' });
+    switch (path) {
+      case '/healthz':
+        return json(res, 200, { status: 'ok' });
+      case '/readyz': {
+        const r = state.ready();
+        return json(res, r.ready ? 200 : 503, r.ready ? { status: 'ready' } : { status: 'not_ready', reason: r.reason });
+      }
+      case '/metrics':
+        state.registry.metrics().then(
+          (text) => {
+            res.writeHead(200, { 'content-type': state.registry.contentType });
+            res.end(text);
+          },
+          (err: Error) => json(res, 500, { error: 'metrics_failed', message: err.message }),
+        );
+        return;
+      default:
+        return json(res, 404, { error: 'not_found', message: `no such endpoint: ${path}` });
+    }
+  });
+}

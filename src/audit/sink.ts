@@ -1,0 +1,250 @@
+/**
+ * The audit writer: one pino logger whose output lines are sealed into a hash chain (see chain.ts)
+ * by pino's `streamWrite` hook, written through pino's destination (sonic-boom) in append mode.
+ */
+import { mkdir, open, stat } from 'node:fs/promises';
+import { open as openCallback } from 'node:fs';
+import { dirname } from 'node:path';
+import { promisify } from 'node:util';
+import { once } from 'node:events';
+import pino from 'pino';
+import type { Metrics } from '../metrics/metrics.js';
+import { CHAIN_RESTARTED, GENESIS, parseChainLine, sealLine } from './chain.js';
+import type { AuditEvent } from './events.js';
+import { scrubEvent } from './redact.js';
+
+export interface AuditSink {
+  /** Queues one event. Never throws: failures go to `onError` and the `airlock_audit_errors_total` metric. */
+  write(event: AuditEvent): void;
+  /** Resolves once everything written so far has reached the file descriptor. */
+  flush(): Promise<void>;
+  /** Flushes, then closes the file. Later writes are counted as errors. */
+  close(): Promise<void>;
+}
+
+export interface AuditSinkOptions {
+  /** `'stdout'` or a file path (created with its folders if absent, appended to). */
+  destination: 'stdout' | string;
+  /** Write each line synchronously (slower; nothing is ever buffered in memory). Default false. */
+  sync?: boolean;
+  /** Counts events written and write failures. Optional so tools and tests can run without metrics. */
+  metrics?: Pick<Metrics, 'auditEvents' | 'auditErrors'>;
+  /** Told about every write failure. Default: a line on stderr, at most one every 10 s. */
+  onError?: (err: Error) => void;
+  /**
+   * Most bytes held in memory while the destination is not keeping up (or failing, e.g. a full disk).
+   * Events beyond it are dropped and counted as errors, so a dead disk cannot exhaust memory. Default 64 MiB.
+   */
+  maxQueueBytes?: number;
+}
+
+/** Where a file's chain continues from. */
+interface ChainStart {
+  seq: number;
+  prev: string;
+  /** Set when the last line was unusable: a new chain starts with a `chain_restarted` event. */
+  restartReason?: string;
+  /** The file does not end with a newline (a crash mid-write): one must be written before our first line. */
+  needsNewline: boolean;
+}
+
+const FRESH: ChainStart = { seq: 0, prev: GENESIS, needsNewline: false };
+const TAIL_CHUNK = 16 * 1024;
+
+/** A plain fd (not a FileHandle, which would close it when garbage-collected) for sonic-boom to own. */
+const openFd = promisify(openCallback);
+
+/** Reads just enough of the file's end to find its last line. */
+async function readChainStart(file: string): Promise<ChainStart> {
+  let size;
+  try {
+    const info = await stat(file);
+    // A pipe or device (/dev/stdout, a FIFO) has no history to continue, and opening it to read could block.
+    if (!info.isFile()) return FRESH;
+    size = info.size;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return FRESH;
+    throw err;
+  }
+  if (size === 0) return FRESH;
+  const handle = await open(file, 'r');
+  try {
+    // Grow the window from the end until it holds a newline before the last line (or the whole file).
+    let length = Math.min(size, TAIL_CHUNK);
+    for (;;) {
+      const buf = Buffer.alloc(length);
+      await handle.read(buf, 0, length, size - length);
+      const needsNewline = buf[length - 1] !== 0x0a;
+      const end = needsNewline ? length : length - 1;
+      const start = end === 0 ? 0 : buf.lastIndexOf(0x0a, end - 1) + 1;
+      if (start > 0 || length === size) {
+        const parsed = parseChainLine(buf.subarray(start, end));
+        if (typeof parsed === 'string') {
+          return {
+            seq: 0,
+            prev: GENESIS,
+            needsNewline,
+            restartReason: `the last line of the file is not a valid audit line (${parsed}); a new chain starts here`,
+          };
+        }
+        return { seq: parsed.seq + 1, prev: parsed.hash, needsNewline };
+      }
+      length = Math.min(size, length * 2);
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+function defaultOnError(): (err: Error) => void {
+  let last = 0;
+  let suppressed = 0;
+  return (err) => {
+    const now = Date.now();
+    // A full disk fails every write: one line per 10 s is enough to be noticed without flooding.
+    if (now - last < 10_000) {
+      suppressed++;
+      return;
+    }
+    const more = suppressed > 0 ? ` (${suppressed} more failures since the last message)` : '';
+    process.stderr.write(`airlock: audit write failed: ${err.message}${more}\n`);
+    last = now;
+    suppressed = 0;
+  };
+}
+
+export async function createAuditSink(opts: AuditSinkOptions): Promise<AuditSink> {
+  const sync = opts.sync ?? false;
+  const toStdout = opts.destination === 'stdout';
+  let start = FRESH;
+  if (!toStdout) {
+    await mkdir(dirname(opts.destination), { recursive: true });
+    start = await readChainStart(opts.destination);
+  }
+
+  // Opened here rather than by sonic-boom so an open error simply rejects: a destination that failed
+  // to open would stay registered for pino's exit flush and throw when the process exits.
+  const fd = toStdout ? 1 : await openFd(opts.destination, 'a');
+  const maxQueueBytes = opts.maxQueueBytes ?? 64 * 1024 * 1024;
+  // pino.destination() (unlike a bare SonicBoom) also flushes synchronously on process exit.
+  const dest = pino.destination({ fd, sync, minLength: 0, maxLength: maxQueueBytes });
+  const report = opts.onError ?? defaultOnError();
+  const fail = (err: Error): void => {
+    opts.metrics?.auditErrors.inc();
+    report(err);
+  };
+
+  await once(dest, 'ready');
+
+  // flush() must wait for bytes to reach the fd; sonic-boom's own flush() returns at once with
+  // minLength 0, so count bytes queued against the bytes its 'write' event reports as written.
+  let pending = 0;
+  let failing = false;
+  let broken = false;
+  let lastError: Error | undefined;
+  let waiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
+  const settle = (): void => {
+    if (pending > 0 || waiters.length === 0) return;
+    const done = waiters;
+    waiters = [];
+    for (const w of done) w.resolve();
+  };
+  dest.on('write', (n: number) => {
+    failing = false;
+    pending -= n;
+    settle();
+  });
+  dest.on('drop', (data: string) => {
+    pending -= Buffer.byteLength(data);
+    fail(new Error(`audit queue full (${maxQueueBytes} bytes not yet written): event dropped`));
+    settle();
+  });
+  dest.on('error', (err: NodeJS.ErrnoException) => {
+    // pino's own listener re-emits the first error, so the same object can arrive twice.
+    if (err === lastError) return;
+    lastError = err;
+    fail(err);
+    failing = true;
+    // pino turns the destination into a no-op after EPIPE (reader gone); later writes must still count as failures.
+    if (err.code === 'EPIPE') broken = true;
+    // The unwritten bytes stay queued in sonic-boom and are retried with the next write.
+    const failed = waiters;
+    waiters = [];
+    for (const w of failed) w.reject(err);
+  });
+
+  const queue = (line: string): string => {
+    pending += Buffer.byteLength(line);
+    return line;
+  };
+  if (start.needsNewline) dest.write(queue('\n'));
+
+  let seq = start.seq;
+  let prev = start.prev;
+  const logger = pino(
+    {
+      base: null,
+      // Level formatter returning {} leaves '{' as the line's start; the timestamp then opens the object.
+      formatters: { level: () => ({}), log: (obj) => scrubEvent(obj as AuditEvent) },
+      timestamp: () => `"time":"${new Date().toISOString()}"`,
+      hooks: {
+        // pino hands over `{…}\n`; seal it into the chain. Runs synchronously per write, so seq order = file order.
+        streamWrite: (s: string) => {
+          const sealed = sealLine(s.slice(0, -1), seq, prev);
+          seq++;
+          prev = sealed.hash;
+          return queue(sealed.line + '\n');
+        },
+      },
+    },
+    dest,
+  );
+
+  let closed = false;
+  const write = (event: AuditEvent): void => {
+    try {
+      if (closed) throw new Error('audit sink is closed');
+      if (broken) throw new Error('audit destination is gone (EPIPE)');
+      logger.info(event);
+      opts.metrics?.auditEvents.inc({ event: event.event });
+    } catch (err) {
+      fail(err as Error);
+    }
+  };
+
+  const flush = (): Promise<void> => {
+    if (broken) return Promise.reject(new Error('audit destination is gone (EPIPE)'));
+    if (pending <= 0) return Promise.resolve();
+    const done = new Promise<void>((resolve, reject) => waiters.push({ resolve, reject }));
+    // After a failure nothing is in flight: an empty write makes sonic-boom retry the queued bytes,
+    // so the flush settles (written, or rejected with the error) instead of waiting for the next event.
+    if (failing) dest.write('');
+    return done;
+  };
+
+  if (start.restartReason !== undefined) write({ event: CHAIN_RESTARTED, reason: start.restartReason });
+
+  return {
+    write,
+    flush,
+    async close() {
+      if (closed) return;
+      closed = true;
+      let flushError: unknown;
+      try {
+        await flush();
+      } catch (err) {
+        flushError = err;
+      }
+      // After EPIPE pino has made end() and destroy() no-ops: there is nothing left to close.
+      if (!broken) {
+        const finished = once(dest, 'close');
+        // end() would retry the failing bytes forever; destroy() closes without writing them.
+        if (flushError === undefined) dest.end();
+        else dest.destroy();
+        await finished;
+      }
+      if (flushError !== undefined) throw flushError;
+    },
+  };
+}

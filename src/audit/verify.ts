@@ -1,0 +1,135 @@
+/**
+ * Checks an audit file's hash chain and names the first problem: a malformed, edited, removed or
+ * reordered line. Streams the file, so memory stays flat however large it is.
+ */
+import { createReadStream } from 'node:fs';
+import { GENESIS, isChainRestart, parseChainLine, type ChainLine } from './chain.js';
+
+export interface VerifyProblem {
+  /** 1-based line number. */
+  line: number;
+  kind: 'edited' | 'removed' | 'reordered' | 'malformed';
+  message: string;
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  /** Lines checked: every line when ok, otherwise up to the line where checking stopped. */
+  lines: number;
+  problem?: VerifyProblem;
+  /** Things that are not problems but deserve a look, such as a chain restarted after a damaged line. */
+  notes: { line: number; message: string }[];
+}
+
+/** Yields the file's lines as raw bytes (without '\n'); a last line without newline is yielded too. */
+async function* readLines(file: string): AsyncGenerator<Buffer> {
+  let rest: Buffer = Buffer.alloc(0);
+  for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) {
+    let buf = rest.length > 0 ? Buffer.concat([rest, chunk]) : chunk;
+    let nl: number;
+    while ((nl = buf.indexOf(0x0a)) >= 0) {
+      yield buf.subarray(0, nl);
+      buf = buf.subarray(nl + 1);
+    }
+    rest = buf;
+  }
+  if (rest.length > 0) yield rest;
+}
+
+const short = (hash: string): string => hash.slice(0, 12);
+const events = (n: number): string => (n === 1 ? '1 event' : `${n} events`);
+
+/**
+ * After a forward jump in seq, looks further down the same chain for one of the skipped seqs:
+ * found means the lines were moved (reordered), not found means they were removed.
+ */
+async function findLater(lines: AsyncGenerator<Buffer>, from: number, low: number, high: number): Promise<{ line: number; seq: number } | undefined> {
+  let lineNo = from;
+  for await (const bytes of lines) {
+    lineNo++;
+    const parsed = parseChainLine(bytes);
+    if (typeof parsed === 'string') continue;
+    if (isChainRestart(parsed)) return undefined; // a new chain: its seqs say nothing about this one
+    if (parsed.seq >= low && parsed.seq <= high) return { line: lineNo, seq: parsed.seq };
+  }
+  return undefined;
+}
+
+export async function verifyAuditFile(file: string): Promise<VerifyResult> {
+  const notes: VerifyResult['notes'] = [];
+  const lines = readLines(file);
+  let lineNo = 0;
+  let previous: ChainLine | undefined;
+  const fail = (line: number, kind: VerifyProblem['kind'], message: string): VerifyResult => ({
+    ok: false,
+    lines: lineNo,
+    problem: { line, kind, message },
+    notes,
+  });
+
+  try {
+    for await (const bytes of lines) {
+      lineNo++;
+      const current = parseChainLine(bytes);
+      if (typeof current === 'string') {
+        // Airlock restarts the chain after a damaged last line (a crash mid-write); say so, but it is
+        // still a gap in the trail, so it still fails.
+        const next = (await lines.next()).value;
+        const restart = next !== undefined ? parseChainLine(next) : undefined;
+        const why =
+          restart !== undefined && typeof restart !== 'string' && isChainRestart(restart)
+            ? '; the next line is a chain_restarted event: Airlock found this line damaged when it started (for example after a crash during a write)'
+            : '';
+        return fail(lineNo, 'malformed', current + why);
+      }
+      if (current.computed !== current.hash) {
+        return fail(lineNo, 'edited', `the line's content does not match its hash (seq ${current.seq})`);
+      }
+
+      if (previous === undefined) {
+        if (current.seq > 0) {
+          return fail(
+            lineNo,
+            'removed',
+            `${events(current.seq)} missing before line ${lineNo}: the file starts at seq ${current.seq} ` +
+              '(if it was rotated, verify the files concatenated in order: cat old new | airlock audit verify -)',
+          );
+        }
+        if (current.prev !== GENESIS) {
+          return fail(lineNo, 'edited', 'seq 0 but "prev" is not the genesis value');
+        }
+      } else if (isChainRestart(current)) {
+        const reason = typeof current.fields.reason === 'string' ? `: ${current.fields.reason}` : '';
+        notes.push({ line: lineNo, message: `chain restarted${reason}` });
+      } else if (current.seq === previous.seq + 1) {
+        if (current.prev !== previous.hash) {
+          // Both lines hash correctly on their own, so the earlier one was replaced with a re-hashed line.
+          return fail(
+            lineNo - 1,
+            'edited',
+            `line ${lineNo} expects the previous line's hash to be ${short(current.prev)}…, ` +
+              `but line ${lineNo - 1} hashes to ${short(previous.hash)}… (it was changed or replaced)`,
+          );
+        }
+      } else if (current.seq > previous.seq + 1) {
+        const moved = await findLater(lines, lineNo, previous.seq + 1, current.seq - 1);
+        if (moved) {
+          return fail(
+            lineNo,
+            'reordered',
+            `seq ${current.seq} follows seq ${previous.seq}; seq ${moved.seq} appears later, at line ${moved.line}`,
+          );
+        }
+        const missing = current.seq - previous.seq - 1;
+        return fail(lineNo, 'removed', `${events(missing)} missing before line ${lineNo} (seq jumps from ${previous.seq} to ${current.seq})`);
+      } else {
+        const how = current.seq === previous.seq ? 'repeats' : 'comes after';
+        return fail(lineNo, 'reordered', `seq ${current.seq} ${how} seq ${previous.seq} of line ${lineNo - 1}`);
+      }
+      previous = current;
+    }
+  } finally {
+    await lines.return(undefined); // closes the file when stopping early
+  }
+  return { ok: true, lines: lineNo, notes };
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { registerAuditCommands } from './audit.js';
+import { registerPolicyCommands } from './policy.js';
+import { registerServeCommand } from './serve.js';
+import { registerTokenCommands } from './token.js';
+
+const program = new Command('airlock')
+  .description('A policy proxy that puts a human in the loop of what AI agents do over HTTP')
+  .version('0.1.0')
+  .showHelpAfterError();
+
+registerServeCommand(program);
+registerPolicyCommands(program);
+registerAuditCommands(program);
+registerTokenCommands(program);
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,191 @@
+/**
+ * `airlock policy check|explain|test`: the policy engine from the command line, without a proxy
+ * running or any request sent. Each command is also exported as a function returning its exit code.
+ */
+import { Option, type Command } from 'commander';
+import { explain, type Explanation, type RuleExplanation } from '../policy/explain.js';
+import { formatPolicyError, loadPolicyDir, type LoadResult } from '../policy/load.js';
+import { formatDuration } from '../policy/duration.js';
+import { resolveIdentity, runTestCases } from '../policy/testcases.js';
+import type { CanonicalRequest, CompiledPolicy, Decision, SourcePosition } from '../policy/types.js';
+import { canonicalize } from '../request/canonicalize.js';
+
+/** Where the commands write; tests pass their own. */
+export interface PolicyCliIo {
+  out(line: string): void;
+  err(line: string): void;
+}
+
+const processIo: PolicyCliIo = {
+  out: (line) => void process.stdout.write(`${line}\n`),
+  err: (line) => void process.stderr.write(`${line}\n`),
+};
+
+export interface ExplainOptions {
+  policies: string;
+  method: string;
+  url: string;
+  header?: string[];
+  identity?: string;
+  json?: boolean;
+  all?: boolean;
+}
+
+export function registerPolicyCommands(program: Command, io: PolicyCliIo = processIo): void {
+  const policy = program.command('policy').description('check, explain and test policy files');
+  policy
+    .command('check')
+    .description('validate a policy folder; errors as file:line:col message')
+    .argument('<dir>', 'policy folder')
+    .action(async (dir: string) => {
+      process.exitCode = await policyCheck(dir, io);
+    });
+  policy
+    .command('explain')
+    .description('the decision for a request and every rule that matched, without sending anything')
+    .addOption(new Option('--policies <dir>', 'policy folder').env('AIRLOCK_POLICIES').makeOptionMandatory())
+    .option('--method <method>', 'HTTP method', 'GET')
+    .requiredOption('--url <url>', 'absolute URL, as an agent would send it through the proxy')
+    .option('--header <header>', "request header 'Name: value' (repeatable)", (v: string, prev: string[] = []) => [...prev, v])
+    .option('--identity <id>', 'identity of the caller (default: anonymous)')
+    .option('--json', 'machine-readable output, with every rule and why it did or did not match')
+    .option('--all', 'also show the rules that did not match, with the first criterion that failed')
+    .action(async (opts: ExplainOptions) => {
+      process.exitCode = await policyExplain(opts, io);
+    });
+  policy
+    .command('test')
+    .description('run the tests: cases written in the policy files')
+    .argument('<dir>', 'policy folder')
+    .action(async (dir: string) => {
+      process.exitCode = await policyTest(dir, io);
+    });
+}
+
+const at = (s: SourcePosition): string => `${s.file}:${s.line}:${s.col}`;
+
+function reportLoad(result: LoadResult, io: PolicyCliIo): result is Extract<LoadResult, { ok: true }> {
+  for (const w of result.warnings) io.err(formatPolicyError({ ...w, message: `warning: ${w.message}` }));
+  if (result.ok) return true;
+  for (const e of result.errors) io.err(formatPolicyError(e));
+  io.err(`${result.errors.length} error${result.errors.length === 1 ? '' : 's'}`);
+  return false;
+}
+
+export async function policyCheck(dir: string, io: PolicyCliIo = processIo): Promise<number> {
+  const result = await loadPolicyDir(dir);
+  if (!reportLoad(result, io)) return 1;
+  const p = result.policy;
+  io.out(`ok: ${p.files.length} file${p.files.length === 1 ? '' : 's'}, ${p.rules.length} rules, ${p.tests.length} tests (version ${p.version})`);
+  return 0;
+}
+
+export async function policyTest(dir: string, io: PolicyCliIo = processIo): Promise<number> {
+  const result = await loadPolicyDir(dir);
+  if (!reportLoad(result, io)) return 1;
+  const results = runTestCases(result.policy);
+  let failed = 0;
+  for (const r of results) {
+    const { method, url } = r.case;
+    if (r.ok) {
+      const by = r.decision?.rule == null ? 'default' : `rule ${r.decision.rule}`;
+      io.out(`ok   ${at(r.case.source)} ${method} ${url} -> ${r.decision?.action} (${by})`);
+    } else {
+      failed++;
+      io.out(`FAIL ${at(r.case.source)} ${r.message} [${method} ${url}]`);
+    }
+  }
+  if (results.length === 0) io.out('no tests: cases in the policy files');
+  else io.out(`${results.length - failed} passed, ${failed} failed`);
+  return failed > 0 ? 1 : 0;
+}
+
+export async function policyExplain(opts: ExplainOptions, io: PolicyCliIo = processIo): Promise<number> {
+  const result = await loadPolicyDir(opts.policies);
+  if (!reportLoad(result, io)) return 1;
+  const policy = result.policy;
+
+  const headers: string[] = [];
+  for (const h of opts.header ?? []) {
+    const colon = h.indexOf(':');
+    if (colon <= 0) {
+      io.err(`--header "${h}": expected 'Name: value'`);
+      return 1;
+    }
+    headers.push(h.slice(0, colon).trim(), h.slice(colon + 1).trim());
+  }
+  const identity = resolveIdentity(opts.identity ?? null, policy);
+  if (identity !== null && 'error' in identity) {
+    io.err(`--identity: ${identity.error} (known: ${[...policy.identities.keys()].join(', ') || 'none'})`);
+    return 1;
+  }
+  // Methods are case-sensitive on the wire, but on a command line `post` can only mean POST.
+  const canon = canonicalize({ method: opts.method.toUpperCase(), target: opts.url, rawHeaders: headers }, identity, policy);
+  if (!canon.ok) {
+    io.err(`400 bad_request: ${canon.message}`);
+    io.err('the proxy would refuse this request before evaluating any rule');
+    return 1;
+  }
+  const explanation = explain(canon.request, policy);
+  if (opts.json) io.out(JSON.stringify(explainJson(canon.request, explanation), null, 2));
+  else printExplanation(canon.request, explanation, policy, opts.all === true, io);
+  return 0;
+}
+
+function requestSummary(req: CanonicalRequest): Record<string, unknown> {
+  return {
+    method: req.method,
+    scheme: req.scheme,
+    host: req.host,
+    port: req.port,
+    path: req.path,
+    query: req.query,
+    identity: req.identity?.id ?? null,
+    classification: req.classification,
+  };
+}
+
+function explainJson(req: CanonicalRequest, e: Explanation): Record<string, unknown> {
+  return { request: requestSummary(req), decision: e.decision, rules: e.rules };
+}
+
+function describeApproval(d: Decision): string | null {
+  const a = d.approval;
+  if (!a) return null;
+  const channel = a.channel ? `; channel ${a.channel}` : '';
+  return `${a.required} of [${a.approvers.join(', ')}]; wait ${formatDuration(a.waitMs)}; expires ${formatDuration(a.expiresMs)}${channel}`;
+}
+
+function printRule(r: RuleExplanation, io: PolicyCliIo): void {
+  io.out(`  ${r.id} (${r.action}${r.mode === 'report' ? ', report only' : ''}) ${at(r.source)}`);
+  if (r.criteria.length === 0) io.out('    + no criteria: matches every request');
+  for (const c of r.criteria) io.out(`    ${c.ok ? '+' : '-'} ${c.detail}`);
+}
+
+function printExplanation(req: CanonicalRequest, e: Explanation, policy: CompiledPolicy, all: boolean, io: PolicyCliIo): void {
+  const d = e.decision;
+  const who = req.identity ? `identity ${req.identity.id}` : 'anonymous';
+  const level = req.classification !== null ? `, classification ${req.classification}` : '';
+  const host = req.host.includes(':') ? `[${req.host}]` : req.host;
+  io.out(`request: ${req.method} ${req.scheme}://${host}:${req.port}${req.encodedPath}${req.query ? `?${req.query}` : ''} (${who}${level})`);
+  const decider = d.rule === null ? null : policy.rules.find((r) => r.id === d.rule);
+  io.out(`decision: ${d.action}${decider ? ` by rule ${decider.id} (${at(decider.source)})` : ' (policy default)'}`);
+  io.out(`reason: ${d.reason}`);
+  const approval = describeApproval(d);
+  if (approval) io.out(`approval: ${approval}`);
+
+  const byId = new Map(e.rules.map((r) => [r.id, r]));
+  const enforcing = d.matched.map((id) => byId.get(id)).filter((r) => r !== undefined);
+  io.out(enforcing.length ? 'matching rules (most restrictive first):' : 'matching rules: none');
+  for (const r of enforcing) printRule(r, io);
+  const reported = d.report.map((r) => byId.get(r.rule)).filter((r) => r !== undefined);
+  if (reported.length) {
+    io.out('report-only rules that matched (they do not change the decision):');
+    for (const r of reported) printRule(r, io);
+  }
+  if (all) {
+    const others = e.rules.filter((r) => !r.matched);
+    io.out(others.length ? 'rules that did not match:' : 'rules that did not match: none');
+    for (const r of others) printRule(r, io);
+  }
+}

@@ -1,0 +1,91 @@
+import { Option, type Command } from 'commander';
+import { parseHostPort, formatHostPort, type ServeConfig } from '../config.js';
+import { createLogger } from '../log.js';
+import { parseDuration } from '../policy/duration.js';
+import { formatPolicyError } from '../policy/load.js';
+import { DEFAULT_UPSTREAM_OPTIONS } from '../proxy/upstream.js';
+import { PolicyLoadError, startAirlock } from '../server.js';
+
+interface ServeFlags {
+  policies: string;
+  listen: string;
+  admin: string;
+  identity?: string;
+  audit: string;
+  upstreamConnectTimeout: string;
+  upstreamTimeout: string;
+  policyPoll: string;
+  logLevel: string;
+}
+
+function duration(value: string, flag: string): number {
+  const ms = parseDuration(value);
+  if (ms === null) throw new Error(`${flag}: expected a duration like 500ms, 10s or 2m, got "${value}"`);
+  return ms;
+}
+
+export function toServeConfig(f: ServeFlags): ServeConfig {
+  const timeout = duration(f.upstreamTimeout, '--upstream-timeout');
+  return {
+    policies: f.policies,
+    listen: parseHostPort(f.listen, '--listen'),
+    admin: parseHostPort(f.admin, '--admin'),
+    identity: f.identity || null,
+    audit: f.audit,
+    upstream: {
+      ...DEFAULT_UPSTREAM_OPTIONS,
+      connectTimeoutMs: duration(f.upstreamConnectTimeout, '--upstream-connect-timeout'),
+      headersTimeoutMs: timeout,
+      bodyTimeoutMs: timeout,
+    },
+    policyPollMs: duration(f.policyPoll, '--policy-poll'),
+  };
+}
+
+export function registerServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('run the proxy (agent-facing) and admin (operator-facing) listeners')
+    .addOption(new Option('--policies <dir>', 'policy folder').env('AIRLOCK_POLICIES').default('policies'))
+    .addOption(new Option('--listen <host:port>', 'proxy listener').env('AIRLOCK_LISTEN').default('127.0.0.1:8080'))
+    .addOption(new Option('--admin <host:port>', 'admin listener (health, metrics)').env('AIRLOCK_ADMIN_LISTEN').default('127.0.0.1:9090'))
+    .addOption(new Option('--identity <id>', 'identity of callers without proxy credentials (one-agent sidecars)').env('AIRLOCK_IDENTITY'))
+    .addOption(new Option('--audit <dest>', 'audit trail: "stdout" or a file path').env('AIRLOCK_AUDIT').default('stdout'))
+    .addOption(new Option('--upstream-connect-timeout <duration>').env('AIRLOCK_UPSTREAM_CONNECT_TIMEOUT').default('10s'))
+    .addOption(new Option('--upstream-timeout <duration>', 'until response headers, and between body chunks').env('AIRLOCK_UPSTREAM_TIMEOUT').default('60s'))
+    .addOption(new Option('--policy-poll <duration>', 'how often the policy folder is re-read besides watching it').env('AIRLOCK_POLICY_POLL').default('5s'))
+    .addOption(new Option('--log-level <level>', 'operational log level (logs go to stderr)').env('AIRLOCK_LOG_LEVEL').default('info'))
+    .action(async (flags: ServeFlags) => {
+      const log = createLogger(flags.logLevel);
+      let config: ServeConfig;
+      try {
+        config = toServeConfig(flags);
+      } catch (err) {
+        console.error(`airlock serve: ${(err as Error).message}`);
+        process.exitCode = 2;
+        return;
+      }
+      try {
+        const airlock = await startAirlock(config, log);
+        log.info({ proxy: formatHostPort(airlock.proxy), admin: formatHostPort(airlock.admin), policies: config.policies }, 'airlock listening');
+        process.on('SIGHUP', () => void airlock.policies.reload());
+        const stop = (signal: string): void => {
+          log.info({ signal }, 'shutting down');
+          airlock.close().then(
+            () => process.exit(0),
+            () => process.exit(1),
+          );
+        };
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.once('SIGINT', () => stop('SIGINT'));
+      } catch (err) {
+        if (err instanceof PolicyLoadError) {
+          for (const e of err.errors) console.error(formatPolicyError(e));
+          console.error(`airlock serve: not started: the policy folder ${config.policies} has errors`);
+        } else {
+          console.error(`airlock serve: ${(err as Error).message}`);
+        }
+        process.exitCode = 1;
+      }
+    });
+}

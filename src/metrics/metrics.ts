@@ -1,0 +1,107 @@
+/**
+ * Prometheus metrics. Every instance owns its registry (tests and embedded uses create many);
+ * labels are bounded sets only: no hosts, paths, identities or request ids.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, exponentialBuckets } from 'prom-client';
+
+export interface Metrics {
+  registry: Registry;
+  /** airlock_decisions_total{action,rule,mode}: rule is the deciding rule id or "(default)"; mode enforce|report. */
+  decisions: Counter<'action' | 'rule' | 'mode'>;
+  /** airlock_request_duration_seconds{action}: from receipt of the request to the end of the response. */
+  requestDuration: Histogram<'action'>;
+  /** airlock_upstream_duration_seconds{status_class}: to the upstream's response headers; 1xx..5xx or error. */
+  upstreamDuration: Histogram<'status_class'>;
+  /** airlock_proxy_errors_total{code}: responses Airlock made itself, by their `error` code. */
+  proxyResponses: Counter<'code'>;
+  /** airlock_policy_reloads_total{result}: success|failure. */
+  policyReloads: Counter<'result'>;
+  /** airlock_policy_rules: rules in the policy in force. */
+  policyRules: Gauge;
+  /** airlock_policy_last_reload_success_timestamp_seconds. */
+  policyLastReloadSuccess: Gauge;
+  /** airlock_policy_loaded_ok: 1 when the last load attempt succeeded (on failure the old policy stays in force). */
+  policyLoaded: Gauge;
+  /** airlock_tunnels_total{decision}: CONNECT tunnels by outcome. */
+  tunnels: Counter<'decision'>;
+  /** airlock_audit_events_total{event}: events handed to the audit sink. */
+  auditEvents: Counter<'event'>;
+  /** airlock_audit_errors_total: audit writes that failed (the trail has a gap). */
+  auditErrors: Counter;
+}
+
+/** 0.5 ms doubling to ~16 s: a policy decision is sub-millisecond, a slow upstream takes seconds. */
+const LATENCY_BUCKETS = exponentialBuckets(0.0005, 2, 16);
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  const registers = [registry];
+  collectDefaultMetrics({ register: registry, prefix: 'airlock_' });
+  return {
+    registry,
+    decisions: new Counter({
+      name: 'airlock_decisions_total',
+      help: 'Policy decisions, by action, deciding rule ("(default)" when none matched) and mode (enforce or report).',
+      labelNames: ['action', 'rule', 'mode'] as const,
+      registers,
+    }),
+    requestDuration: new Histogram({
+      name: 'airlock_request_duration_seconds',
+      help: 'Time from receiving a proxied request to the end of its response, by decided action.',
+      labelNames: ['action'] as const,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    upstreamDuration: new Histogram({
+      name: 'airlock_upstream_duration_seconds',
+      help: 'Time from sending a request upstream to its response headers, by status class (or "error").',
+      labelNames: ['status_class'] as const,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    proxyResponses: new Counter({
+      name: 'airlock_proxy_errors_total',
+      help: 'Responses Airlock made itself instead of forwarding, by error code (denied, bad_request, ...).',
+      labelNames: ['code'] as const,
+      registers,
+    }),
+    policyReloads: new Counter({
+      name: 'airlock_policy_reloads_total',
+      help: 'Policy load attempts, by result (success or failure).',
+      labelNames: ['result'] as const,
+      registers,
+    }),
+    policyRules: new Gauge({
+      name: 'airlock_policy_rules',
+      help: 'Number of rules in the policy in force.',
+      registers,
+    }),
+    policyLastReloadSuccess: new Gauge({
+      name: 'airlock_policy_last_reload_success_timestamp_seconds',
+      help: 'Unix time of the last successful policy load.',
+      registers,
+    }),
+    policyLoaded: new Gauge({
+      name: 'airlock_policy_loaded_ok',
+      help: '1 if the last policy load attempt succeeded, 0 if it failed (the previous policy stays in force).',
+      registers,
+    }),
+    tunnels: new Counter({
+      name: 'airlock_tunnels_total',
+      help: 'CONNECT tunnels, by decision.',
+      labelNames: ['decision'] as const,
+      registers,
+    }),
+    auditEvents: new Counter({
+      name: 'airlock_audit_events_total',
+      help: 'Events written to the audit trail, by event type.',
+      labelNames: ['event'] as const,
+      registers,
+    }),
+    auditErrors: new Counter({
+      name: 'airlock_audit_errors_total',
+      help: 'Audit writes that failed: the audit trail is missing events.',
+      registers,
+    }),
+  };
+}

@@ -1,0 +1,544 @@
+/**
+ * Semantic validation across all policy files, and compilation into the matchers and index that
+ * evaluate() reads. Pure: files arrive parsed and schema-valid, each with a way to locate a node.
+ */
+import { METHODS } from 'node:http';
+import { parseDuration } from './duration.js';
+import { compileGlob } from './glob.js';
+import type { PolicyFile, PolicyMatch, PolicyRule } from './schema.js';
+import {
+  ACTION_RANK,
+  type Action,
+  type ApprovalSettings,
+  type ClassificationConfig,
+  type CompiledPolicy,
+  type CompiledRule,
+  type HeaderCondition,
+  type HostPattern,
+  type IdentityConfig,
+  type PolicyError,
+  type PolicyTestCase,
+  type ReverseRoute,
+  type RuleIndex,
+  type RuleInfo,
+  type SourcePosition,
+} from './types.js';
+
+export type YamlPath = readonly (string | number)[];
+/** Position of the node at `path` (or of its key), falling back to the nearest existing parent. */
+export type Locate = (path: YamlPath, at?: 'key' | 'value') => SourcePosition;
+
+export interface ParsedPolicyFile {
+  file: string;
+  data: PolicyFile;
+  locate: Locate;
+}
+
+export type CompileResult =
+  | { ok: true; policy: CompiledPolicy; warnings: PolicyError[] }
+  | { ok: false; errors: PolicyError[]; warnings: PolicyError[] };
+
+const KNOWN_METHODS: ReadonlySet<string> = new Set(METHODS);
+
+const where = (p: SourcePosition): string => `${p.file}:${p.line}:${p.col}`;
+
+/** Collects problems with their positions while compilation goes on, so one run reports them all. */
+class Problems {
+  readonly errors: PolicyError[] = [];
+  readonly warnings: PolicyError[] = [];
+  error(at: SourcePosition, message: string): void {
+    this.errors.push({ ...at, message });
+  }
+  warn(at: SourcePosition, message: string): void {
+    this.warnings.push({ ...at, message });
+  }
+}
+
+interface Defined<T> {
+  value: T;
+  source: SourcePosition;
+}
+
+export function compilePolicy(files: readonly ParsedPolicyFile[], version: string): CompileResult {
+  const p = new Problems();
+  const defaultAction = compileDefaults(files, p);
+  const { config: classification, declared: classificationDeclared } = compileClassification(files, p);
+  const identities = compileIdentities(files, p);
+  const approverGroups = compileApprovers(files, p);
+  const routes = compileRoutes(files, p);
+  const knownGroups = new Set([...identities.values()].flatMap((i) => i.groups));
+
+  const ctx: RuleContext = { classification, classificationDeclared, identities, approverGroups, knownGroups };
+  const rules: CompiledRule[] = [];
+  const ruleSources = new Map<string, SourcePosition>();
+  for (const f of files) {
+    for (const [i, rule] of (f.data.rules ?? []).entries()) {
+      const at = (...rest: YamlPath): SourcePosition => f.locate(['rules', i, ...rest]);
+      const first = ruleSources.get(rule.id);
+      if (first) {
+        p.error(at('id'), `duplicate rule id "${rule.id}" (first defined at ${where(first)})`);
+        continue;
+      }
+      ruleSources.set(rule.id, at());
+      const compiled = compileRule(rule, rules.length, at, ctx, p);
+      if (compiled) rules.push(compiled);
+    }
+  }
+  if (rules.length === 0 && p.errors.length === 0) {
+    const first = files[0];
+    if (first) p.warn(first.locate([]), `no rules in any policy file: every request gets the default (${defaultAction})`);
+  }
+
+  const tests = compileTests(files, ruleSources, p);
+  if (p.errors.length > 0) return { ok: false, errors: p.errors, warnings: p.warnings };
+
+  const inspectedHeaders = new Set(rules.flatMap((r) => r.headers.map((h) => h.name)));
+  if (classification) inspectedHeaders.add(classification.header);
+  const policy: CompiledPolicy = {
+    version,
+    files: files.map((f) => f.file),
+    defaultAction,
+    rules: rules.map((r) => r.info),
+    classification,
+    inspectedHeaders,
+    identities,
+    approverGroups,
+    routes,
+    tests,
+    index: buildIndex(rules),
+  };
+  return { ok: true, policy, warnings: p.warnings };
+}
+
+/** Files that disagree on the default get the most restrictive one: splitting policy into files must never loosen it. */
+function compileDefaults(files: readonly ParsedPolicyFile[], p: Problems): Action {
+  const declared: Defined<Action>[] = [];
+  for (const f of files) {
+    const action = f.data.defaults?.action;
+    if (action) declared.push({ value: action, source: f.locate(['defaults', 'action']) });
+  }
+  const strictest = declared.reduce<Defined<Action> | null>(
+    (best, d) => (best === null || ACTION_RANK[d.value] > ACTION_RANK[best.value] ? d : best),
+    null,
+  );
+  if (!strictest) return 'deny';
+  for (const d of declared) {
+    if (d.value !== strictest.value) {
+      p.warn(d.source, `defaults.action ${d.value} is overridden by ${strictest.value} at ${where(strictest.source)}: files disagree and the most restrictive default applies`);
+    }
+  }
+  return strictest.value;
+}
+
+/** `declared` is true even when the declaration had errors, so rules using it don't add a second, misleading one. */
+function compileClassification(files: readonly ParsedPolicyFile[], p: Problems): { config: ClassificationConfig | null; declared: boolean } {
+  let first: Defined<ClassificationConfig> | null = null;
+  let declared = false;
+  for (const f of files) {
+    const c = f.data.classification;
+    if (!c) continue;
+    declared = true;
+    const source = f.locate(['classification']);
+    const seen = new Set<string>();
+    let valid = true;
+    for (const [i, level] of c.levels.entries()) {
+      if (seen.has(level)) {
+        p.error(f.locate(['classification', 'levels', i]), `classification level "${level}" is listed twice`);
+        valid = false;
+      }
+      seen.add(level);
+    }
+    if (c.missing !== undefined && !seen.has(c.missing)) {
+      p.error(f.locate(['classification', 'missing']), `classification.missing "${c.missing}" is not one of the levels [${c.levels.join(', ')}]`);
+      valid = false;
+    }
+    if (!valid) continue;
+    const config: ClassificationConfig = {
+      header: c.header.toLowerCase(),
+      levels: c.levels,
+      // Unlabelled data counts as the most sensitive: a missing header must not be a way around a rule.
+      missing: c.missing ?? c.levels[c.levels.length - 1] ?? '',
+    };
+    if (!first) {
+      first = { value: config, source };
+    } else if (!sameClassification(first.value, config)) {
+      p.error(source, `classification differs from the one at ${where(first.source)}; every file that declares classification must declare the same header, levels and missing`);
+    }
+  }
+  return { config: first?.value ?? null, declared };
+}
+
+function sameClassification(a: ClassificationConfig, b: ClassificationConfig): boolean {
+  return a.header === b.header && a.missing === b.missing && a.levels.length === b.levels.length && a.levels.every((l, i) => l === b.levels[i]);
+}
+
+function compileIdentities(files: readonly ParsedPolicyFile[], p: Problems): Map<string, IdentityConfig> {
+  const identities = new Map<string, IdentityConfig>();
+  const sources = new Map<string, SourcePosition>();
+  const tokenOwners = new Map<string, string>();
+  for (const f of files) {
+    for (const [id, def] of Object.entries(f.data.identities ?? {})) {
+      const source = f.locate(['identities', id], 'key');
+      const first = sources.get(id);
+      if (first) {
+        p.error(source, `identity "${id}" is already defined at ${where(first)}`);
+        continue;
+      }
+      sources.set(id, source);
+      const tokenSha256: Buffer[] = [];
+      for (const [i, token] of (def.tokens ?? []).entries()) {
+        const hex = token.slice('sha256:'.length);
+        const owner = tokenOwners.get(hex);
+        if (owner !== undefined) {
+          p.error(f.locate(['identities', id, 'tokens', i]), `this token digest is already used by identity "${owner}"; a token must identify one caller`);
+          continue;
+        }
+        tokenOwners.set(hex, id);
+        tokenSha256.push(Buffer.from(hex, 'hex'));
+      }
+      identities.set(id, { id, ...(def.owner !== undefined ? { owner: def.owner } : {}), groups: [...new Set(def.groups)], tokenSha256 });
+    }
+  }
+  return identities;
+}
+
+function compileApprovers(files: readonly ParsedPolicyFile[], p: Problems): Map<string, { slack: readonly string[]; api: readonly string[] }> {
+  const groups = new Map<string, { slack: readonly string[]; api: readonly string[] }>();
+  const sources = new Map<string, SourcePosition>();
+  for (const f of files) {
+    for (const [name, def] of Object.entries(f.data.approvers ?? {})) {
+      const source = f.locate(['approvers', name], 'key');
+      const first = sources.get(name);
+      if (first) {
+        p.error(source, `approver group "${name}" is already defined at ${where(first)}`);
+        continue;
+      }
+      sources.set(name, source);
+      const slack = [...new Set(def.slack ?? [])];
+      const api = [...new Set(def.api ?? [])];
+      if (slack.length + api.length === 0) p.error(source, `approver group "${name}" has no members (list slack and/or api approvers)`);
+      groups.set(name, { slack, api });
+    }
+  }
+  return groups;
+}
+
+function compileRoutes(files: readonly ParsedPolicyFile[], p: Problems): ReverseRoute[] {
+  const routes: ReverseRoute[] = [];
+  const sources = new Map<string, SourcePosition>();
+  for (const f of files) {
+    for (const [i, r] of (f.data.routes ?? []).entries()) {
+      const source = f.locate(['routes', i]);
+      const prefixAt = f.locate(['routes', i, 'prefix']);
+      if (!/^\/(?:[^?#%\s]*\/)?$/.test(r.prefix)) {
+        p.error(prefixAt, `route prefix "${r.prefix}" must start and end with "/" and contain no "?", "#", "%" or spaces`);
+        continue;
+      }
+      const first = sources.get(r.prefix);
+      if (first) {
+        p.error(prefixAt, `route prefix "${r.prefix}" is already routed at ${where(first)}`);
+        continue;
+      }
+      const upstream = parseUpstream(r.upstream);
+      if (typeof upstream === 'string') {
+        p.error(f.locate(['routes', i, 'upstream']), upstream);
+        continue;
+      }
+      sources.set(r.prefix, source);
+      routes.push({ prefix: r.prefix, ...upstream, source });
+    }
+  }
+  // Longest prefix first, so the first route whose prefix matches is the most specific one.
+  return routes.sort((a, b) => b.prefix.length - a.prefix.length);
+}
+
+function parseUpstream(raw: string): Pick<ReverseRoute, 'scheme' | 'host' | 'port' | 'upstreamPath'> | string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return `route upstream "${raw}" is not a URL`;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return `route upstream "${raw}" must be an http or https URL`;
+  if (url.username || url.password) return `route upstream "${raw}" must not contain credentials`;
+  if (raw.includes('?') || raw.includes('#')) return `route upstream "${raw}" must not have a query or fragment`;
+  const scheme = url.protocol === 'https:' ? 'https' : 'http';
+  return {
+    scheme,
+    host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+    port: url.port ? Number(url.port) : scheme === 'https' ? 443 : 80,
+    upstreamPath: url.pathname.endsWith('/') ? url.pathname : `${url.pathname}/`,
+  };
+}
+
+interface RuleContext {
+  classification: ClassificationConfig | null;
+  classificationDeclared: boolean;
+  identities: ReadonlyMap<string, IdentityConfig>;
+  approverGroups: ReadonlyMap<string, { slack: readonly string[]; api: readonly string[] }>;
+  knownGroups: ReadonlySet<string>;
+}
+
+function compileRule(rule: PolicyRule, order: number, at: (...rest: YamlPath) => SourcePosition, ctx: RuleContext, p: Problems): CompiledRule | null {
+  const before = p.errors.length;
+  const approval = compileApproval(rule, at, ctx, p);
+  const m: PolicyMatch = rule.match;
+  const matchAt = (...rest: YamlPath): SourcePosition => at('match', ...rest);
+
+  const methods = m.methods ? new Set(m.methods.map((x) => x.toUpperCase())) : null;
+  for (const [i, method] of (m.methods ?? []).entries()) {
+    if (!KNOWN_METHODS.has(method.toUpperCase())) p.warn(matchAt('methods', i), `method "${method}" is not one the proxy's HTTP parser accepts; no request will have it`);
+  }
+
+  let hosts: HostPattern[] | null = null;
+  if (m.hosts) {
+    hosts = [];
+    for (const [i, raw] of m.hosts.entries()) {
+      const host = compileHost(raw);
+      if (typeof host === 'string') p.error(matchAt('hosts', i), host);
+      else hosts.push(host);
+    }
+  }
+
+  let paths: { glob: string; regex: RegExp }[] | null = null;
+  if (m.paths) {
+    paths = [];
+    for (const [i, glob] of m.paths.entries()) {
+      const compiled = compileGlob(glob);
+      if (compiled.ok) paths.push({ glob, regex: compiled.regex });
+      else p.error(matchAt('paths', i), compiled.message);
+    }
+  }
+
+  const headers: HeaderCondition[] = [];
+  const headerNames = new Map<string, string>();
+  for (const [written, cond] of Object.entries(m.headers ?? {})) {
+    const name = written.toLowerCase();
+    const here = matchAt('headers', written);
+    const clash = headerNames.get(name);
+    if (clash !== undefined) {
+      p.error(here, `header "${written}" is already constrained as "${clash}" (header names are case-insensitive)`);
+      continue;
+    }
+    headerNames.set(name, written);
+    const given = (['equals', 'oneOf', 'present'] as const).filter((k) => cond[k] !== undefined);
+    if (given.length !== 1) {
+      p.error(here, `header "${written}" needs exactly one of equals, oneOf, present (got ${given.length === 0 ? 'none' : given.join(', ')})`);
+      continue;
+    }
+    if (cond.equals !== undefined) headers.push({ name, kind: 'equals', value: cond.equals });
+    else if (cond.oneOf !== undefined) headers.push({ name, kind: 'oneOf', values: new Set(cond.oneOf) });
+    else headers.push({ name, kind: 'present', present: cond.present === true });
+  }
+
+  const classification = compileClassificationMatch(m, matchAt, ctx, p);
+  const identities = compileIdentityMatch(m, matchAt, ctx, p);
+
+  if (Object.keys(m).length === 0) p.warn(at('match'), `rule "${rule.id}" has an empty match: it matches every request`);
+  if (p.errors.length > before) return null;
+
+  const info: RuleInfo = {
+    id: rule.id,
+    action: rule.action,
+    mode: rule.mode,
+    ...(rule.description !== undefined ? { description: rule.description } : {}),
+    ...(rule.reason !== undefined ? { reason: rule.reason } : {}),
+    source: at(),
+    ...(approval ? { approval } : {}),
+  };
+  return {
+    info,
+    order,
+    rank: ACTION_RANK[rule.action],
+    methods,
+    hosts,
+    ports: m.ports ? new Set(m.ports) : null,
+    paths,
+    headers,
+    classification,
+    identities,
+    needsRequest: methods !== null || paths !== null || headers.length > 0 || classification !== null,
+  };
+}
+
+function compileApproval(rule: PolicyRule, at: (...rest: YamlPath) => SourcePosition, ctx: RuleContext, p: Problems): ApprovalSettings | null {
+  const a = rule.approval;
+  if (rule.action !== 'approve') {
+    if (a) p.error(at('approval'), `approval is only allowed on rules with action: approve (this rule's action is ${rule.action})`);
+    return null;
+  }
+  if (!a) {
+    p.error(at('action'), `rule "${rule.id}" has action: approve but no approval: { approvers: [...] }`);
+    return null;
+  }
+  const members = new Set<string>();
+  let groupsOk = true;
+  for (const [i, group] of a.approvers.entries()) {
+    const def = ctx.approverGroups.get(group);
+    if (!def) {
+      const known = [...ctx.approverGroups.keys()];
+      p.error(at('approval', 'approvers', i), `unknown approver group "${group}" (defined groups: ${known.length ? known.join(', ') : 'none'})`);
+      groupsOk = false;
+      continue;
+    }
+    for (const id of [...def.slack, ...def.api]) members.add(id);
+  }
+  if (groupsOk && a.required > members.size) {
+    p.error(at('approval', 'required'), `approval.required is ${a.required} but the approver groups [${a.approvers.join(', ')}] have only ${members.size} distinct approver(s)`);
+  }
+  const waitMs = parseDuration(a.wait);
+  const expiresMs = parseDuration(a.expires);
+  if (waitMs === null || expiresMs === null) return null; // the schema already reported the bad duration
+  if (waitMs > expiresMs) {
+    p.error(at('approval', 'wait'), `approval.wait (${a.wait}) is longer than approval.expires (${a.expires}); a held request would outlive its approval`);
+  }
+  return { approvers: [...new Set(a.approvers)], required: a.required, waitMs, expiresMs, ...(a.channel !== undefined ? { channel: a.channel } : {}) };
+}
+
+function compileClassificationMatch(m: PolicyMatch, matchAt: (...rest: YamlPath) => SourcePosition, ctx: RuleContext, p: Problems): CompiledRule['classification'] {
+  const c = m.classification;
+  if (!c) return null;
+  const config = ctx.classification;
+  if (!config) {
+    if (!ctx.classificationDeclared) p.error(matchAt('classification'), 'match.classification needs a top-level classification: { header, levels } in some policy file');
+    return null;
+  }
+  if ((c.atLeast === undefined) === (c.in === undefined)) {
+    p.error(matchAt('classification'), 'match.classification needs exactly one of atLeast, in');
+    return null;
+  }
+  const unknown = (level: string, path: YamlPath): void =>
+    p.error(matchAt('classification', ...path), `unknown classification level "${level}" (levels: ${config.levels.join(', ')})`);
+  if (c.atLeast !== undefined) {
+    const from = config.levels.indexOf(c.atLeast);
+    if (from < 0) {
+      unknown(c.atLeast, ['atLeast']);
+      return null;
+    }
+    return { levels: new Set(config.levels.slice(from)), text: `at least ${c.atLeast}` };
+  }
+  const levels = c.in ?? [];
+  let ok = true;
+  for (const [i, level] of levels.entries()) {
+    if (!config.levels.includes(level)) {
+      unknown(level, ['in', i]);
+      ok = false;
+    }
+  }
+  return ok ? { levels: new Set(levels), text: `in [${levels.join(', ')}]` } : null;
+}
+
+function compileIdentityMatch(m: PolicyMatch, matchAt: (...rest: YamlPath) => SourcePosition, ctx: RuleContext, p: Problems): CompiledRule['identities'] {
+  if (!m.identities) return null;
+  const ids = new Set<string>();
+  const groups = new Set<string>();
+  for (const [i, ref] of m.identities.entries()) {
+    if (ref.startsWith('group:')) {
+      const group = ref.slice('group:'.length);
+      if (!ctx.knownGroups.has(group)) p.warn(matchAt('identities', i), `no identity is in group "${group}": this entry matches no caller`);
+      groups.add(group);
+    } else if (ctx.identities.has(ref)) {
+      ids.add(ref);
+    } else {
+      p.error(matchAt('identities', i), `unknown identity "${ref}" (write "group:${ref}" for a group)`);
+    }
+  }
+  return { ids, groups };
+}
+
+/**
+ * Host patterns: an exact name, `*.suffix` (any depth of subdomain, not the apex) or `*`.
+ * Names go through the WHATWG URL parser so they compare equal to canonical request hosts
+ * (lower case, IDNA as punycode, IPv4 normalised, IPv6 without brackets).
+ */
+function compileHost(raw: string): HostPattern | string {
+  if (raw === '*') return { kind: 'any' };
+  const wildcard = raw.startsWith('*.');
+  const name = wildcard ? raw.slice(2) : raw;
+  if (name.includes('*')) return `host pattern "${raw}": "*" is only allowed alone or as a leading "*." (e.g. "*.example.com")`;
+  if (name === '' || /[\s/?#@\\%]/.test(name)) return `host pattern "${raw}" is not a host name`;
+  const bracketed = name.startsWith('[') && name.endsWith(']');
+  if (!bracketed && name.includes(':')) return `host pattern "${raw}" must not contain a port (use match.ports; write IPv6 addresses in brackets)`;
+  if (bracketed && wildcard) return `host pattern "${raw}": an IPv6 address cannot have a wildcard`;
+  let hostname: string;
+  try {
+    hostname = new URL(`http://${name}/`).hostname;
+  } catch {
+    return `host pattern "${raw}" is not a valid host name`;
+  }
+  hostname = hostname.replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '');
+  if (wildcard) {
+    // The URL parser reads a numeric last label as IPv4 (and rewrites it); a wildcard needs a domain.
+    if (/(?:^|\.)[0-9]+$/.test(name.replace(/\.$/, '')) || hostname === '') return `host pattern "${raw}": a wildcard needs a domain name, not an address`;
+    return { kind: 'suffix', suffix: hostname };
+  }
+  return { kind: 'exact', host: hostname };
+}
+
+function compileTests(files: readonly ParsedPolicyFile[], ruleSources: ReadonlyMap<string, SourcePosition>, p: Problems): PolicyTestCase[] {
+  const tests: PolicyTestCase[] = [];
+  for (const f of files) {
+    for (const [i, t] of (f.data.tests ?? []).entries()) {
+      if (t.rule != null && !ruleSources.has(t.rule)) {
+        p.error(f.locate(['tests', i, 'rule']), `test expects rule "${t.rule}", which no policy file defines`);
+        continue;
+      }
+      tests.push({
+        method: t.request.method.toUpperCase(),
+        url: t.request.url,
+        headers: t.request.headers ?? {},
+        identity: t.request.identity ?? null,
+        expect: t.expect,
+        ...(t.rule !== undefined ? { rule: t.rule } : {}),
+        source: f.locate(['tests', i]),
+      });
+    }
+  }
+  return tests;
+}
+
+interface MutableBucket {
+  all: CompiledRule[];
+  byMethod: Map<string, CompiledRule[]>;
+  anyMethod: CompiledRule[];
+}
+
+function newBucket(): MutableBucket {
+  return { all: [], byMethod: new Map(), anyMethod: [] };
+}
+
+function addToBucket(bucket: MutableBucket, rule: CompiledRule): void {
+  bucket.all.push(rule);
+  if (!rule.methods) {
+    bucket.anyMethod.push(rule);
+    return;
+  }
+  for (const method of rule.methods) {
+    const list = bucket.byMethod.get(method);
+    if (list) list.push(rule);
+    else bucket.byMethod.set(method, [rule]);
+  }
+}
+
+/** Index by host (exact, wildcard suffix, any) then method; rules are added in load order, so every list stays in it. */
+function buildIndex(rules: readonly CompiledRule[]): RuleIndex {
+  const exactHosts = new Map<string, MutableBucket>();
+  const hostSuffixes = new Map<string, MutableBucket>();
+  const anyHost = newBucket();
+  const bucketIn = (map: Map<string, MutableBucket>, key: string): MutableBucket => {
+    let b = map.get(key);
+    if (!b) map.set(key, (b = newBucket()));
+    return b;
+  };
+  for (const rule of rules) {
+    // A rule listing both `a.example` and `*.example` lands in two buckets, but never twice in one.
+    const buckets = new Set<MutableBucket>();
+    for (const h of rule.hosts ?? [{ kind: 'any' } as const]) {
+      if (h.kind === 'any') buckets.add(anyHost);
+      else if (h.kind === 'exact') buckets.add(bucketIn(exactHosts, h.host));
+      else buckets.add(bucketIn(hostSuffixes, h.suffix));
+    }
+    for (const b of buckets) addToBucket(b, rule);
+  }
+  return { rules, exactHosts, hostSuffixes, anyHost };
+}

@@ -1,0 +1,140 @@
+/**
+ * The policy decision: a pure function of a canonical request and a compiled policy. No I/O, no clock.
+ *
+ * Every enforcing rule that matches counts and the most restrictive action wins (deny > approve >
+ * allow), so rule order can never open a hole; order only picks which of several equally
+ * restrictive rules is named as the decider. Rules in `mode: report` never change the decision.
+ */
+import type { CanonicalRequest, CompiledPolicy, CompiledRule, Decision, HeaderCondition, Identity, RuleBucket, TunnelDecision } from './types.js';
+
+export function evaluate(req: CanonicalRequest, policy: CompiledPolicy): Decision {
+  const matched: CompiledRule[] = [];
+  const reported: CompiledRule[] = [];
+  const { exactHosts, hostSuffixes, anyHost } = policy.index;
+  scanBucket(exactHosts.get(req.host), req, matched, reported);
+  if (hostSuffixes.size > 0) {
+    // `*.data.internal` is keyed `data.internal`: look up every proper label suffix of the host.
+    for (let dot = req.host.indexOf('.'); dot !== -1; dot = req.host.indexOf('.', dot + 1)) {
+      scanBucket(hostSuffixes.get(req.host.slice(dot + 1)), req, matched, reported);
+    }
+  }
+  scanBucket(anyHost, req, matched, reported);
+  return decide(matched, reported, policy);
+}
+
+/**
+ * The decision for a CONNECT to host:port, before any byte of the tunnel is seen. `host` must be
+ * canonical (lower case, punycode, IPv6 without brackets). When a rule that could apply needs the
+ * method, path, headers or classification, the tunnel must be inspected, unless a host-level deny
+ * already decides: nothing inside the tunnel could make the outcome less restrictive than deny.
+ */
+export function evaluateTunnel(identity: Identity | null, host: string, port: number, policy: CompiledPolicy): TunnelDecision {
+  const hostLevel: CompiledRule[] = [];
+  const needRequest: CompiledRule[] = [];
+  const reported: CompiledRule[] = [];
+  const visit = (bucket: RuleBucket | undefined): void => {
+    for (const rule of bucket?.all ?? []) {
+      if (rule.ports && !rule.ports.has(port)) continue;
+      if (rule.identities && !identityMatches(rule.identities, identity)) continue;
+      if (rule.info.mode === 'report') {
+        if (!rule.needsRequest) addOnce(reported, rule);
+      } else {
+        addOnce(rule.needsRequest ? needRequest : hostLevel, rule);
+      }
+    }
+  };
+  const { exactHosts, hostSuffixes, anyHost } = policy.index;
+  visit(exactHosts.get(host));
+  for (let dot = host.indexOf('.'); dot !== -1; dot = host.indexOf('.', dot + 1)) visit(hostSuffixes.get(host.slice(dot + 1)));
+  visit(anyHost);
+
+  const decision = decide(hostLevel, reported, policy);
+  if (needRequest.length === 0 || (decision.action === 'deny' && decision.rule !== null)) return { kind: 'decided', decision };
+  return { kind: 'inspect', rules: needRequest.sort(byOrder).map((r) => r.info.id) };
+}
+
+function scanBucket(bucket: RuleBucket | undefined, req: CanonicalRequest, matched: CompiledRule[], reported: CompiledRule[]): void {
+  if (!bucket) return;
+  const byMethod = bucket.byMethod.get(req.method);
+  if (byMethod) scanList(byMethod, req, matched, reported);
+  scanList(bucket.anyMethod, req, matched, reported);
+}
+
+function scanList(rules: readonly CompiledRule[], req: CanonicalRequest, matched: CompiledRule[], reported: CompiledRule[]): void {
+  for (const rule of rules) {
+    if (matchesBesidesHost(rule, req)) addOnce(rule.info.mode === 'report' ? reported : matched, rule);
+  }
+}
+
+/** A rule listing several host patterns can be reached through more than one bucket. */
+function addOnce(list: CompiledRule[], rule: CompiledRule): void {
+  if (!list.includes(rule)) list.push(rule);
+}
+
+/** Every criterion except the host, which the index has already established. */
+function matchesBesidesHost(rule: CompiledRule, req: CanonicalRequest): boolean {
+  if (rule.ports && !rule.ports.has(req.port)) return false;
+  if (rule.methods && !rule.methods.has(req.method)) return false;
+  if (rule.paths) {
+    let any = false;
+    for (const p of rule.paths) {
+      if (p.regex.test(req.path)) {
+        any = true;
+        break;
+      }
+    }
+    if (!any) return false;
+  }
+  for (const h of rule.headers) {
+    if (!headerMatches(h, headerValue(req, h.name))) return false;
+  }
+  if (rule.classification && (req.classification === null || !rule.classification.levels.has(req.classification))) return false;
+  if (rule.identities && !identityMatches(rule.identities, req.identity)) return false;
+  return true;
+}
+
+/** Own properties only: a header named `constructor` must not find Object.prototype's. */
+export function headerValue(req: CanonicalRequest, name: string): string | string[] | undefined {
+  return Object.hasOwn(req.headers, name) ? req.headers[name] : undefined;
+}
+
+/** A header sent more than once (an array) never equals anything: which copy counts would be a guess. */
+export function headerMatches(cond: HeaderCondition, value: string | string[] | undefined): boolean {
+  switch (cond.kind) {
+    case 'present':
+      return (value !== undefined) === cond.present;
+    case 'equals':
+      return typeof value === 'string' && value === cond.value;
+    case 'oneOf':
+      return typeof value === 'string' && cond.values.has(value);
+  }
+}
+
+/** Anonymous callers never satisfy an identities constraint. */
+export function identityMatches(constraint: NonNullable<CompiledRule['identities']>, identity: Identity | null): boolean {
+  if (!identity) return false;
+  if (constraint.ids.has(identity.id)) return true;
+  for (const g of identity.groups) if (constraint.groups.has(g)) return true;
+  return false;
+}
+
+const byOrder = (a: CompiledRule, b: CompiledRule): number => a.order - b.order;
+/** Most restrictive first; among equals, load order. */
+const byRestrictiveness = (a: CompiledRule, b: CompiledRule): number => b.rank - a.rank || a.order - b.order;
+
+function decide(matched: CompiledRule[], reported: CompiledRule[], policy: CompiledPolicy): Decision {
+  const report = reported.length === 0 ? [] : reported.sort(byOrder).map((r) => ({ rule: r.info.id, action: r.info.action }));
+  const decider = matched.sort(byRestrictiveness)[0];
+  if (!decider) {
+    return { action: policy.defaultAction, rule: null, matched: [], report, reason: `no rule matched; default is ${policy.defaultAction}` };
+  }
+  const { id, action, reason, description, approval } = decider.info;
+  return {
+    action,
+    rule: id,
+    matched: matched.map((r) => r.info.id),
+    report,
+    reason: reason ?? description ?? `rule ${id} (${action})`,
+    ...(approval && action === 'approve' ? { approval } : {}),
+  };
+}

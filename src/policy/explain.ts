@@ -1,0 +1,99 @@
+/**
+ * Why a request gets its decision: for every rule, each criterion checked in turn up to the first
+ * one that fails. For `airlock policy explain`; slow on purpose (no index), so it can't disagree
+ * with evaluate() by sharing a bug in the index.
+ */
+import { evaluate, headerMatches, headerValue, identityMatches } from './evaluate.js';
+import type { Action, CanonicalRequest, CompiledPolicy, CompiledRule, Decision, HostPattern, RuleMode, SourcePosition } from './types.js';
+
+export type Criterion = 'method' | 'host' | 'port' | 'path' | 'header' | 'classification' | 'identity';
+
+export interface CriterionResult {
+  criterion: Criterion;
+  ok: boolean;
+  /** e.g. `method POST in [POST]`, `host a.data.internal matches *.data.internal`. */
+  detail: string;
+}
+
+export interface RuleExplanation {
+  id: string;
+  action: Action;
+  mode: RuleMode;
+  source: SourcePosition;
+  matched: boolean;
+  /** The criteria the rule has, in order, up to and including the first that failed. */
+  criteria: CriterionResult[];
+}
+
+export interface Explanation {
+  decision: Decision;
+  rules: RuleExplanation[];
+}
+
+export function explain(req: CanonicalRequest, policy: CompiledPolicy): Explanation {
+  return {
+    decision: evaluate(req, policy),
+    rules: policy.index.rules.map((rule) => explainRule(rule, req)),
+  };
+}
+
+const list = (items: Iterable<string | number>): string => `[${[...items].join(', ')}]`;
+
+function formatHostPattern(h: HostPattern): string {
+  return h.kind === 'any' ? '*' : h.kind === 'suffix' ? `*.${h.suffix}` : h.host;
+}
+
+function hostMatches(h: HostPattern, host: string): boolean {
+  return h.kind === 'any' || (h.kind === 'exact' ? host === h.host : host.endsWith(`.${h.suffix}`));
+}
+
+function explainRule(rule: CompiledRule, req: CanonicalRequest): RuleExplanation {
+  const criteria: CriterionResult[] = [];
+  const check = (criterion: Criterion, ok: boolean, detail: string): boolean => {
+    criteria.push({ criterion, ok, detail });
+    return ok;
+  };
+  const matched = checkAll(rule, req, check);
+  return { id: rule.info.id, action: rule.info.action, mode: rule.info.mode, source: rule.info.source, matched, criteria };
+}
+
+function checkAll(rule: CompiledRule, req: CanonicalRequest, check: (c: Criterion, ok: boolean, detail: string) => boolean): boolean {
+  if (rule.methods) {
+    const ok = rule.methods.has(req.method);
+    if (!check('method', ok, `method ${req.method} ${ok ? 'in' : 'not in'} ${list(rule.methods)}`)) return false;
+  }
+  if (rule.hosts) {
+    const hit = rule.hosts.find((h) => hostMatches(h, req.host));
+    const detail = hit ? `host ${req.host} matches ${formatHostPattern(hit)}` : `host ${req.host} matches none of ${list(rule.hosts.map(formatHostPattern))}`;
+    if (!check('host', hit !== undefined, detail)) return false;
+  }
+  if (rule.ports) {
+    const ok = rule.ports.has(req.port);
+    if (!check('port', ok, `port ${req.port} ${ok ? 'in' : 'not in'} ${list(rule.ports)}`)) return false;
+  }
+  if (rule.paths) {
+    const hit = rule.paths.find((p) => p.regex.test(req.path));
+    const detail = hit ? `path ${req.path} matches ${hit.glob}` : `path ${req.path} matches none of ${list(rule.paths.map((p) => p.glob))}`;
+    if (!check('path', hit !== undefined, detail)) return false;
+  }
+  for (const h of rule.headers) {
+    const value = headerValue(req, h.name);
+    const ok = headerMatches(h, value);
+    const shown = value === undefined ? 'is absent' : Array.isArray(value) ? `is sent ${value.length} times` : `is ${JSON.stringify(value)}`;
+    const wanted =
+      h.kind === 'present' ? (h.present ? 'present' : 'absent') : h.kind === 'equals' ? `equals ${JSON.stringify(h.value)}` : `one of ${list([...h.values].map((v) => JSON.stringify(v)))}`;
+    if (!check('header', ok, `header ${h.name} ${shown}; rule wants ${wanted}`)) return false;
+  }
+  if (rule.classification) {
+    const level = req.classification;
+    const ok = level !== null && rule.classification.levels.has(level);
+    if (!check('classification', ok, `classification ${level ?? '(none)'} ${ok ? '' : 'not '}${rule.classification.text}`)) return false;
+  }
+  if (rule.identities) {
+    const ok = identityMatches(rule.identities, req.identity);
+    const wanted = list([...rule.identities.ids, ...[...rule.identities.groups].map((g) => `group:${g}`)]);
+    const who = req.identity ? `identity ${req.identity.id}${req.identity.groups.length ? ` (groups ${list(req.identity.groups)})` : ''}` : 'anonymous caller';
+    if (!check('identity', ok, `${who} ${ok ? 'in' : 'not in'} ${wanted}`)) return false;
+  }
+  return true;
+}

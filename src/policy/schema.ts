@@ -1,0 +1,139 @@
+/**
+ * The shape of ONE policy file: the single source of truth for validation, the TypeScript types of
+ * parsed files (z.infer) and the JSON Schema editors use (policies/schema.json).
+ *
+ * Only what can be checked inside one value lives here; cross-references (approver groups,
+ * identities, classification levels, duplicate ids) are checked in compile.ts, which knows every file.
+ * Every object is strict: a typo such as `methds` must be an error, never a silently wider rule.
+ */
+import { z } from 'zod';
+import { DURATION_PATTERN } from './duration.js';
+
+/** Ids of rules, identities, groups and approver groups: no `:` (reserved for `group:` references). */
+const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** RFC 9110 token: what a header name or method may be made of. */
+const TOKEN_PATTERN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+const name = (what: string) =>
+  z.string().regex(NAME_PATTERN, `${what} must be letters, digits, '.', '_' or '-' (at most 128), starting with a letter or digit`);
+const duration = (what: string) =>
+  z.string().regex(DURATION_PATTERN, `${what} must be a positive duration such as 30s, 2m, 1h or 1d`);
+const nonEmptyStrings = (what: string) => z.array(z.string().min(1, `${what} must not be empty`)).min(1, `${what} must list at least one entry`);
+
+const ActionSchema = z.enum(['allow', 'deny', 'approve']);
+
+const HeaderMatchSchema = z
+  .strictObject({
+    equals: z.string().optional().describe('The header must be present once with exactly this value.'),
+    oneOf: z.array(z.string()).min(1).optional().describe('The header must be present once with one of these exact values.'),
+    present: z.boolean().optional().describe('true: the header must be present (any value); false: it must be absent.'),
+  })
+  .describe('Exactly one of equals, oneOf, present.');
+
+const ClassificationMatchSchema = z
+  .strictObject({
+    atLeast: z.string().min(1).optional().describe('The request level is this level or a higher one.'),
+    in: z.array(z.string().min(1)).min(1).optional().describe('The request level is one of these.'),
+  })
+  .describe('Exactly one of atLeast, in. Needs a top-level `classification:` in some policy file.');
+
+const MatchSchema = z
+  .strictObject({
+    methods: z.array(z.string().regex(TOKEN_PATTERN, 'a method must be an HTTP token such as GET')).min(1).optional()
+      .describe('HTTP methods (upper-cased at load). Absent: any method.'),
+    hosts: nonEmptyStrings('host pattern').optional()
+      .describe('Exact host names, "*.suffix" (any subdomain, not the apex) or "*" (any host). Absent: any host.'),
+    ports: z.array(z.int().min(1).max(65535)).min(1).optional().describe('Destination ports. Absent: any port.'),
+    paths: z.array(z.string().startsWith('/', 'a path glob must start with "/"')).min(1).optional()
+      .describe('Path globs on the decoded path: * within one segment, ** any number of segments, ? one character.'),
+    headers: z.record(z.string().regex(TOKEN_PATTERN, 'a header name must be an HTTP token'), HeaderMatchSchema).optional()
+      .describe('Header conditions (names case-insensitive); all must hold.'),
+    classification: ClassificationMatchSchema.optional(),
+    identities: nonEmptyStrings('identity').optional()
+      .describe('Identity ids, or "group:NAME" for every identity in that group. Anonymous callers never match.'),
+  })
+  .describe('All given criteria must hold (AND); within a list any entry may match (OR). Empty: every request.');
+
+const ApprovalSchema = z
+  .strictObject({
+    approvers: z.array(name('an approver group')).min(1).describe('Approver groups (top-level `approvers:`) who may decide.'),
+    required: z.int().min(1).default(1).describe('Distinct approvals needed.'),
+    wait: duration('wait').default('2m').describe('How long the client connection is held waiting for a decision.'),
+    expires: duration('expires').default('1h').describe('How long the pending request and its approval stay valid; at least `wait`.'),
+    channel: z.string().min(1).optional().describe('Slack channel the approval request is posted to.'),
+  })
+  .describe('Required when action is approve, not allowed otherwise.');
+
+const RuleSchema = z.strictObject({
+  id: name('a rule id').describe('Unique across all policy files; named in decisions and audit events.'),
+  description: z.string().optional(),
+  match: MatchSchema,
+  action: ActionSchema.describe('What a matching request gets. When several rules match, deny beats approve beats allow.'),
+  mode: z.enum(['enforce', 'report']).default('enforce')
+    .describe('report: the rule never changes a decision; decisions only list what it would have done.'),
+  reason: z.string().optional().describe('Shown to the agent and in the audit trail.'),
+  approval: ApprovalSchema.optional(),
+});
+
+const IdentitySchema = z.strictObject({
+  owner: z.string().min(1).optional().describe('The person responsible for this agent; they may not approve its requests.'),
+  groups: z.array(name('a group')).default([]),
+  tokens: z.array(z.string().regex(/^sha256:[0-9a-f]{64}$/, 'a token must be written as sha256:<64 lower-case hex digits> (the SHA-256 of the proxy token)'))
+    .optional().describe('SHA-256 digests of the proxy tokens this identity authenticates with.'),
+});
+
+const ApproverGroupSchema = z.strictObject({
+  slack: z.array(z.string().min(1)).optional().describe('Slack user ids.'),
+  api: z.array(z.string().min(1)).optional().describe('Names approvers use with the approvals API.'),
+});
+
+const ClassificationSchema = z.strictObject({
+  header: z.string().regex(TOKEN_PATTERN, 'the classification header must be an HTTP token'),
+  levels: z.array(name('a level')).min(1).describe('Lowest first.'),
+  missing: name('a level').optional().describe('Level of a request without the header. Default: the highest level.'),
+});
+
+const RouteSchema = z.strictObject({
+  prefix: z.string().describe('Origin-form path prefix, starting and ending with "/".'),
+  upstream: z.string().describe('http(s) URL the prefix is replaced with, e.g. https://api.openai.com/v1/.'),
+});
+
+const TestCaseSchema = z.strictObject({
+  request: z.strictObject({
+    method: z.string().regex(TOKEN_PATTERN, 'a method must be an HTTP token such as GET').default('GET'),
+    url: z.string().min(1).describe('Absolute URL, as an agent would send it to the proxy.'),
+    identity: name('an identity').nullable().optional().describe('Identity id (absent or null: anonymous).'),
+    headers: z.record(z.string().regex(TOKEN_PATTERN, 'a header name must be an HTTP token'), z.string()).optional(),
+  }),
+  expect: ActionSchema,
+  rule: name('a rule id').nullable().optional().describe('The rule that must decide (null: the default action).'),
+});
+
+export const PolicyFileSchema = z
+  .strictObject({
+    version: z.literal(1).describe('Policy format version; always 1.'),
+    defaults: z.strictObject({
+      action: z.enum(['allow', 'deny']).describe('Action when no enforcing rule matches. Files that disagree: deny wins.'),
+    }).optional(),
+    classification: ClassificationSchema.optional().describe('Data-classification scheme; identical in every file that declares it.'),
+    identities: z.record(name('an identity id'), IdentitySchema).optional(),
+    approvers: z.record(name('an approver group'), ApproverGroupSchema).optional(),
+    routes: z.array(RouteSchema).optional().describe('Reverse-proxy routes.'),
+    rules: z.array(RuleSchema).optional(),
+    tests: z.array(TestCaseSchema).optional().describe('Cases run by `airlock policy test`.'),
+  })
+  .describe('An Airlock policy file.');
+
+export type PolicyFile = z.infer<typeof PolicyFileSchema>;
+export type PolicyRule = z.infer<typeof RuleSchema>;
+export type PolicyMatch = z.infer<typeof MatchSchema>;
+
+/** The JSON Schema of a policy file (draft-07: what editors' YAML plugins support best), as written to policies/schema.json. */
+export function policyJsonSchema(): Record<string, unknown> {
+  const schema = z.toJSONSchema(PolicyFileSchema, { target: 'draft-7', io: 'input' });
+  return { ...schema, title: 'Airlock policy file' };
+}
+
+export function policyJsonSchemaText(): string {
+  return JSON.stringify(policyJsonSchema(), null, 2) + '\n';
+}

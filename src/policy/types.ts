@@ -1,0 +1,203 @@
+/**
+ * The shapes shared by the policy engine and its callers. The engine itself (compile, evaluate)
+ * is pure: everything it needs arrives in these values.
+ */
+
+export type Action = 'allow' | 'deny' | 'approve';
+
+/** Restrictiveness order: a higher number wins when several rules match. */
+export const ACTION_RANK: Readonly<Record<Action, number>> = { allow: 0, approve: 1, deny: 2 };
+
+/** Who is calling. `null` identity means an anonymous caller (no credentials, no static identity). */
+export interface Identity {
+  id: string;
+  owner?: string;
+  groups: readonly string[];
+}
+
+/**
+ * One request, parsed strictly and normalised once. This is what policy evaluates and what the
+ * proxy forwards: the raw bytes the client sent are never used after canonicalisation.
+ */
+export interface CanonicalRequest {
+  /** Upper-case method token as sent (HTTP methods are case-sensitive; Node's parser only admits known ones). */
+  method: string;
+  scheme: 'http' | 'https';
+  /** Lower-case ASCII host (IDNA to punycode, no trailing dot); IPv6 without brackets. */
+  host: string;
+  port: number;
+  /** Decoded path used for matching: dot segments resolved, slashes merged, never contains %2F/%5C/NUL. */
+  path: string;
+  /** The same path, percent-encoded canonically: what is sent upstream. */
+  encodedPath: string;
+  /** Raw query string without the leading `?` ('' when absent). Forwarded as-is. */
+  query: string;
+  /** Lower-cased header names to their single value (duplicates of inspected headers are refused earlier). */
+  headers: Readonly<Record<string, string | string[] | undefined>>;
+  identity: Identity | null;
+  /** The request's data-classification level, or null when the policy defines no classification. */
+  classification: string | null;
+}
+
+/** Approval settings of an `approve` rule, parsed and validated at load. Durations in milliseconds. */
+export interface ApprovalSettings {
+  approvers: readonly string[];
+  required: number;
+  waitMs: number;
+  expiresMs: number;
+  channel?: string;
+}
+
+export type RuleMode = 'enforce' | 'report';
+
+/** Where a rule (or any policy element) was written, for error messages and `explain`. */
+export interface SourcePosition {
+  file: string;
+  line: number;
+  col: number;
+}
+
+/** The result of evaluating one request. */
+export interface Decision {
+  action: Action;
+  /** Id of the rule that decided, or null when the default action applied. */
+  rule: string | null;
+  /** Ids of every enforcing rule that matched, most restrictive first. */
+  matched: readonly string[];
+  /** Rules in `mode: report` that matched, with what they would have done. */
+  report: readonly { rule: string; action: Action }[];
+  /** Human-readable reason (the deciding rule's `reason`/`description`, or the default's explanation). */
+  reason: string;
+  /** Present when action is `approve`: the settings of the deciding rule. */
+  approval?: ApprovalSettings;
+}
+
+/** The decision for a CONNECT before any tunnel opens. */
+export type TunnelDecision =
+  | { kind: 'decided'; decision: Decision }
+  /** Some rule for this host needs method, path, header or classification: bytes must be inspected. */
+  | { kind: 'inspect'; rules: readonly string[] };
+
+/** The data-classification scheme: one header, ordered levels (lowest first). */
+export interface ClassificationConfig {
+  /** Lower-case header name. */
+  header: string;
+  levels: readonly string[];
+  /** Level assumed when the header is absent (defaults to the highest level: unlabeled data is treated as the most sensitive). */
+  missing: string;
+}
+
+/** A configured identity with the SHA-256 digests of its proxy tokens (never the tokens themselves). */
+export interface IdentityConfig extends Identity {
+  tokenSha256: readonly Buffer[];
+}
+
+/** A reverse-proxy route: origin-form requests whose path starts with `prefix` go to `upstream`. */
+export interface ReverseRoute {
+  /** Path prefix, starting and ending with `/` (e.g. `/openai/`). */
+  prefix: string;
+  scheme: 'http' | 'https';
+  host: string;
+  port: number;
+  /** Path prefix on the upstream that replaces `prefix` (e.g. `/v1/`), always ending with `/`. */
+  upstreamPath: string;
+  source: SourcePosition;
+}
+
+/** A `tests:` case from a policy file, run by `airlock policy test`. */
+export interface PolicyTestCase {
+  method: string;
+  url: string;
+  headers: Readonly<Record<string, string>>;
+  identity: string | null;
+  expect: Action;
+  /** When given, the deciding rule must be this one (null = the default action). */
+  rule?: string | null;
+  source: SourcePosition;
+}
+
+/** A rule after compilation, as `explain` and the audit trail see it. */
+export interface RuleInfo {
+  id: string;
+  action: Action;
+  mode: RuleMode;
+  description?: string;
+  reason?: string;
+  source: SourcePosition;
+  approval?: ApprovalSettings;
+}
+
+/**
+ * A policy folder compiled into lookup structures, built once per load and then only read.
+ * Its internals (indexes, compiled matchers) belong to src/policy/compile.ts.
+ */
+export interface CompiledPolicy {
+  /** Short content hash of the source files, written into every audit event. */
+  readonly version: string;
+  readonly files: readonly string[];
+  readonly defaultAction: Action;
+  readonly rules: readonly RuleInfo[];
+  readonly classification: ClassificationConfig | null;
+  /** Lower-case names of every header some rule inspects: duplicates of these are refused. */
+  readonly inspectedHeaders: ReadonlySet<string>;
+  readonly identities: ReadonlyMap<string, IdentityConfig>;
+  readonly approverGroups: ReadonlyMap<string, { slack: readonly string[]; api: readonly string[] }>;
+  readonly routes: readonly ReverseRoute[];
+  readonly tests: readonly PolicyTestCase[];
+  /** Compiled matchers and the host/method index evaluate() uses. Build policies with src/policy/load.ts, never by hand. */
+  readonly index: RuleIndex;
+}
+
+/* ---- Engine internals: built once by compile.ts, only read by evaluate.ts and explain.ts. ---- */
+
+/** A `match.headers` condition; `name` is lower-case. */
+export type HeaderCondition =
+  | { readonly name: string; readonly kind: 'equals'; readonly value: string }
+  | { readonly name: string; readonly kind: 'oneOf'; readonly values: ReadonlySet<string> }
+  | { readonly name: string; readonly kind: 'present'; readonly present: boolean };
+
+/** A `match.hosts` entry after validation: lower-case, IDNA as punycode. `suffix` has no leading `*.`. */
+export type HostPattern =
+  | { readonly kind: 'exact'; readonly host: string }
+  | { readonly kind: 'suffix'; readonly suffix: string }
+  | { readonly kind: 'any' };
+
+/** One rule compiled into matchers; a `null` criterion is absent (matches anything). */
+export interface CompiledRule {
+  readonly info: RuleInfo;
+  /** Position in load order (file name order, then position in the file): breaks ties between equal actions. */
+  readonly order: number;
+  readonly rank: number;
+  readonly methods: ReadonlySet<string> | null;
+  readonly hosts: readonly HostPattern[] | null;
+  readonly ports: ReadonlySet<number> | null;
+  readonly paths: readonly { readonly glob: string; readonly regex: RegExp }[] | null;
+  readonly headers: readonly HeaderCondition[];
+  /** Admitted levels, plus the criterion as written (for explain). */
+  readonly classification: { readonly levels: ReadonlySet<string>; readonly text: string } | null;
+  readonly identities: { readonly ids: ReadonlySet<string>; readonly groups: ReadonlySet<string> } | null;
+  /** True when the rule needs more than host, port and identity to decide (a CONNECT must then be inspected). */
+  readonly needsRequest: boolean;
+}
+
+/** Rules sharing a host key, split by method so a request only looks at rules that can match its method. */
+export interface RuleBucket {
+  /** Every rule of the bucket in load order (CONNECT decisions look at all methods). */
+  readonly all: readonly CompiledRule[];
+  readonly byMethod: ReadonlyMap<string, readonly CompiledRule[]>;
+  readonly anyMethod: readonly CompiledRule[];
+}
+
+export interface RuleIndex {
+  /** Every rule, in load order. */
+  readonly rules: readonly CompiledRule[];
+  readonly exactHosts: ReadonlyMap<string, RuleBucket>;
+  /** Keyed by the suffix without `*.` (`data.internal`); a request host is looked up by each of its label suffixes. */
+  readonly hostSuffixes: ReadonlyMap<string, RuleBucket>;
+  readonly anyHost: RuleBucket;
+}
+
+/** A problem in a policy file, always with its position. Formatted as `file:line:col message`. */
+export interface PolicyError extends SourcePosition {
+  message: string;
+}

@@ -1,0 +1,122 @@
+import { EventEmitter } from 'node:events';
+import { watch, type FSWatcher } from 'node:fs';
+import type { AuditSink } from '../audit/sink.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { formatPolicyError, loadPolicyDir } from './load.js';
+import type { CompiledPolicy, PolicyError } from './types.js';
+
+export type ReloadResult =
+  | { ok: true; changed: boolean; policy: CompiledPolicy }
+  | { ok: false; errors: readonly PolicyError[] };
+
+export interface PolicyHolder {
+  current(): CompiledPolicy;
+  reload(): Promise<ReloadResult>;
+  /** Emits `loaded` (policy) when a changed policy takes force and `rejected` (errors) when an edit is refused. */
+  events: EventEmitter;
+  close(): void;
+}
+
+interface Deps {
+  log: Logger;
+  metrics: Metrics;
+  audit: AuditSink;
+}
+
+/** Events within this window are one change (editors and ConfigMap updates write several files). */
+const SETTLE_MS = 100;
+
+/**
+ * Holds the policy in force and replaces it when the folder changes. A new policy is compiled in
+ * full before it replaces the old one; a broken edit leaves the old one in force, logged and counted.
+ * Changes are seen through fs.watch on the folder (which also sees the `..data` symlink swap of a
+ * Kubernetes ConfigMap) and, as a backstop for filesystems where watching is unreliable, by polling.
+ */
+export async function createPolicyHolder(dir: string, pollMs: number, deps: Deps): Promise<PolicyHolder | { errors: readonly PolicyError[] }> {
+  const first = await loadPolicyDir(dir);
+  if (!first.ok) return { errors: first.errors };
+  let policy = first.policy;
+  const events = new EventEmitter();
+  for (const w of first.warnings) deps.log.warn({ file: w.file, line: w.line, col: w.col }, `policy warning: ${formatPolicyError(w)}`);
+  announce(policy, deps);
+
+  const reload = async (): Promise<ReloadResult> => {
+    const result = await loadPolicyDir(dir);
+    if (!result.ok) {
+      deps.metrics.policyReloads.inc({ result: 'failure' });
+      deps.metrics.policyLoaded.set(0);
+      for (const e of result.errors) deps.log.error({ file: e.file, line: e.line, col: e.col }, `policy rejected: ${formatPolicyError(e)}`);
+      deps.audit.write({
+        event: 'policy_rejected',
+        policy_version: policy.version,
+        reason: 'the edited policy has errors; the previous policy stays in force',
+        errors: result.errors.map(formatPolicyError),
+      });
+      events.emit('rejected', result.errors);
+      return { ok: false, errors: result.errors };
+    }
+    deps.metrics.policyLoaded.set(1);
+    if (result.policy.version === policy.version) return { ok: true, changed: false, policy };
+    policy = result.policy;
+    for (const w of result.warnings) deps.log.warn(`policy warning: ${formatPolicyError(w)}`);
+    deps.metrics.policyReloads.inc({ result: 'success' });
+    announce(policy, deps);
+    events.emit('loaded', policy);
+    return { ok: true, changed: true, policy };
+  };
+  // One reload at a time, in order: a reload asked for during another one sees the files as they are after it.
+  let queue: Promise<unknown> = Promise.resolve();
+  const serialized = (): Promise<ReloadResult> => {
+    const next = queue.then(reload);
+    queue = next.catch(() => undefined);
+    return next;
+  };
+
+  let timer: NodeJS.Timeout | null = null;
+  const schedule = (): void => {
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = null;
+      void serialized();
+    }, SETTLE_MS);
+  };
+  let watcher: FSWatcher | null = null;
+  const startWatching = (): void => {
+    try {
+      watcher = watch(dir, { persistent: false }, schedule);
+      watcher.on('error', (err) => {
+        deps.log.warn({ err }, 'policy folder watch failed; relying on polling');
+        watcher?.close();
+        watcher = null;
+      });
+    } catch (err) {
+      deps.log.warn({ err }, 'cannot watch the policy folder; relying on polling');
+    }
+  };
+  startWatching();
+  const poll = setInterval(() => {
+    if (!watcher) startWatching();
+    void serialized();
+  }, pollMs);
+  poll.unref();
+
+  return {
+    current: () => policy,
+    reload: serialized,
+    events,
+    close: () => {
+      clearInterval(poll);
+      if (timer) clearTimeout(timer);
+      watcher?.close();
+    },
+  };
+}
+
+function announce(policy: CompiledPolicy, deps: Deps): void {
+  deps.metrics.policyRules.set(policy.rules.length);
+  deps.metrics.policyLastReloadSuccess.set(Date.now() / 1000);
+  deps.metrics.policyLoaded.set(1);
+  deps.audit.write({ event: 'policy_loaded', policy_version: policy.version, files: policy.files, rule_count: policy.rules.length });
+  deps.log.info({ version: policy.version, files: policy.files.length, rules: policy.rules.length }, 'policy in force');
+}

@@ -1,0 +1,158 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, Server } from 'node:http';
+import { connect as netConnect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { evaluateTunnel } from '../policy/evaluate.js';
+import type { Identity } from '../policy/types.js';
+import { canonicalizeAuthority } from '../request/canonicalize.js';
+import { credentialsRequired, identify } from '../request/identify.js';
+import type { ProxyContext } from './context.js';
+import { PROXY_AUTHENTICATE } from './handle-request.js';
+import { writeSocketError, type ProxyError } from './respond.js';
+
+/** What a tunnel carrying plain HTTP was opened for; read by the inner HTTP server for each request. */
+export interface TunnelInfo {
+  host: string;
+  port: number;
+  identity: Identity | null;
+}
+
+const TLS_HANDSHAKE = 0x16;
+
+/** Every value of a header as sent (Node keeps only the first Proxy-Authorization in req.headers). */
+function rawHeader(raw: readonly string[], name: string): string | string[] | undefined {
+  const values: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]?.toLowerCase() === name) values.push(raw[i + 1] ?? '');
+  return values.length > 1 ? values : values[0];
+}
+
+/** An HTTP request line starts with an upper-case method token. */
+function looksLikeHttp(byte: number): boolean {
+  return byte >= 0x41 && byte <= 0x5a;
+}
+
+/**
+ * CONNECT host:port. Decided on host, port and identity before any byte is tunnelled:
+ * - every rule that could apply to the host is host-level → allow splices a raw tunnel, deny refuses;
+ * - some rule needs method, path or headers → only plain HTTP may pass, parsed and decided request by
+ *   request (undici's ProxyAgent tunnels `http://` this way); TLS cannot be inspected, so port 443 is
+ *   refused up front and a TLS handshake on another port closes the tunnel.
+ */
+export function handleConnect(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  ctx: ProxyContext,
+  inner: Server,
+  tunnels: WeakMap<Socket, TunnelInfo>,
+): void {
+  const requestId = randomUUID();
+  const policy = ctx.policy();
+  socket.on('error', () => socket.destroy());
+
+  const audit = (fields: Record<string, unknown>): void =>
+    ctx.audit.write({
+      event: 'tunnel',
+      request_id: requestId,
+      method: 'CONNECT',
+      client: req.socket.remoteAddress,
+      via: 'proxy',
+      policy_version: policy.version,
+      ...fields,
+    });
+  const refuse = (e: Omit<ProxyError, 'requestId'>, fields: Record<string, unknown>): void => {
+    ctx.metrics.tunnels.inc({ decision: e.code });
+    ctx.metrics.proxyResponses.inc({ code: e.code });
+    audit({ ...fields, status: e.status, error: e.code, reason: e.message });
+    writeSocketError(socket, { ...e, requestId });
+  };
+
+  const target = canonicalizeAuthority(req.url ?? '');
+  if (!target.ok) return refuse({ status: 400, code: 'bad_request', message: target.message }, { decision: 'refused' });
+  const { host, port } = target;
+
+  const who = identify(rawHeader(req.rawHeaders, 'proxy-authorization'), ctx.staticIdentity, policy);
+  if (!who.ok || (who.identity === null && credentialsRequired(ctx.staticIdentity, policy))) {
+    const message = who.ok ? 'proxy credentials required: set HTTPS_PROXY=http://ID:TOKEN@host:port' : who.message;
+    return refuse({ status: 407, code: 'proxy_auth_required', message, headers: PROXY_AUTHENTICATE }, { host, port, decision: 'refused' });
+  }
+  const identity = who.identity;
+  const base = { identity: identity?.id ?? null, owner: identity?.owner ?? null, host, port };
+
+  if (ctx.isOwnListener(host, port)) {
+    return refuse({ status: 403, code: 'denied', message: 'Airlock does not tunnel to its own listeners' }, { ...base, decision: 'deny' });
+  }
+
+  const verdict = evaluateTunnel(identity, host, port, policy);
+  if (verdict.kind === 'decided') {
+    const d = verdict.decision;
+    const fields = { ...base, rules: d.matched, rule: d.rule, decision: d.action, reason: d.reason };
+    ctx.metrics.decisions.inc({ action: d.action, rule: d.rule ?? '(default)', mode: 'enforce' });
+    if (d.action === 'deny') return refuse({ status: 403, code: 'denied', message: d.reason, rule: d.rule }, fields);
+    if (d.action === 'approve') {
+      const message = 'tunnels cannot be held for approval; send the request as plain HTTP or through TLS interception';
+      return refuse({ status: 503, code: 'approval_unavailable', message, rule: d.rule }, fields);
+    }
+    ctx.metrics.tunnels.inc({ decision: 'allow' });
+    audit(fields);
+    return splice(socket, head, host, port, requestId, ctx);
+  }
+
+  const fields = { ...base, rules: verdict.rules, decision: 'inspect' };
+  if (port === 443) {
+    const message = `rules ${verdict.rules.join(', ')} inspect requests to ${host}; HTTPS to it cannot be inspected without TLS interception`;
+    return refuse({ status: 403, code: 'denied', message }, fields);
+  }
+  ctx.metrics.tunnels.inc({ decision: 'inspect' });
+  audit(fields);
+  socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+  const dispatch = (first: Buffer): void => {
+    if (first[0] === TLS_HANDSHAKE || !looksLikeHttp(first[0] ?? 0)) {
+      const reason = first[0] === TLS_HANDSHAKE ? 'TLS inside the tunnel cannot be inspected' : 'tunnel carries neither HTTP nor TLS';
+      ctx.audit.write({ event: 'tunnel_closed', request_id: requestId, ...base, decision: 'deny', reason });
+      socket.destroy();
+      return;
+    }
+    socket.unshift(first);
+    tunnels.set(socket as Socket, { host, port, identity });
+    inner.emit('connection', socket);
+    socket.resume();
+  };
+  if (head.length > 0) dispatch(head);
+  else socket.once('data', (chunk: Buffer) => {
+    socket.pause();
+    dispatch(chunk);
+  });
+}
+
+/** A raw tunnel for a host-level allow: bytes both ways, counted when it closes. */
+function splice(client: Duplex, head: Buffer, host: string, port: number, requestId: string, ctx: ProxyContext): void {
+  const upstream = netConnect({ host, port });
+  let opened = false;
+  upstream.once('connect', () => {
+    opened = true;
+    client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    if (head.length > 0) upstream.write(head);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  upstream.on('error', (err: NodeJS.ErrnoException) => {
+    if (!opened) {
+      const message = `upstream ${host}:${port} failed: ${err.code ?? err.message}`;
+      ctx.metrics.proxyResponses.inc({ code: 'upstream_error' });
+      writeSocketError(client, { status: 502, code: 'upstream_error', message, requestId });
+    } else client.destroy();
+  });
+  client.on('close', () => upstream.destroy());
+  upstream.on('close', () => {
+    client.destroy();
+    if (opened) {
+      ctx.audit.write({
+        event: 'tunnel_closed',
+        request_id: requestId,
+        bytes_up: upstream.bytesWritten,
+        bytes_down: upstream.bytesRead,
+      });
+    }
+  });
+}

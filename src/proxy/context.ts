@@ -1,0 +1,18 @@
+import type { Dispatcher } from 'undici';
+import type { AuditSink } from '../audit/sink.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { CompiledPolicy } from '../policy/types.js';
+
+/** Everything the proxy listeners share. The policy is read through `policy()` so a reload swaps it atomically. */
+export interface ProxyContext {
+  policy(): CompiledPolicy;
+  /** The identity of every caller without credentials, for one-agent sidecars; null = anonymous. */
+  staticIdentity: string | null;
+  agent: Dispatcher;
+  audit: AuditSink;
+  metrics: Metrics;
+  log: Logger;
+  /** True when host:port is one of Airlock's own listeners: the proxy never forwards to itself. */
+  isOwnListener(host: string, port: number): boolean;
+}

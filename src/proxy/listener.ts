@@ -1,0 +1,79 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { handleConnect, type TunnelInfo } from './connect.js';
+import type { ProxyContext } from './context.js';
+import { handleRequest, type Entry } from './handle-request.js';
+import { sendError, writeSocketError } from './respond.js';
+
+const SERVER_OPTIONS = {
+  // A strict parser: no lenient handling of malformed framing that an upstream might read differently.
+  insecureHTTPParser: false,
+  requireHostHeader: false,
+  headersTimeout: 30_000,
+  // Large uploads and slow upstreams are the upstream timeouts' business, not the listener's.
+  requestTimeout: 0,
+  keepAliveTimeout: 65_000,
+} as const;
+
+function onClientError(err: NodeJS.ErrnoException, socket: Duplex, ctx: ProxyContext): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  ctx.metrics.proxyResponses.inc({ code: 'bad_request' });
+  const message = `malformed request: ${err.code === 'HPE_HEADER_OVERFLOW' ? 'headers too large' : (err.code ?? err.message)}`;
+  writeSocketError(socket, { status: 400, code: 'bad_request', message, requestId: randomUUID() });
+}
+
+function onUpgrade(_req: IncomingMessage, socket: Duplex, ctx: ProxyContext): void {
+  ctx.metrics.proxyResponses.inc({ code: 'bad_request' });
+  writeSocketError(socket, {
+    status: 400,
+    code: 'bad_request',
+    message: 'protocol upgrades (WebSocket, h2c) are not supported',
+    requestId: randomUUID(),
+  });
+}
+
+function serve(entry: (req: IncomingMessage) => Entry | null, ctx: ProxyContext) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    const e = entry(req);
+    if (!e) {
+      sendError(res, { status: 400, code: 'bad_request', message: 'tunnel context lost', requestId: randomUUID() });
+      return;
+    }
+    handleRequest(req, res, e, ctx).catch((err: unknown) => {
+      ctx.log.error({ err }, 'request handling failed');
+      sendError(res, { status: 502, code: 'upstream_error', message: 'internal error while proxying', requestId: randomUUID() });
+    });
+  };
+}
+
+/**
+ * The agent-facing listener: absolute-form requests (HTTP_PROXY), origin-form requests on reverse
+ * routes, and CONNECT. Plain HTTP inside CONNECT tunnels is handed to an inner server that never
+ * listens itself, so those requests go through the same pipeline.
+ */
+export function createProxyServer(ctx: ProxyContext): Server {
+  const tunnels = new WeakMap<Socket, TunnelInfo>();
+  const inner = createServer(
+    SERVER_OPTIONS,
+    serve((req) => {
+      const t = tunnels.get(req.socket);
+      return t ? { via: 'tunnel', ...t } : null;
+    }, ctx),
+  );
+  inner.on('clientError', (err, socket) => onClientError(err, socket, ctx));
+  inner.on('upgrade', (req, socket) => onUpgrade(req, socket, ctx));
+
+  const server = createServer(
+    SERVER_OPTIONS,
+    serve((req) => (req.url?.startsWith('/') ? { via: 'route' } : { via: 'proxy' }), ctx),
+  );
+  server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => handleConnect(req, socket, head, ctx, inner, tunnels));
+  server.on('clientError', (err, socket) => onClientError(err, socket, ctx));
+  server.on('upgrade', (req, socket) => onUpgrade(req, socket, ctx));
+  return server;
+}

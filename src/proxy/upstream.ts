@@ -1,0 +1,122 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Agent, stream, type Dispatcher } from 'undici';
+import type { CanonicalRequest } from '../policy/types.js';
+import { upstreamHeaders } from '../request/canonicalize.js';
+
+export interface UpstreamOptions {
+  connectTimeoutMs: number;
+  /** Time allowed until the upstream's response headers arrive. */
+  headersTimeoutMs: number;
+  /** Time allowed between two chunks of the upstream's response body. */
+  bodyTimeoutMs: number;
+  /** Idle keep-alive sockets are closed after this long. */
+  keepAliveTimeoutMs: number;
+  connectionsPerOrigin: number | null;
+}
+
+export const DEFAULT_UPSTREAM_OPTIONS: UpstreamOptions = {
+  connectTimeoutMs: 10_000,
+  headersTimeoutMs: 60_000,
+  bodyTimeoutMs: 60_000,
+  keepAliveTimeoutMs: 10_000,
+  connectionsPerOrigin: null,
+};
+
+/** One keep-alive pool per origin, shared by every forwarded request. */
+export function createUpstreamAgent(o: UpstreamOptions): Dispatcher {
+  return new Agent({
+    connect: { timeout: o.connectTimeoutMs },
+    headersTimeout: o.headersTimeoutMs,
+    bodyTimeout: o.bodyTimeoutMs,
+    keepAliveTimeout: o.keepAliveTimeoutMs,
+    connections: o.connectionsPerOrigin,
+  });
+}
+
+export type ForwardResult =
+  | { ok: true; status: number }
+  | { ok: false; status: 502 | 504; message: string; headersSent: boolean };
+
+/** Response headers that describe the upstream connection, not the message. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+function responseHeaders(h: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  const nominated = h.connection;
+  const extra = nominated ? new Set(String(nominated).toLowerCase().split(/\s*,\s*/)) : null;
+  for (const name in h) {
+    const v = h[name];
+    if (v === undefined || HOP_BY_HOP.has(name) || extra?.has(name)) continue;
+    out[name] = v;
+  }
+  return out;
+}
+
+const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+function describe(err: unknown, target: string): { status: 502 | 504; message: string } {
+  const code = (err as { code?: string }).code ?? '';
+  if (TIMEOUT_CODES.has(code)) return { status: 504, message: `upstream ${target} timed out (${code})` };
+  const reason = code || (err as Error).message || 'unknown error';
+  return { status: 502, message: `upstream ${target} failed: ${reason}` };
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  const cl = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
+}
+
+/**
+ * Send the canonical request upstream and stream the answer back; bodies stream both ways.
+ * Redirects are passed to the client, never followed: a client that follows one comes back
+ * through the proxy and is decided again.
+ */
+export async function forward(
+  canon: CanonicalRequest,
+  req: IncomingMessage,
+  res: ServerResponse,
+  agent: Dispatcher,
+  onHeaders: (status: number) => void,
+): Promise<ForwardResult> {
+  const origin = `${canon.scheme}://${canon.host.includes(':') ? `[${canon.host}]` : canon.host}:${canon.port}`;
+  const abort = new AbortController();
+  const onClose = (): void => {
+    if (!res.writableFinished) abort.abort();
+  };
+  res.once('close', onClose);
+  try {
+    await stream(
+      origin + canon.encodedPath + (canon.query ? `?${canon.query}` : ''),
+      {
+        method: canon.method as Dispatcher.HttpMethod,
+        headers: upstreamHeaders(canon),
+        body: hasBody(req) ? req : null,
+        dispatcher: agent,
+        signal: abort.signal,
+        opaque: res,
+      },
+      ({ statusCode, headers, opaque }) => {
+        const out = opaque as ServerResponse;
+        onHeaders(statusCode);
+        out.writeHead(statusCode, responseHeaders(headers));
+        return out;
+      },
+    );
+    return { ok: true, status: res.statusCode };
+  } catch (err) {
+    const d = describe(err, origin);
+    return { ok: false, ...d, headersSent: res.headersSent };
+  } finally {
+    res.off('close', onClose);
+  }
+}

@@ -1,0 +1,111 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { createAdminServer } from './admin/server.js';
+import { createAuditSink, type AuditSink } from './audit/sink.js';
+import type { HostPort, ServeConfig } from './config.js';
+import type { Logger } from './log.js';
+import { createMetrics, type Metrics } from './metrics/metrics.js';
+import type { PolicyError } from './policy/types.js';
+import { createPolicyHolder, type PolicyHolder } from './policy/watch.js';
+import { createProxyServer } from './proxy/listener.js';
+import { createUpstreamAgent } from './proxy/upstream.js';
+
+export interface Airlock {
+  proxy: HostPort;
+  admin: HostPort;
+  policies: PolicyHolder;
+  metrics: Metrics;
+  audit: AuditSink;
+  /** Stop accepting, let requests in flight finish (up to `graceMs`), flush the audit trail. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export class PolicyLoadError extends Error {
+  constructor(readonly errors: readonly PolicyError[]) {
+    super(`policy folder has ${errors.length} error(s)`);
+  }
+}
+
+function listen(server: Server, at: HostPort): Promise<HostPort> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(at.port, at.host, () => {
+      server.off('error', reject);
+      const a = server.address() as AddressInfo;
+      resolve({ host: a.address, port: a.port });
+    });
+  });
+}
+
+const LOOPBACK_NAMES = new Set(['localhost', '0.0.0.0', '::', '::1']);
+
+/** Addresses that reach this machine, so the proxy can refuse to forward to its own ports. */
+function ownAddresses(extra: string[]): Set<string> {
+  const all = new Set([...LOOPBACK_NAMES, ...extra]);
+  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) all.add(a.address.toLowerCase());
+  return all;
+}
+
+function isLocalHost(host: string, own: Set<string>): boolean {
+  return own.has(host) || host.endsWith('.localhost') || host.startsWith('127.') || host.startsWith('::ffff:127.');
+}
+
+function closeServer(server: Server, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const force = setTimeout(() => server.closeAllConnections(), graceMs);
+    server.close(() => {
+      clearTimeout(force);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
+}
+
+/** Start the proxy and admin listeners with the policy folder in force. */
+export async function startAirlock(config: ServeConfig, log: Logger): Promise<Airlock> {
+  const metrics = createMetrics();
+  const audit = await createAuditSink({ destination: config.audit });
+  const holder = await createPolicyHolder(config.policies, config.policyPollMs, { log, metrics, audit });
+  if (!('current' in holder)) {
+    await audit.close();
+    throw new PolicyLoadError(holder.errors);
+  }
+  const agent = createUpstreamAgent(config.upstream);
+  let own = new Set<string>();
+  let ports = new Set<number>();
+  const proxyServer = createProxyServer({
+    policy: holder.current,
+    staticIdentity: config.identity,
+    agent,
+    audit,
+    metrics,
+    log,
+    isOwnListener: (host, port) => ports.has(port) && isLocalHost(host, own),
+  });
+  let proxyUp = false;
+  const adminServer = createAdminServer({
+    registry: metrics.registry,
+    ready: () => (proxyUp ? { ready: true } : { ready: false, reason: 'proxy listener not accepting connections' }),
+  });
+  const proxy = await listen(proxyServer, config.listen);
+  const admin = await listen(adminServer, config.admin);
+  own = ownAddresses([proxy.host, admin.host, config.listen.host, config.admin.host]);
+  ports = new Set([proxy.port, admin.port]);
+  proxyUp = true;
+  proxyServer.on('close', () => (proxyUp = false));
+
+  return {
+    proxy,
+    admin,
+    policies: holder,
+    metrics,
+    audit,
+    async close(graceMs = 10_000) {
+      holder.close();
+      await Promise.all([closeServer(proxyServer, graceMs), closeServer(adminServer, 0)]);
+      await agent.close();
+      await audit.close();
+    },
+  };
+}

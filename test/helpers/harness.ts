@@ -1,0 +1,153 @@
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ServeConfig } from '../../src/config.js';
+import { createLogger } from '../../src/log.js';
+import { DEFAULT_UPSTREAM_OPTIONS } from '../../src/proxy/upstream.js';
+import { startAirlock, type Airlock } from '../../src/server.js';
+
+export interface Recorded {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  rawHeaders: string[];
+  body: Buffer;
+}
+
+export interface Upstream {
+  host: string;
+  port: number;
+  /** `http://127.0.0.1:PORT` */
+  origin: string;
+  requests: Recorded[];
+  close(): Promise<void>;
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse, body: Buffer) => void;
+
+const echo: Handler = (req, res, body) => {
+  const text = JSON.stringify({ method: req.method, url: req.url, bytes: body.length });
+  res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': 'yes' });
+  res.end(text);
+};
+
+/** A real HTTP server on loopback that records every request it receives. */
+export async function startUpstream(handler: Handler = echo): Promise<Upstream> {
+  const requests: Recorded[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders, body });
+      handler(req, res, body);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    host: '127.0.0.1',
+    port,
+    origin: `http://127.0.0.1:${port}`,
+    requests,
+    close: () =>
+      new Promise((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+export interface TestAirlock {
+  airlock: Airlock;
+  dir: string;
+  auditFile: string;
+  /** `http://127.0.0.1:PORT` of the proxy listener (what agents put in HTTP_PROXY). */
+  proxyUrl: string;
+  adminUrl: string;
+  /** Audit events written so far (flushed first). */
+  audit(): Promise<Record<string, unknown>[]>;
+  writePolicy(name: string, text: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Airlock in this process on free loopback ports, with the given policy files in a temp folder. */
+export async function startTestAirlock(
+  files: Record<string, string>,
+  options: { identity?: string; upstreamTimeoutMs?: number } = {},
+): Promise<TestAirlock> {
+  const dir = await mkdtemp(join(tmpdir(), 'airlock-test-'));
+  const policies = join(dir, 'policies');
+  await mkdir(policies);
+  for (const [name, text] of Object.entries(files)) await writeFile(join(policies, name), text);
+  const auditFile = join(dir, 'audit.jsonl');
+  const timeout = options.upstreamTimeoutMs ?? 10_000;
+  const config: ServeConfig = {
+    policies,
+    listen: { host: '127.0.0.1', port: 0 },
+    admin: { host: '127.0.0.1', port: 0 },
+    identity: options.identity ?? null,
+    audit: auditFile,
+    upstream: { ...DEFAULT_UPSTREAM_OPTIONS, headersTimeoutMs: timeout, bodyTimeoutMs: timeout },
+    policyPollMs: 60_000,
+  };
+  const airlock = await startAirlock(config, createLogger('silent'));
+  return {
+    airlock,
+    dir: policies,
+    auditFile,
+    proxyUrl: `http://127.0.0.1:${airlock.proxy.port}`,
+    adminUrl: `http://127.0.0.1:${airlock.admin.port}`,
+    async audit() {
+      await airlock.audit.flush();
+      const text = await readFile(auditFile, 'utf8');
+      return text
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    },
+    writePolicy: (name, text) => writeFile(join(policies, name), text),
+    async close() {
+      await airlock.close(0);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The audit events of one request (its decision and, when forwarded, its response). */
+export function eventsFor(events: Record<string, unknown>[], requestId: string): Record<string, unknown>[] {
+  return events.filter((e) => e.request_id === requestId);
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run a real program (curl, python3, the airlock CLI) and collect its output; never throws on exit codes. */
+export function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, input?: string): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const child = execFile(cmd, args, { env, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+    if (input !== undefined) child.stdin?.end(input);
+  });
+}
+
+/** Environment for a client that must reach loopback upstreams through the proxy. */
+export function proxyEnv(proxyUrl: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, HTTP_PROXY: proxyUrl, http_proxy: proxyUrl, HTTPS_PROXY: proxyUrl, https_proxy: proxyUrl };
+  delete env.NO_PROXY;
+  delete env.no_proxy;
+  return env;
+}
+
+/** The `airlock` CLI as a user runs it (through tsx, so tests need no build step). */
+export function airlockCli(args: string[], env?: NodeJS.ProcessEnv): Promise<RunResult> {
+  return run(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../../src/cli/main.ts'), ...args], env);
+}

@@ -1,0 +1,135 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, before, describe, it } from 'node:test';
+import { airlockCli, proxyEnv, run, startUpstream } from '../helpers/harness.js';
+
+const ROOT = join(import.meta.dirname, '../..');
+const EXAMPLES = join(ROOT, 'policies');
+
+describe('airlock policy', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'airlock-cli-'));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it('check accepts the example policies', async () => {
+    const r = await airlockCli(['policy', 'check', EXAMPLES]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^ok: /m);
+  });
+
+  it('check names file:line:col of every error and exits 1', async () => {
+    const bad = join(dir, 'bad');
+    await mkdir(bad);
+    await writeFile(join(bad, 'a.yaml'), 'version: 1\nrules:\n  - id: x\n    match: { hosts: [a.example] }\n    action: alow\n');
+    await writeFile(join(bad, 'b.yaml'), 'version: 1\nrules:\n  - id: y\n    match: { hosts: [b.example] \n');
+    const r = await airlockCli(['policy', 'check', bad]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /a\.yaml:5:13 .*alow/);
+    assert.match(r.stderr, /b\.yaml:\d+:\d+ /);
+  });
+
+  it('test runs the tests: cases of the examples, and fails on a wrong expectation', async () => {
+    const ok = await airlockCli(['policy', 'test', EXAMPLES]);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    const failing = join(dir, 'failing');
+    await mkdir(failing);
+    await writeFile(
+      join(failing, 'p.yaml'),
+      'version: 1\nrules:\n  - id: r\n    match: { hosts: [a.example] }\n    action: deny\ntests:\n  - request: { method: GET, url: "http://a.example/" }\n    expect: allow\n',
+    );
+    const bad = await airlockCli(['policy', 'test', failing]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stdout + bad.stderr, /FAIL .*p\.yaml:7:\d+/);
+  });
+
+  it('explain shows the decision and every matching rule without sending anything', async () => {
+    const r = await airlockCli(['policy', 'explain', '--policies', EXAMPLES, '--method', 'GET', '--url', 'http://api.internal/v1/users', '--identity', 'billing-bot', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { decision: { action: string; rule: string } };
+    assert.equal(out.decision.action, 'allow');
+  });
+});
+
+describe('airlock serve', () => {
+  it('starts with the example policies, serves health, readiness and metrics, forwards, and stops on SIGTERM', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'airlock-serve-'));
+    const auditFile = join(dir, 'audit.jsonl');
+    const up = await startUpstream();
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'serve', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'],
+      { cwd: ROOT, env: { ...process.env, AIRLOCK_AUDIT: auditFile, AIRLOCK_POLICIES: EXAMPLES }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    try {
+      const lines = createInterface({ input: child.stderr! });
+      let listening: { proxy: string; admin: string } | undefined;
+      for await (const line of lines) {
+        const rec = JSON.parse(line) as { msg: string; proxy: string; admin: string };
+        if (rec.msg === 'airlock listening') {
+          listening = rec;
+          break;
+        }
+      }
+      assert.ok(listening);
+      const admin = `http://${listening.admin}`;
+      assert.equal((await fetch(`${admin}/healthz`)).status, 200);
+      assert.deepEqual(await (await fetch(`${admin}/readyz`)).json(), { status: 'ready' });
+      const metrics = await (await fetch(`${admin}/metrics`)).text();
+      assert.match(metrics, /airlock_policy_rules \d+/);
+      assert.equal((await fetch(`${admin}/nope`)).status, 404);
+
+      const r = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', `${up.origin}/anything`], proxyEnv(`http://${listening.proxy}`));
+      assert.equal(r.stdout, '403');
+
+      child.kill('SIGTERM');
+      const [code] = (await once(child, 'exit')) as [number];
+      assert.equal(code, 0);
+      const verify = await airlockCli(['audit', 'verify', auditFile]);
+      assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+      assert.match(verify.stdout, /chain intact/);
+      const events = (await readFile(auditFile, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { event: string });
+      assert.deepEqual(events.map((e) => e.event).slice(0, 2), ['policy_loaded', 'request']);
+    } finally {
+      child.kill('SIGKILL');
+      await up.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses to start on a broken policy folder, naming file:line:col', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'airlock-serve-bad-'));
+    await writeFile(join(dir, 'p.yaml'), 'version: 1\nrules: [\n');
+    try {
+      const r = await airlockCli(['serve', '--policies', dir, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0']);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /p\.yaml:\d+:\d+ /);
+      assert.match(r.stderr, /not started/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('rejects a malformed listen address with a clear message', async () => {
+    const r = await airlockCli(['serve', '--policies', EXAMPLES, '--listen', 'nonsense']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--listen: expected HOST:PORT/);
+  });
+});
+
+describe('airlock token new', () => {
+  it('prints a policy line whose hash matches the token in the printed HTTP_PROXY', async () => {
+    const r = await airlockCli(['token', 'new', 'billing-bot', '--proxy', 'airlock:8080']);
+    assert.equal(r.code, 0, r.stderr);
+    const hash = /tokens: \["(sha256:[0-9a-f]{64})"\]/.exec(r.stdout)![1];
+    const token = /HTTP_PROXY=http:\/\/billing-bot:([^@]+)@airlock:8080/.exec(r.stdout)![1]!;
+    const { hashToken } = await import('../../src/request/identify.js');
+    assert.equal(hashToken(token), hash);
+  });
+});

@@ -1,0 +1,246 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { EnvHttpProxyAgent, fetch as undiciFetch } from 'undici';
+import { eventsFor, proxyEnv, run, startTestAirlock, startUpstream, type TestAirlock, type Upstream } from '../helpers/harness.js';
+
+const POLICY = `
+version: 1
+defaults: { action: deny }
+classification: { header: X-Data-Classification, levels: [public, internal, confidential, restricted], missing: public }
+approvers:
+  data-owners: { api: [bob@example.com] }
+rules:
+  - id: reads
+    match: { methods: [GET, HEAD], hosts: [127.0.0.1], paths: ["/v1/**"] }
+    action: allow
+  - id: uploads
+    match: { methods: [POST, PUT], hosts: [127.0.0.1], paths: ["/upload/**"] }
+    action: allow
+  - id: admin-never
+    match: { hosts: [127.0.0.1], paths: ["/v1/admin/**"] }
+    action: deny
+    reason: Agents may not touch admin endpoints
+  - id: exports
+    match: { methods: [POST], hosts: [127.0.0.1], paths: ["/exports/**"], classification: { atLeast: confidential } }
+    action: approve
+    approval: { approvers: [data-owners], required: 1, wait: 1m, expires: 10m }
+  - id: beta-would-deny
+    match: { hosts: [127.0.0.1], paths: ["/v1/beta/**"] }
+    action: deny
+    mode: report
+`;
+
+interface ErrorBody {
+  error: string;
+  message: string;
+  request_id: string;
+  rule: string | null;
+}
+
+describe('plain HTTP through HTTP_PROXY', () => {
+  let up: Upstream;
+  let al: TestAirlock;
+  before(async () => {
+    up = await startUpstream();
+    al = await startTestAirlock({ 'policy.yaml': POLICY });
+  });
+  after(async () => {
+    await al.close();
+    await up.close();
+  });
+
+  it('curl: an allowed GET reaches the upstream with the canonical target and no proxy headers', async () => {
+    const before = up.requests.length;
+    const r = await run('curl', ['-sS', '-i', '-x', al.proxyUrl, '-H', 'Proxy-Connection: keep-alive', `${up.origin}/v1//users/./list?q=1`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^HTTP\/1\.1 200/);
+    assert.match(r.stdout, /airlock-request-id: [0-9a-f-]{36}/i);
+    assert.equal(up.requests.length, before + 1);
+    const got = up.requests.at(-1)!;
+    assert.equal(got.url, '/v1/users/list?q=1');
+    assert.equal(got.headers.host, `127.0.0.1:${up.port}`);
+    assert.equal(got.headers['proxy-connection'], undefined);
+    assert.equal(got.headers['proxy-authorization'], undefined);
+    const id = /airlock-request-id: (\S+)/i.exec(r.stdout)![1]!;
+    const [decision, response] = eventsFor(await al.audit(), id);
+    assert.equal(decision!.event, 'request');
+    assert.equal(decision!.decision, 'allow');
+    assert.equal(decision!.rule, 'reads');
+    assert.equal(decision!.path, '/v1/users/list');
+    assert.equal(decision!.host, '127.0.0.1');
+    assert.equal(response!.event, 'response');
+    assert.equal(response!.status, 200);
+  });
+
+  it('curl: a denied request gets 403 JSON naming the rule and the upstream receives nothing', async () => {
+    const before = up.requests.length;
+    const r = await run('curl', ['-sS', '-x', al.proxyUrl, '-w', '\n%{http_code}', `${up.origin}/v1/admin/users`]);
+    const [body, code] = r.stdout.split('\n');
+    assert.equal(code, '403');
+    const e = JSON.parse(body!) as ErrorBody;
+    assert.equal(e.error, 'denied');
+    assert.equal(e.rule, 'admin-never');
+    assert.equal(e.message, 'Agents may not touch admin endpoints');
+    assert.equal(up.requests.length, before);
+    const [ev] = eventsFor(await al.audit(), e.request_id);
+    assert.equal(ev!.decision, 'deny');
+    assert.deepEqual(ev!.rules, ['admin-never', 'reads']);
+  });
+
+  it('encoded dot segments cannot climb out of an allowed prefix into a denied one', async () => {
+    const before = up.requests.length;
+    const r = await run('curl', ['-sS', '--path-as-is', '-x', al.proxyUrl, '-w', '\n%{http_code}', `${up.origin}/v1/x/%2e%2e/admin/users`]);
+    const [body, code] = r.stdout.split('\n');
+    assert.equal(code, '403', body);
+    assert.equal((JSON.parse(body!) as ErrorBody).rule, 'admin-never');
+    assert.equal(up.requests.length, before);
+  });
+
+  it('an encoded slash is refused as ambiguous with 400 JSON', async () => {
+    const before = up.requests.length;
+    const r = await run('curl', ['-sS', '-x', al.proxyUrl, '-w', '\n%{http_code}', `${up.origin}/v1/admin%2Fusers`]);
+    const [body, code] = r.stdout.split('\n');
+    assert.equal(code, '400');
+    const e = JSON.parse(body!) as ErrorBody;
+    assert.equal(e.error, 'bad_request');
+    assert.match(e.message, /slash/i);
+    assert.equal(up.requests.length, before);
+    const [ev] = eventsFor(await al.audit(), e.request_id);
+    assert.equal(ev!.decision, 'refused');
+  });
+
+  it('nothing matched → the default deny', async () => {
+    const r = await run('curl', ['-sS', '-x', al.proxyUrl, `${up.origin}/other`]);
+    const e = JSON.parse(r.stdout) as ErrorBody;
+    assert.equal(e.error, 'denied');
+    assert.equal(e.rule, null);
+  });
+
+  it('a rule in report mode lets the request through and the audit says what it would have done', async () => {
+    const r = await run('curl', ['-sS', '-i', '-x', al.proxyUrl, `${up.origin}/v1/beta/feature`]);
+    assert.match(r.stdout, /^HTTP\/1\.1 200/);
+    const id = /airlock-request-id: (\S+)/i.exec(r.stdout)![1]!;
+    const [ev] = eventsFor(await al.audit(), id);
+    assert.equal(ev!.decision, 'allow');
+    assert.deepEqual(ev!.report, [{ rule: 'beta-would-deny', action: 'deny' }]);
+  });
+
+  it('a request that needs approval fails closed with 503 until approvals exist', async () => {
+    const before = up.requests.length;
+    const r = await run('curl', ['-sS', '-x', al.proxyUrl, '-w', '\n%{http_code}', '-H', 'X-Data-Classification: confidential', '-d', '{"rows":10}', `${up.origin}/exports/customers`]);
+    const [body, code] = r.stdout.split('\n');
+    assert.equal(code, '503');
+    const e = JSON.parse(body!) as ErrorBody;
+    assert.equal(e.error, 'approval_unavailable');
+    assert.equal(e.rule, 'exports');
+    assert.equal(up.requests.length, before);
+  });
+
+  it('Python urllib: a POST body streams to the upstream intact', async () => {
+    const script = [
+      'import json, sys, urllib.request',
+      `req = urllib.request.Request("${up.origin}/upload/file", data=b"x" * 300000, method="POST")`,
+      'res = urllib.request.urlopen(req)',
+      'print(res.status, res.headers["Airlock-Request-Id"], res.read().decode())',
+    ].join('\n');
+    const r = await run('python3', ['-c', script], proxyEnv(al.proxyUrl));
+    assert.equal(r.code, 0, r.stderr);
+    const [status, id, body] = r.stdout.trim().split(' ');
+    assert.equal(status, '200');
+    assert.equal((JSON.parse(body!) as { bytes: number }).bytes, 300000);
+    assert.equal(up.requests.at(-1)!.body.length, 300000);
+    const [ev] = eventsFor(await al.audit(), id!);
+    assert.equal(ev!.rule, 'uploads');
+  });
+
+  it('Python urllib: a denied request raises HTTPError 403 with the JSON body', async () => {
+    const script = [
+      'import urllib.request, urllib.error',
+      'try:',
+      `    urllib.request.urlopen("${up.origin}/v1/admin/x")`,
+      'except urllib.error.HTTPError as e:',
+      '    print(e.code, e.read().decode())',
+    ].join('\n');
+    const r = await run('python3', ['-c', script], proxyEnv(al.proxyUrl));
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^403 \{"error":"denied"/);
+  });
+
+  it('Node fetch with EnvHttpProxyAgent (CONNECT to the port, then plain HTTP): decided request by request', async () => {
+    const saved = { ...process.env };
+    Object.assign(process.env, proxyEnv(al.proxyUrl));
+    const dispatcher = new EnvHttpProxyAgent();
+    try {
+      const before = up.requests.length;
+      const ok = await undiciFetch(`${up.origin}/v1/items`, { dispatcher });
+      assert.equal(ok.status, 200);
+      assert.equal(((await ok.json()) as { url: string }).url, '/v1/items');
+      const denied = await undiciFetch(`${up.origin}/v1/admin/x`, { dispatcher });
+      assert.equal(denied.status, 403);
+      const body = (await denied.json()) as ErrorBody;
+      assert.equal(body.rule, 'admin-never');
+      assert.equal(up.requests.length, before + 1);
+      const [ev] = eventsFor(await al.audit(), ok.headers.get('airlock-request-id')!);
+      assert.equal(ev!.via, 'tunnel');
+      assert.equal(ev!.decision, 'allow');
+    } finally {
+      await dispatcher.close();
+      process.env = saved;
+    }
+  });
+
+  it('redirects are passed to the client, never followed by the proxy', async () => {
+    const redirecting = await startUpstream((_req, res) => {
+      res.writeHead(302, { location: 'http://127.0.0.1:1/v1/admin/elsewhere' });
+      res.end();
+    });
+    try {
+      const res = await run('curl', ['-sS', '-i', '-x', al.proxyUrl, `${redirecting.origin}/v1/go`]);
+      assert.match(res.stdout, /^HTTP\/1\.1 302/);
+      assert.match(res.stdout, /location: http:\/\/127\.0\.0\.1:1\/v1\/admin\/elsewhere/i);
+      assert.equal(redirecting.requests.length, 1);
+    } finally {
+      await redirecting.close();
+    }
+  });
+
+  it('an unreachable upstream is a 502 upstream_error', async () => {
+    const closed = await startUpstream();
+    await closed.close();
+    const r = await run('curl', ['-sS', '-x', al.proxyUrl, '-w', '\n%{http_code}', `http://127.0.0.1:${closed.port}/v1/x`]);
+    const [body, code] = r.stdout.split('\n');
+    assert.equal(code, '502');
+    assert.equal((JSON.parse(body!) as ErrorBody).error, 'upstream_error');
+  });
+
+  it('the proxy refuses to forward to its own listeners', async () => {
+    const admin = new URL(al.adminUrl);
+    const policy = POLICY + `  - id: everything-local\n    match: { hosts: [127.0.0.1, localhost] }\n    action: allow\n`;
+    await al.writePolicy('policy.yaml', policy);
+    await al.airlock.policies.reload();
+    try {
+      for (const target of [`${al.adminUrl}/metrics`, `http://localhost:${admin.port}/healthz`, `${al.proxyUrl}/v1/x`]) {
+        const r = await run('curl', ['-sS', '-x', al.proxyUrl, '-w', '\n%{http_code}', target]);
+        const [body, code] = r.stdout.split('\n');
+        assert.equal(code, '403', target);
+        assert.match((JSON.parse(body!) as ErrorBody).message, /own listeners/);
+      }
+    } finally {
+      await al.writePolicy('policy.yaml', POLICY);
+      await al.airlock.policies.reload();
+    }
+  });
+
+  it('a malformed request line gets a 400 JSON body', async () => {
+    const { connect } = await import('node:net');
+    const port = Number(new URL(al.proxyUrl).port);
+    const reply = await new Promise<string>((resolve) => {
+      const s = connect(port, '127.0.0.1', () => s.write('GET http://127.0.0.1/ HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n'));
+      let data = '';
+      s.on('data', (c) => (data += c));
+      s.on('close', () => resolve(data));
+    });
+    assert.match(reply, /^HTTP\/1\.1 400/);
+    assert.match(reply, /"error":"bad_request"/);
+  });
+});
