@@ -65,7 +65,7 @@ function closeServer(server: Server, graceMs: number): Promise<void> {
 /** Start the proxy and admin listeners with the policy folder in force. */
 export async function startAirlock(config: ServeConfig, log: Logger): Promise<Airlock> {
   const metrics = createMetrics();
-  const audit = await createAuditSink({ destination: config.audit });
+  const audit = await createAuditSink({ destination: config.audit, metrics });
   const holder = await createPolicyHolder(config.policies, config.policyPollMs, { log, metrics, audit });
   if (!('current' in holder)) {
     await audit.close();

@@ -176,21 +176,32 @@ function issueErrors(issue: z.core.$ZodIssue, data: unknown, locate: Locate): Po
     return [{ ...locate(p, 'key'), message: `${prefix}${issue.issues[0]?.message ?? issue.message}` }];
   }
   const last = p[p.length - 1];
-  if (last !== undefined && isMissing(data, p)) {
+  const parent = valueAt(data, p.slice(0, -1));
+  if (last !== undefined && isPlainObject(parent) && !Object.hasOwn(parent, last)) {
     return [{ ...locate(p), message: `${formatPath(p.slice(0, -1)) || 'file'}: missing required key "${last}"` }];
   }
-  return [{ ...locate(p), message: `${prefix}${issue.message.replace(/^Invalid input: /, '')}` }];
+  // Name the offending value: with many similar lines, "got \"alow\"" finds the typo faster than a position.
+  const value = valueAt(data, p);
+  const got = ['string', 'number', 'boolean'].includes(typeof value) ? JSON.stringify(value) : null;
+  if (issue.code === 'invalid_value') {
+    const expected = issue.values.map((v) => String(v)).join(', ');
+    return [{ ...locate(p), message: `${prefix}expected ${issue.values.length > 1 ? 'one of ' : ''}${expected}${got ? `, got ${got}` : ''}` }];
+  }
+  const detail = got && issue.code !== 'invalid_type' ? ` (got ${got})` : '';
+  return [{ ...locate(p), message: `${prefix}${issue.message.replace(/^Invalid input: /, '')}${detail}` }];
 }
 
-/** True when the parent at `p` exists as an object but has no key `p[last]`. */
-function isMissing(data: unknown, p: YamlPath): boolean {
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function valueAt(data: unknown, p: YamlPath): unknown {
   let node = data;
-  for (const seg of p.slice(0, -1)) {
-    if (node === null || typeof node !== 'object') return false;
+  for (const seg of p) {
+    if (node === null || typeof node !== 'object') return undefined;
     node = (node as Record<string | number, unknown>)[seg];
   }
-  const last = p[p.length - 1];
-  return node !== null && typeof node === 'object' && !Array.isArray(node) && last !== undefined && !Object.hasOwn(node, last);
+  return node;
 }
 
 type JsonSchemaNode = { properties?: Record<string, JsonSchemaNode>; items?: JsonSchemaNode; additionalProperties?: JsonSchemaNode | boolean; anyOf?: JsonSchemaNode[] };
