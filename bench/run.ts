@@ -44,6 +44,8 @@ async function load(proxyPort: number, upstreamPort: number): Promise<Round> {
     url: `http://127.0.0.1:${proxyPort}`,
     connections: CONNECTIONS,
     duration: SECONDS,
+    // As a proxy client does: absolute-form target, Host naming the upstream (not the proxy).
+    headers: { host: `127.0.0.1:${upstreamPort}` },
     requests: [{ method: 'GET', path: `http://127.0.0.1:${upstreamPort}/v1/items?limit=3` }],
   });
   return {
@@ -88,8 +90,10 @@ rules:
     );
 
     // Warm both paths (JIT, keep-alive pools) before measuring.
-    await autocannon({ url: `http://127.0.0.1:${bare}`, connections: CONNECTIONS, duration: 2, requests: [{ path: `http://127.0.0.1:${upstream}/v1/warm` }] });
-    await autocannon({ url: `http://127.0.0.1:${airlock}`, connections: CONNECTIONS, duration: 2, requests: [{ path: `http://127.0.0.1:${upstream}/v1/warm` }] });
+    for (const port of [bare, airlock]) {
+      const warm = await autocannon({ url: `http://127.0.0.1:${port}`, connections: CONNECTIONS, duration: 2, headers: { host: `127.0.0.1:${upstream}` }, requests: [{ path: `http://127.0.0.1:${upstream}/v1/warm` }] });
+      if (warm.non2xx + warm.errors > 0) throw new Error(`warm-up through port ${port} failed: ${warm.non2xx} non-2xx, ${warm.errors} errors`);
+    }
 
     const rounds: { bare: Round[]; airlock: Round[] } = { bare: [], airlock: [] };
     for (let i = 0; i < ROUNDS; i++) {

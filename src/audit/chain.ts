@@ -4,7 +4,7 @@
  * where `hash` covers the line's exact bytes with the `,"hash":"…"` part removed. Working on the raw
  * bytes (not on re-serialized JSON) makes the check independent of key order and number formatting.
  */
-import { createHash } from 'node:crypto';
+import { createHash, hash as digest } from 'node:crypto';
 
 /** `prev` of the first line of a chain. */
 export const GENESIS = '0'.repeat(64);
@@ -23,7 +23,7 @@ const HASH_SUFFIX_LENGTH = 75;
  */
 export function sealLine(json: string, seq: number, prev: string): { line: string; hash: string } {
   const body = `${json.slice(0, -1)},"seq":${seq},"prev":"${prev}"}`;
-  const hash = createHash('sha256').update(body).digest('hex');
+  const hash = digest('sha256', body, 'hex');
   return { line: `${body.slice(0, -1)},"hash":"${hash}"}`, hash };
 }
 

@@ -1,7 +1,7 @@
 /** The audit event shape. Secrets are scrubbed by the sink (redact.ts) before anything is written. */
 
 export interface AuditEvent {
-  event: 'request' | 'response' | 'tunnel' | 'tunnel_closed' | 'policy_loaded' | 'policy_rejected' | string;
+  event: 'request' | 'tunnel' | 'tunnel_closed' | 'policy_loaded' | 'policy_rejected' | string;
   request_id?: string;
   identity?: string | null;
   owner?: string | null;

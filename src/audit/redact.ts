@@ -67,7 +67,7 @@ const SECRET_FIELDS = new Set([
 /** Keys the sink writes itself; a caller's value would produce a duplicate key and confuse the chain. */
 const RESERVED_FIELDS = new Set(['time', 'seq', 'prev', 'hash']);
 
-/** Nesting deeper than this is left to pino as-is (and bounds the walk on cyclic values). */
+/** Nesting deeper than this is written as-is (and bounds the walk on cyclic values). */
 const MAX_DEPTH = 4;
 
 /** Field names come from code, so there are few: remembering the verdict keeps scrubbing cheap per write. */
@@ -101,7 +101,7 @@ function scrubValue(value: unknown, depth: number): unknown {
     }
     return copy ?? value;
   }
-  // Only plain objects are walked: Dates, Buffers, errors… are serialized by pino as they are.
+  // Only plain objects are walked: Dates, Buffers, errors… are serialized as they are.
   const proto: unknown = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== null) return value;
   const obj = value as Record<string, unknown>;

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { redactQuery } from '../audit/redact.js';
 import { evaluate } from '../policy/evaluate.js';
 import type { CanonicalRequest, Decision, Identity } from '../policy/types.js';
 import { canonicalize, type RawRequest } from '../request/canonicalize.js';
@@ -20,6 +19,18 @@ export type Entry =
   | { via: 'tunnel'; host: string; port: number; identity: Identity | null };
 
 export const PROXY_AUTHENTICATE = { 'proxy-authenticate': 'Basic realm="airlock"' };
+
+/** What Airlock answers itself for a decision that doesn't forward. */
+function refusalFor(decision: Decision): Omit<ProxyError, 'requestId'> | null {
+  switch (decision.action) {
+    case 'deny':
+      return { status: 403, code: 'denied', message: decision.reason };
+    case 'approve':
+      return { status: 503, code: 'approval_unavailable', message: 'this request needs approval, and no approval store is available: refused (fail closed)' };
+    default:
+      return null;
+  }
+}
 
 function statusClass(status: number): string {
   return `${Math.floor(status / 100)}xx`;
@@ -95,6 +106,8 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, e
   const decision = evaluate(canon, policy);
   ctx.metrics.decisions.inc({ action: decision.action, rule: decision.rule ?? '(default)', mode: 'enforce' });
   for (const r of decision.report) ctx.metrics.decisions.inc({ action: r.action, rule: r.rule, mode: 'report' });
+  const refusal = refusalFor(decision);
+  // The decision is written before anything is forwarded: a request never reaches an upstream unrecorded.
   ctx.audit.write({
     event: 'request',
     request_id: requestId,
@@ -105,40 +118,33 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, e
     host: canon.host,
     port: canon.port,
     path: canon.path,
-    query: canon.query ? redactQuery(canon.query) : undefined,
+    // The audit sink redacts secret-looking parameters.
+    query: canon.query || undefined,
     classification: canon.classification ?? undefined,
     rules: decision.matched,
     rule: decision.rule,
     report: decision.report.length > 0 ? decision.report : undefined,
     decision: decision.action,
     reason: decision.reason,
+    status: refusal?.status,
+    error: refusal?.code,
     client: req.socket.remoteAddress,
     via: entry.via,
     policy_version: policy.version,
   });
+  if (refusal) return fail({ ...refusal, rule: decision.rule }, canon, decision);
 
-  if (decision.action === 'deny') {
-    return fail({ status: 403, code: 'denied', message: decision.reason, rule: decision.rule }, canon, decision);
-  }
-  if (decision.action === 'approve') {
-    const message = 'this request needs approval, and no approval store is available: refused (fail closed)';
-    return fail({ status: 503, code: 'approval_unavailable', message, rule: decision.rule }, canon, decision);
-  }
-
-  res.setHeader('airlock-request-id', requestId);
   const upstreamStarted = performance.now();
   const upstreamTime = (): number => (performance.now() - upstreamStarted) / 1000;
-  const result = await forward(canon, req, res, ctx.agent, (status) => {
+  const result = await forward(canon, req, res, ctx.agent, requestId, (status) => {
     ctx.metrics.upstreamDuration.observe({ status_class: statusClass(status) }, upstreamTime());
   });
   if (!result.ok) {
     if (!result.headersSent) ctx.metrics.upstreamDuration.observe({ status_class: 'error' }, upstreamTime());
-    ctx.audit.write({ event: 'response', request_id: requestId, status: result.status, error: 'upstream_error', reason: result.message });
+    ctx.log.warn({ request_id: requestId, host: canon.host, port: canon.port, status: result.status }, result.message);
     if (result.headersSent) res.destroy();
     else fail({ status: result.status, code: 'upstream_error', message: result.message, rule: decision.rule }, canon, decision);
     return;
   }
-  const durationMs = performance.now() - started;
-  ctx.audit.write({ event: 'response', request_id: requestId, status: result.status, duration_ms: Math.round(durationMs * 1000) / 1000 });
-  ctx.metrics.requestDuration.observe({ action: 'allow' }, durationMs / 1000);
+  ctx.metrics.requestDuration.observe({ action: 'allow' }, (performance.now() - started) / 1000);
 }

@@ -1,7 +1,9 @@
+import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Agent, stream, type Dispatcher } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import type { CanonicalRequest } from '../policy/types.js';
 import { upstreamHeaders } from '../request/canonicalize.js';
+import { REQUEST_ID_HEADER } from './respond.js';
 
 export interface UpstreamOptions {
   connectTimeoutMs: number;
@@ -86,29 +88,36 @@ export async function forward(
   req: IncomingMessage,
   res: ServerResponse,
   agent: Dispatcher,
+  requestId: string,
   onHeaders: (status: number) => void,
 ): Promise<ForwardResult> {
   const origin = `${canon.scheme}://${canon.host.includes(':') ? `[${canon.host}]` : canon.host}:${canon.port}`;
-  const abort = new AbortController();
+  // undici accepts any emitter of 'abort' as a signal; an AbortController costs several times more
+  // on this path, which every allowed request takes.
+  const clientGone = new EventEmitter();
   const onClose = (): void => {
-    if (!res.writableFinished) abort.abort();
+    if (!res.writableFinished) clientGone.emit('abort');
   };
   res.once('close', onClose);
   try {
-    await stream(
-      origin + canon.encodedPath + (canon.query ? `?${canon.query}` : ''),
+    // The dispatcher's own stream() takes origin and path as they are; undici's top-level stream()
+    // would parse a URL string again.
+    await agent.stream(
       {
+        origin,
+        path: canon.query ? `${canon.encodedPath}?${canon.query}` : canon.encodedPath,
         method: canon.method as Dispatcher.HttpMethod,
         headers: upstreamHeaders(canon),
         body: hasBody(req) ? req : null,
-        dispatcher: agent,
-        signal: abort.signal,
+        signal: clientGone,
         opaque: res,
       },
       ({ statusCode, headers, opaque }) => {
         const out = opaque as ServerResponse;
         onHeaders(statusCode);
-        out.writeHead(statusCode, responseHeaders(headers));
+        const h = responseHeaders(headers);
+        h[REQUEST_ID_HEADER] = requestId;
+        out.writeHead(statusCode, h);
         return out;
       },
     );

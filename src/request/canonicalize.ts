@@ -232,16 +232,19 @@ export function canonicalizeAuthority(
  * Connection), minus proxy credentials, minus Airlock's own `x-airlock-*` control headers,
  * with `host` set to the canonical authority (default port omitted).
  */
-export function upstreamHeaders(req: CanonicalRequest): Record<string, string | string[]> {
+export function upstreamHeaders(req: CanonicalRequest): string[] {
   const conn = req.headers['connection'];
   const nominated = conn === undefined ? null : new Set(connectionTokens(conn));
-  const out: Headers = Object.create(null) as Headers;
-  for (const [name, value] of Object.entries(req.headers)) {
+  // A flat [name, value, …] list: undici takes it as it is, without walking an object's keys again.
+  const out: string[] = [];
+  for (const name in req.headers) {
+    const value = req.headers[name];
     if (value === undefined || name === 'host') continue;
     if (NOT_FORWARDED.has(name) || name.startsWith('x-airlock-') || nominated?.has(name) === true) continue;
-    out[name] = value;
+    if (typeof value === 'string') out.push(name, value);
+    else for (const v of value) out.push(name, v);
   }
-  out['host'] = formatAuthority(req.scheme, req.host, req.port);
+  out.push('host', formatAuthority(req.scheme, req.host, req.port));
   return out;
 }
 

@@ -17,6 +17,9 @@ const LAST_LABEL_STARTS_WITH_DIGIT = /(?:^|\.)[0-9][^.]*$/;
 // labels. Anything else URL lets through (`*`, `$`, `!`, …) is not a name DNS will resolve.
 const CANONICAL_DOMAIN = /^[a-z0-9_-]+(?:\.[a-z0-9_-]+)*$/;
 const PORT = /^[0-9]{1,5}$/;
+// Dotted-decimal IPv4 without leading zeros is already what URL would make of it.
+const OCTET = '(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])';
+const CANONICAL_IPV4 = new RegExp(`^${OCTET}(?:\\.${OCTET}){3}$`);
 
 /**
  * Canonical form of a host as written in an authority (IPv6 in brackets): lower case, IDNA to
@@ -36,6 +39,7 @@ export function canonicalHost(raw: string): HostResult {
   if (name === '' || name.startsWith('.') || name.endsWith('.') || name.includes('..')) {
     return { ok: false, message: 'host has an empty label' };
   }
+  if (CANONICAL_IPV4.test(name)) return { ok: true, host: name };
   if (SIMPLE_HOST.test(name)) {
     const lower = name.toLowerCase();
     if (!LAST_LABEL_STARTS_WITH_DIGIT.test(lower) && !lower.includes('xn--')) return { ok: true, host: lower };

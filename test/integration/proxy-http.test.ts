@@ -62,14 +62,13 @@ describe('plain HTTP through HTTP_PROXY', () => {
     assert.equal(got.headers['proxy-connection'], undefined);
     assert.equal(got.headers['proxy-authorization'], undefined);
     const id = /airlock-request-id: (\S+)/i.exec(r.stdout)![1]!;
-    const [decision, response] = eventsFor(await al.audit(), id);
+    const [decision, ...more] = eventsFor(await al.audit(), id);
+    assert.equal(more.length, 0, 'one audit event per request');
     assert.equal(decision!.event, 'request');
     assert.equal(decision!.decision, 'allow');
     assert.equal(decision!.rule, 'reads');
     assert.equal(decision!.path, '/v1/users/list');
     assert.equal(decision!.host, '127.0.0.1');
-    assert.equal(response!.event, 'response');
-    assert.equal(response!.status, 200);
   });
 
   it('curl: a denied request gets 403 JSON naming the rule and the upstream receives nothing', async () => {
