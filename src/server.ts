@@ -51,9 +51,12 @@ function isLocalHost(host: string, own: Set<string>): boolean {
   return own.has(host) || host.endsWith('.localhost') || host.startsWith('127.') || host.startsWith('::ffff:127.');
 }
 
-function closeServer(server: Server, graceMs: number): Promise<void> {
+function closeServer(server: Server, graceMs: number, forceAlso: () => void = () => {}): Promise<void> {
   return new Promise((resolve) => {
-    const force = setTimeout(() => server.closeAllConnections(), graceMs);
+    const force = setTimeout(() => {
+      server.closeAllConnections();
+      forceAlso();
+    }, graceMs);
     server.close(() => {
       clearTimeout(force);
       resolve();
@@ -74,10 +77,11 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
   const agent = createUpstreamAgent(config.upstream);
   let own = new Set<string>();
   let ports = new Set<number>();
-  const proxyServer = createProxyServer({
+  const { server: proxyServer, destroyTunnels } = createProxyServer({
     policy: holder.current,
     staticIdentity: config.identity,
     agent,
+    connectTimeoutMs: config.upstream.connectTimeoutMs,
     audit,
     metrics,
     log,
@@ -103,7 +107,7 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
     audit,
     async close(graceMs = 10_000) {
       holder.close();
-      await Promise.all([closeServer(proxyServer, graceMs), closeServer(adminServer, 0)]);
+      await Promise.all([closeServer(proxyServer, graceMs, destroyTunnels), closeServer(adminServer, 0)]);
       await agent.close();
       await audit.close();
     },

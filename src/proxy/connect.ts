@@ -129,8 +129,12 @@ export function handleConnect(
 function splice(client: Duplex, head: Buffer, host: string, port: number, requestId: string, ctx: ProxyContext): void {
   const upstream = netConnect({ host, port });
   let opened = false;
+  upstream.setTimeout(ctx.connectTimeoutMs, () => {
+    if (!opened) upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));
+  });
   upstream.once('connect', () => {
     opened = true;
+    upstream.setTimeout(0);
     client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
     if (head.length > 0) upstream.write(head);
     client.pipe(upstream);
@@ -140,7 +144,7 @@ function splice(client: Duplex, head: Buffer, host: string, port: number, reques
     if (!opened) {
       const message = `upstream ${host}:${port} failed: ${err.code ?? err.message}`;
       ctx.metrics.proxyResponses.inc({ code: 'upstream_error' });
-      writeSocketError(client, { status: 502, code: 'upstream_error', message, requestId });
+      writeSocketError(client, { status: err.code === 'ETIMEDOUT' ? 504 : 502, code: 'upstream_error', message, requestId });
     } else client.destroy();
   });
   client.on('close', () => upstream.destroy());

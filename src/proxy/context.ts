@@ -10,6 +10,8 @@ export interface ProxyContext {
   /** The identity of every caller without credentials, for one-agent sidecars; null = anonymous. */
   staticIdentity: string | null;
   agent: Dispatcher;
+  /** Connect timeout for raw tunnels (forwarded requests use the agent's own). */
+  connectTimeoutMs: number;
   audit: AuditSink;
   metrics: Metrics;
   log: Logger;

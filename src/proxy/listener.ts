@@ -56,8 +56,15 @@ function serve(entry: (req: IncomingMessage) => Entry | null, ctx: ProxyContext)
  * routes, and CONNECT. Plain HTTP inside CONNECT tunnels is handed to an inner server that never
  * listens itself, so those requests go through the same pipeline.
  */
-export function createProxyServer(ctx: ProxyContext): Server {
+export interface ProxyServer {
+  server: Server;
+  /** CONNECT sockets are detached from the HTTP server: shutdown ends them here. */
+  destroyTunnels(): void;
+}
+
+export function createProxyServer(ctx: ProxyContext): ProxyServer {
   const tunnels = new WeakMap<Socket, TunnelInfo>();
+  const open = new Set<Duplex>();
   const inner = createServer(
     SERVER_OPTIONS,
     serve((req) => {
@@ -72,8 +79,17 @@ export function createProxyServer(ctx: ProxyContext): Server {
     SERVER_OPTIONS,
     serve((req) => (req.url?.startsWith('/') ? { via: 'route' } : { via: 'proxy' }), ctx),
   );
-  server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => handleConnect(req, socket, head, ctx, inner, tunnels));
+  server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    open.add(socket);
+    socket.once('close', () => open.delete(socket));
+    handleConnect(req, socket, head, ctx, inner, tunnels);
+  });
   server.on('clientError', (err, socket) => onClientError(err, socket, ctx));
   server.on('upgrade', (req, socket) => onUpgrade(req, socket, ctx));
-  return server;
+  return {
+    server,
+    destroyTunnels: () => {
+      for (const s of open) s.destroy();
+    },
+  };
 }

@@ -19,6 +19,10 @@ for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-
   CLASS[c.charCodeAt(0)] = RAW;
 }
 for (const c of '"<>[]^`{|}') CLASS[c.charCodeAt(0)] = ENCODE;
+// `/admin;x/secret` is `/admin/secret` to servers that strip path parameters (Tomcat, Spring) but
+// not to a rule on `/admin/**`: a raw `;` is refused. (`%3B` is a literal semicolon to every server.)
+const SEMICOLON = 0x3b;
+CLASS[SEMICOLON] = FORBIDDEN;
 CLASS[0x25] = PERCENT;
 
 const UNRESERVED = new Uint8Array(128);
@@ -60,6 +64,7 @@ function isSlashOrDotSegmentAt(raw: string, i: number): boolean {
 
 function forbiddenMessage(c: number): string {
   if (c === 0x5c) return 'path contains a backslash';
+  if (c === SEMICOLON) return 'path contains ";" (path parameters are read differently by different servers; encode it as %3B)';
   if (c >= 128) return 'path contains a non-ASCII character (percent-encode it)';
   return 'path contains whitespace or a control character';
 }

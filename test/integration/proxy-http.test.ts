@@ -230,6 +230,35 @@ describe('plain HTTP through HTTP_PROXY', () => {
     }
   });
 
+  describe('tricks an agent might try are refused or caught by the rule they aim around', () => {
+    const cases: { name: string; args: (origin: string, port: number) => string[]; status: string; error: string; rule?: string }[] = [
+      { name: 'numeric IPv4 spelling of a denied host', args: (_o, p) => [`http://2130706433:${p}/v1/admin/x`], status: '403', error: 'denied', rule: 'admin-never' },
+      { name: 'hex IPv4 spelling', args: (_o, p) => [`http://0x7f.0.0.1:${p}/v1/admin/x`], status: '403', error: 'denied', rule: 'admin-never' },
+      { name: 'trailing dot on the host', args: (_o, p) => [`http://127.0.0.1.:${p}/v1/admin/x`], status: '403', error: 'denied', rule: 'admin-never' },
+      { name: 'upper-case path segment is a different path (no rule matches)', args: (o) => [`${o}/V1/ADMIN/x`], status: '403', error: 'denied' },
+      { name: 'Host header naming another host', args: (o) => ['-H', 'Host: api.internal', `${o}/v1/x`], status: '400', error: 'bad_request' },
+      { name: 'duplicate classification headers', args: (o) => ['-H', 'X-Data-Classification: public', '-H', 'X-Data-Classification: restricted', '-d', 'x', `${o}/exports/all`], status: '400', error: 'bad_request' },
+      { name: 'unknown classification level', args: (o) => ['-H', 'X-Data-Classification: top-secret', '-d', 'x', `${o}/exports/all`], status: '400', error: 'bad_request' },
+      { name: 'underscore alias of the classification header', args: (o) => ['-H', 'X_Data_Classification: public', '-H', 'X-Data-Classification: confidential', '-d', 'x', `${o}/exports/all`], status: '400', error: 'bad_request' },
+      { name: 'path parameter hiding a denied prefix', args: (o) => ['--path-as-is', `${o}/v1/admin;x/users`], status: '400', error: 'bad_request' },
+      { name: 'encoded backslash', args: (o) => ['--path-as-is', `${o}/v1/x%5C..%5Cadmin`], status: '400', error: 'bad_request' },
+      { name: 'double-encoded slash', args: (o) => ['--path-as-is', `${o}/v1/x%252F..%252Fadmin`], status: '400', error: 'bad_request' },
+      { name: 'userinfo in the request target', args: (o, p) => ['--request-target', `http://user:pass@127.0.0.1:${p}/v1/x`, `${o}/`], status: '400', error: 'bad_request' },
+    ];
+    for (const c of cases) {
+      it(c.name, async () => {
+        const before = up.requests.length;
+        const r = await run('curl', ['-sS', '-x', al.proxyUrl, '-w', '\n%{http_code}', ...c.args(up.origin, up.port)]);
+        const [body, code] = r.stdout.split('\n');
+        assert.equal(code, c.status, body);
+        const e = JSON.parse(body!) as ErrorBody;
+        assert.equal(e.error, c.error);
+        if (c.rule) assert.equal(e.rule, c.rule);
+        assert.equal(up.requests.length, before, 'the upstream received nothing');
+      });
+    }
+  });
+
   it('a malformed request line gets a 400 JSON body', async () => {
     const { connect } = await import('node:net');
     const port = Number(new URL(al.proxyUrl).port);

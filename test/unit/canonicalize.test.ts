@@ -83,7 +83,7 @@ describe('canonicalize: request target', () => {
     ['http://h/caf%c3%a9', { scheme: 'http', host: 'h', port: 80, path: '/café', encodedPath: '/caf%C3%A9', query: '' }],
     ['http://h/a|b{c}', { scheme: 'http', host: 'h', port: 80, path: '/a|b{c}', encodedPath: '/a%7Cb%7Bc%7D', query: '' }],
     ['http://h/100%25', { scheme: 'http', host: 'h', port: 80, path: '/100%', encodedPath: '/100%25', query: '' }],
-    ["http://h/a:b@c;d=e,f!$&'()*+", { scheme: 'http', host: 'h', port: 80, path: "/a:b@c;d=e,f!$&'()*+", encodedPath: "/a:b@c;d=e,f!$&'()*+", query: '' }],
+    ["http://h/a:b@c=e,f!$&'()*+", { scheme: 'http', host: 'h', port: 80, path: "/a:b@c=e,f!$&'()*+", encodedPath: "/a:b@c=e,f!$&'()*+", query: '' }],
     // hosts
     ['http://example.com./', { scheme: 'http', host: 'example.com', port: 80, path: '/', encodedPath: '/', query: '' }],
     ['http://EXAMPLE.COM/', { scheme: 'http', host: 'example.com', port: 80, path: '/', encodedPath: '/', query: '' }],
@@ -125,6 +125,8 @@ describe('canonicalize: request target', () => {
     ['http://h/%ff', 'not valid UTF-8'],
     ['http://h/%252F', 'double-encoded'],
     ['http://h/..%252f..%252fadmin', 'double-encoded'],
+    ['http://h/admin;x/secret', 'path parameters'],
+    ['http://h/files/a.txt;jsessionid=1', 'path parameters'],
     ['http://h/../admin', 'above the root'],
     ['http://h/a/../../admin', 'above the root'],
     ['http://h/%2e%2e/admin', 'above the root'],
