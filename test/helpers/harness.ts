@@ -147,7 +147,11 @@ export function proxyEnv(proxyUrl: string): NodeJS.ProcessEnv {
   return env;
 }
 
-/** The `airlock` CLI as a user runs it (through tsx, so tests need no build step). */
+export const ROOT = join(import.meta.dirname, '../..');
+
+/** The `airlock` command as installed (package.json `bin`, built by `npm test`'s pretest step). */
+export const AIRLOCK_BIN = join(ROOT, 'dist/cli/main.js');
+
 export function airlockCli(args: string[], env?: NodeJS.ProcessEnv): Promise<RunResult> {
-  return run(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../../src/cli/main.ts'), ...args], env);
+  return run(process.execPath, [AIRLOCK_BIN, ...args], env);
 }

@@ -6,9 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
-import { airlockCli, proxyEnv, run, startUpstream } from '../helpers/harness.js';
+import { AIRLOCK_BIN, ROOT, airlockCli, proxyEnv, run, startUpstream } from '../helpers/harness.js';
 
-const ROOT = join(import.meta.dirname, '../..');
 const EXAMPLES = join(ROOT, 'policies');
 
 describe('airlock policy', () => {
@@ -54,6 +53,18 @@ describe('airlock policy', () => {
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout) as { decision: { action: string; rule: string } };
     assert.equal(out.decision.action, 'allow');
+    assert.equal(out.decision.rule, 'reads');
+  });
+
+  it('explain, as the README shows it: a confidential export needs two data owners', async () => {
+    const r = await airlockCli([
+      'policy', 'explain', '--policies', 'policies', '--method', 'POST',
+      '--url', 'https://exports.data.internal/exports/customers',
+      '--header', 'X-Data-Classification: confidential', '--identity', 'billing-bot',
+    ], { ...process.env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /approve/);
+    assert.match(r.stdout, /confidential-export/);
   });
 });
 
@@ -62,11 +73,14 @@ describe('airlock serve', () => {
     const dir = await mkdtemp(join(tmpdir(), 'airlock-serve-'));
     const auditFile = join(dir, 'audit.jsonl');
     const up = await startUpstream();
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'serve', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'],
-      { cwd: ROOT, env: { ...process.env, AIRLOCK_AUDIT: auditFile, AIRLOCK_POLICIES: EXAMPLES }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    // Exactly what `npm start` runs (README quick start), on free ports.
+    const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
+    assert.equal(pkg.scripts.start, 'node dist/cli/main.js serve --policies policies');
+    const child = spawn(process.execPath, [AIRLOCK_BIN, 'serve', '--policies', 'policies', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {
+      cwd: ROOT,
+      env: { ...process.env, AIRLOCK_AUDIT: auditFile },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     try {
       const lines = createInterface({ input: child.stderr! });
       let listening: { proxy: string; admin: string } | undefined;
@@ -87,6 +101,11 @@ describe('airlock serve', () => {
 
       const r = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', `${up.origin}/anything`], proxyEnv(`http://${listening.proxy}`));
       assert.equal(r.stdout, '403');
+      // The README's first request.
+      const iam = await run('curl', ['-s', 'http://iam.amazonaws.com/'], proxyEnv(`http://${listening.proxy}`));
+      assert.match(iam.stdout, /^\{"error":"denied".*"rule":"no-iam"/);
+      const decisions = await (await fetch(`${admin}/metrics`)).text();
+      assert.match(decisions, /airlock_decisions_total\{action="deny",rule="no-iam",mode="enforce"\} 1/);
 
       child.kill('SIGTERM');
       const [code] = (await once(child, 'exit')) as [number];
@@ -95,7 +114,7 @@ describe('airlock serve', () => {
       assert.equal(verify.code, 0, verify.stdout + verify.stderr);
       assert.match(verify.stdout, /chain intact/);
       const events = (await readFile(auditFile, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { event: string });
-      assert.deepEqual(events.map((e) => e.event).slice(0, 2), ['policy_loaded', 'request']);
+      assert.deepEqual(events.map((e) => e.event), ['policy_loaded', 'request', 'request']);
     } finally {
       child.kill('SIGKILL');
       await up.close();
