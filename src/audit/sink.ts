@@ -161,7 +161,6 @@ export async function createAuditSink(opts: AuditSinkOptions): Promise<AuditSink
   // flush() must wait for bytes to reach the fd; sonic-boom's own flush() returns at once with
   // minLength 0, so count bytes queued against the bytes its 'write' event reports as written.
   let pending = 0;
-  let failing = false;
   let broken = false;
   let lastError: Error | undefined;
   let waiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
@@ -172,7 +171,6 @@ export async function createAuditSink(opts: AuditSinkOptions): Promise<AuditSink
     for (const w of done) w.resolve();
   };
   dest.on('write', (n: number) => {
-    failing = false;
     pending -= n;
     settle();
   });
@@ -186,7 +184,6 @@ export async function createAuditSink(opts: AuditSinkOptions): Promise<AuditSink
     if (err === lastError) return;
     lastError = err;
     fail(err);
-    failing = true;
     // pino turns the destination into a no-op after EPIPE (reader gone); later writes must still count as failures.
     if (err.code === 'EPIPE') broken = true;
     // The unwritten bytes stay queued in sonic-boom and are retried with the next write.
