@@ -47,6 +47,8 @@ const NOT_FORWARDED = new Set([
   'upgrade',
   'proxy-authorization',
   'proxy-authenticate',
+  // `Expect: 100-continue` is answered by the proxy's own server; undici refuses to send it on.
+  'expect',
 ]);
 
 interface HeaderAliases {

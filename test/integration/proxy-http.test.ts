@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EnvHttpProxyAgent, fetch as undiciFetch } from 'undici';
 import { eventsFor, proxyEnv, run, startTestAirlock, startUpstream, type TestAirlock, type Upstream } from '../helpers/harness.js';
@@ -270,5 +272,60 @@ describe('plain HTTP through HTTP_PROXY', () => {
     });
     assert.match(reply, /^HTTP\/1\.1 400/);
     assert.match(reply, /"error":"bad_request"/);
+  });
+});
+
+describe('upstream timeouts and large bodies', () => {
+  const policy = `
+version: 1
+rules:
+  - id: all-local
+    match: { hosts: [127.0.0.1] }
+    action: allow
+`;
+
+  it('an upstream that never answers is a 504 upstream_error after the upstream timeout', async () => {
+    const silent = await startUpstream(() => {
+      // Never answers: the proxy's headers timeout must fire.
+    });
+    const al = await startTestAirlock({ 'policy.yaml': policy }, { upstreamTimeoutMs: 300 });
+    try {
+      const r = await run('curl', ['-sS', '-x', al.proxyUrl, '-w', '\n%{http_code}', `${silent.origin}/slow`]);
+      const [body, code] = r.stdout.split('\n');
+      assert.equal(code, '504');
+      const e = JSON.parse(body!) as ErrorBody;
+      assert.equal(e.error, 'upstream_error');
+      assert.match(e.message, /timed out/);
+    } finally {
+      await al.close();
+      await silent.close();
+    }
+  });
+
+  it('a large response streams back intact, and a large chunked upload reaches the upstream intact', async () => {
+    const { createHash, randomBytes } = await import('node:crypto');
+    const blob = randomBytes(8 * 1024 * 1024);
+    const big = await startUpstream((req, res, body) => {
+      if (req.method === 'PUT') {
+        res.end(createHash('sha256').update(body).digest('hex'));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      for (let i = 0; i < blob.length; i += 64 * 1024) res.write(blob.subarray(i, i + 64 * 1024));
+      res.end();
+    });
+    const al = await startTestAirlock({ 'policy.yaml': policy });
+    try {
+      const down = await run('sh', ['-c', `curl -sS -x ${al.proxyUrl} ${big.origin}/blob | sha256sum`]);
+      assert.equal(down.stdout.split(' ')[0], createHash('sha256').update(blob).digest('hex'));
+      const file = join(al.dir, '..', 'upload.bin');
+      await writeFile(file, blob);
+      const upload = await run('curl', ['-sS', '-x', al.proxyUrl, '-T', file, '-H', 'Transfer-Encoding: chunked', `${big.origin}/upload`]);
+      assert.equal(upload.stdout, createHash('sha256').update(blob).digest('hex'));
+      assert.equal(big.requests.at(-1)!.headers['transfer-encoding'], 'chunked');
+    } finally {
+      await al.close();
+      await big.close();
+    }
   });
 });

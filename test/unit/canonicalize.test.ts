@@ -413,6 +413,7 @@ describe('upstreamHeaders', () => {
         'Upgrade', 'h2c',
         'Transfer-Encoding', 'chunked',
         'X-Hop', 'gone',
+        'Expect', '100-continue',
         'Proxy-Authorization', 'Basic eDp5',
         'X-Airlock-Approval', 'abc',
         'Authorization', 'Bearer upstream-token',
