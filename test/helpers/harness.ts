@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ServeConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
+import { EnvHttpProxyAgent } from 'undici';
 import { DEFAULT_UPSTREAM_OPTIONS } from '../../src/proxy/upstream.js';
 import { startAirlock, type Airlock } from '../../src/server.js';
 
@@ -148,6 +149,22 @@ export function proxyEnv(proxyUrl: string): NodeJS.ProcessEnv {
 }
 
 export const ROOT = join(import.meta.dirname, '../..');
+
+/**
+ * Run `fn` with undici's EnvHttpProxyAgent configured the way an agent's container configures it:
+ * from HTTP_PROXY/HTTPS_PROXY in the environment.
+ */
+export async function withEnvProxyAgent<T>(proxyUrl: string, fn: (dispatcher: EnvHttpProxyAgent) => Promise<T>): Promise<T> {
+  const saved = process.env;
+  process.env = proxyEnv(proxyUrl);
+  const dispatcher = new EnvHttpProxyAgent();
+  try {
+    return await fn(dispatcher);
+  } finally {
+    await dispatcher.close();
+    process.env = saved;
+  }
+}
 
 /** The `airlock` command as installed (package.json `bin`, built by `npm test`'s pretest step). */
 export const AIRLOCK_BIN = join(ROOT, 'dist/cli/main.js');

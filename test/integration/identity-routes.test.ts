@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
-import { EnvHttpProxyAgent, fetch as undiciFetch } from 'undici';
+import { fetch as undiciFetch } from 'undici';
 import { hashToken } from '../../src/request/identify.js';
-import { eventsFor, proxyEnv, run, startTestAirlock, startUpstream, type TestAirlock, type Upstream } from '../helpers/harness.js';
+import { eventsFor, proxyEnv, run, startTestAirlock, startUpstream, withEnvProxyAgent, type TestAirlock, type Upstream } from '../helpers/harness.js';
 
 const BILLING_TOKEN = 'b1ll1ng-s3cret-token';
 const OPS_TOKEN = 'ops-s3cret-token';
@@ -82,19 +82,13 @@ describe('identity from proxy credentials', () => {
   });
 
   it('Node fetch through EnvHttpProxyAgent: credentials on CONNECT identify every request in the tunnel', async () => {
-    const saved = { ...process.env };
-    Object.assign(process.env, proxyEnv(proxyWith(al, 'billing-bot', BILLING_TOKEN)));
-    const dispatcher = new EnvHttpProxyAgent();
-    try {
+    await withEnvProxyAgent(proxyWith(al, 'billing-bot', BILLING_TOKEN), async (dispatcher) => {
       const res = await undiciFetch(`${up.origin}/v1/statements`, { dispatcher });
       assert.equal(res.status, 200);
       const [ev] = eventsFor(await al.audit(), res.headers.get('airlock-request-id')!);
       assert.equal(ev!.identity, 'billing-bot');
       assert.equal(ev!.via, 'tunnel');
-    } finally {
-      await dispatcher.close();
-      process.env = saved;
-    }
+    });
   });
 
   it('Python urllib with credentials in HTTP_PROXY', async () => {

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { EnvHttpProxyAgent, fetch as undiciFetch } from 'undici';
-import { eventsFor, proxyEnv, run, startTestAirlock, startUpstream, type TestAirlock, type Upstream } from '../helpers/harness.js';
+import { fetch as undiciFetch } from 'undici';
+import { eventsFor, proxyEnv, run, startTestAirlock, startUpstream, withEnvProxyAgent, type TestAirlock, type Upstream } from '../helpers/harness.js';
 
 const POLICY = `
 version: 1
@@ -168,10 +168,7 @@ describe('plain HTTP through HTTP_PROXY', () => {
   });
 
   it('Node fetch with EnvHttpProxyAgent (CONNECT to the port, then plain HTTP): decided request by request', async () => {
-    const saved = { ...process.env };
-    Object.assign(process.env, proxyEnv(al.proxyUrl));
-    const dispatcher = new EnvHttpProxyAgent();
-    try {
+    await withEnvProxyAgent(al.proxyUrl, async (dispatcher) => {
       const before = up.requests.length;
       const ok = await undiciFetch(`${up.origin}/v1/items`, { dispatcher });
       assert.equal(ok.status, 200);
@@ -184,10 +181,7 @@ describe('plain HTTP through HTTP_PROXY', () => {
       const [ev] = eventsFor(await al.audit(), ok.headers.get('airlock-request-id')!);
       assert.equal(ev!.via, 'tunnel');
       assert.equal(ev!.decision, 'allow');
-    } finally {
-      await dispatcher.close();
-      process.env = saved;
-    }
+    });
   });
 
   it('redirects are passed to the client, never followed by the proxy', async () => {
