@@ -102,7 +102,7 @@ describe('airlock serve', () => {
       const r = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', `${up.origin}/anything`], proxyEnv(`http://${listening.proxy}`));
       assert.equal(r.stdout, '403');
       // The README's first request.
-      const iam = await run('curl', ['-s', 'http://iam.amazonaws.com/'], proxyEnv(`http://${listening.proxy}`));
+      const iam = await run('curl', ['-s', '-x', `http://${listening.proxy}`, 'http://iam.amazonaws.com/']);
       assert.match(iam.stdout, /^\{"error":"denied".*"rule":"no-iam"/);
       const decisions = await (await fetch(`${admin}/metrics`)).text();
       assert.match(decisions, /airlock_decisions_total\{action="deny",rule="no-iam",mode="enforce"\} 1/);
