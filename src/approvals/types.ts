@@ -1,0 +1,123 @@
+/**
+ * Approvals: a request that needs approval is stored with everything needed to forward it later,
+ * from any replica, and moves through
+ *
+ *   pending ──► approved ──► executed
+ *      ├──────► denied
+ *      ├──────► expired      (nobody decided before `expiresAt`; or an approval not spent in time)
+ *      └──────► cancelled
+ *
+ * Every transition is a compare-and-set in the store, so concurrent approvers, duplicate clicks and
+ * several replicas agree on one outcome, and an approved request is executed exactly once.
+ */
+
+export type ApprovalState = 'pending' | 'approved' | 'denied' | 'expired' | 'cancelled' | 'executed';
+
+export const FINAL_STATES: ReadonlySet<ApprovalState> = new Set(['denied', 'expired', 'cancelled', 'executed']);
+
+/** The canonical request as it will be forwarded once approved. */
+export interface StoredRequest {
+  method: string;
+  scheme: 'http' | 'https';
+  host: string;
+  port: number;
+  /** Decoded path, for people reading it. */
+  path: string;
+  /** What is sent upstream. */
+  encodedPath: string;
+  query: string;
+  /** Flat [name, value, …] list exactly as it will be sent upstream (hop-by-hop and credentials removed). */
+  headers: string[];
+  /** The buffered body, base64. */
+  body: string;
+  classification: string | null;
+}
+
+export interface ApprovalVote {
+  approver: string;
+  at: number;
+}
+
+export interface ApprovalRecord {
+  id: string;
+  state: ApprovalState;
+  /** sha256 hex of the canonical request (method, URL, forwarded headers but volatile ones, body). */
+  digest: string;
+  identity: string | null;
+  owner: string | null;
+  rule: string;
+  ruleDescription: string | null;
+  /** The agent's stated intent (`X-Airlock-Reason`), or null. */
+  reason: string | null;
+  /** Who may decide, resolved from the policy when the request was held: approver names (API) and Slack ids. */
+  eligible: { api: string[]; slack: string[] };
+  required: number;
+  channel: string | null;
+  request: StoredRequest;
+  createdAt: number;
+  /** A pending request nobody decided by then is expired; an approval not spent by then lapses. */
+  expiresAt: number;
+  approvals: ApprovalVote[];
+  /** Set once decided (approved, denied, expired, cancelled). */
+  decidedAt: number | null;
+  /** Who denied (or cancelled), with their reason. */
+  decidedBy: string | null;
+  decisionReason: string | null;
+  /** Replica that holds the client connection, if any (the one to wake). */
+  holder: string | null;
+  executedAt: number | null;
+  executedBy: string | null;
+}
+
+export type DecideResult =
+  /** The vote counted; `record` is the state after it (approved when enough approvals arrived). */
+  | { ok: true; record: ApprovalRecord }
+  /** Nothing changed: the record is already decided, the approver already voted, or it doesn't exist. */
+  | { ok: false; reason: 'not_found' | 'not_pending' | 'already_voted'; record: ApprovalRecord | null };
+
+export type ClaimResult =
+  /** This caller won the right to forward the request: the record is now `executed`. */
+  | { ok: true; record: ApprovalRecord }
+  | { ok: false; reason: 'not_found' | 'not_approved' | 'lapsed'; record: ApprovalRecord | null };
+
+export interface StateChange {
+  id: string;
+  state: ApprovalState;
+  holder: string | null;
+}
+
+/**
+ * Where approvals live. Two implementations (memory, Redis) pass the same contract tests
+ * (test/unit/approval-store-contract.ts). Every method is atomic with respect to every other caller,
+ * in this process or on another replica. `now` is passed in (ms since the epoch) so expiry is testable.
+ */
+export interface ApprovalStore {
+  /**
+   * Store a new pending request, unless an unfinished one (pending, or approved and not yet spent)
+   * exists for the same identity and digest: then nothing is created and that one is returned.
+   */
+  createOrJoin(record: ApprovalRecord, now: number): Promise<{ created: boolean; record: ApprovalRecord }>;
+  /** The record (with `pending` past `expiresAt` reported, and stored, as `expired`), or null. */
+  get(id: string, now: number): Promise<ApprovalRecord | null>;
+  /** The unfinished record for identity + digest, if any. */
+  findActive(identity: string | null, digest: string, now: number): Promise<ApprovalRecord | null>;
+  /** Records, newest first; `state` filters. Finished records are kept for `retentionMs` after they finish. */
+  list(filter: { state?: ApprovalState; limit?: number }, now: number): Promise<ApprovalRecord[]>;
+  /**
+   * One approver's vote. `approve` adds the approver (once) and moves to `approved` when `required`
+   * distinct approvals are in; `deny` moves to `denied` at once (any deny is final).
+   * Eligibility (who may vote) is the caller's business; the store guarantees atomicity.
+   */
+  decide(id: string, vote: { approver: string; verdict: 'approve' | 'deny'; reason?: string | null }, now: number): Promise<DecideResult>;
+  /** pending → cancelled (by `by`, with a reason). */
+  cancel(id: string, by: string, reason: string | null, now: number): Promise<DecideResult>;
+  /** approved → executed, exactly once across all callers; fails if the approval lapsed (`expiresAt` passed). */
+  claim(id: string, replica: string, now: number): Promise<ClaimResult>;
+  /** Record which replica holds the client connection, so decisions wake it. */
+  setHolder(id: string, holder: string | null): Promise<void>;
+  /** Called on every state change made by anyone (this process or another replica). Returns an unsubscribe function. */
+  subscribe(listener: (change: StateChange) => void): () => void;
+  /** Whether the store can serve requests now; false means requests needing approval fail closed (503). */
+  ready(): boolean;
+  close(): Promise<void>;
+}
