@@ -16,6 +16,22 @@ export interface ServeConfig {
   audit: string;
   upstream: UpstreamOptions;
   policyPollMs: number;
+  /** Approval store: null keeps approvals in memory (one instance); a URL shares them through Redis. */
+  redis: string | null;
+  /** Largest body of a request held for approval (buffered and stored with it). */
+  maxHeldBodyBytes: number;
+  /** This instance's id among replicas sharing Redis. */
+  replica: string;
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1000, kib: 1024, mb: 1000 ** 2, mib: 1024 ** 2 };
+
+/** `1048576`, `512KiB`, `1MiB`, `2MB`. Throws a message naming the flag. */
+export function parseSize(value: string, what: string): number {
+  const m = /^(\d+)\s*([a-z]*)$/i.exec(value.trim());
+  const unit = SIZE_UNITS[(m?.[2] ?? '').toLowerCase()];
+  if (!m || unit === undefined) throw new Error(`${what}: expected a size such as 1MiB, 512KiB or 1048576, got "${value}"`);
+  return Number(m[1]) * unit;
 }
 
 /** `HOST:PORT`, `[v6]:PORT` or `:PORT` (all interfaces). Throws a message naming the flag. */

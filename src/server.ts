@@ -2,6 +2,10 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { createAdminServer } from './admin/server.js';
+import { MemoryStore } from './approvals/memory-store.js';
+import { RedisStore } from './approvals/redis-store.js';
+import { ApprovalService } from './approvals/service.js';
+import type { ApprovalStore } from './approvals/types.js';
 import { createAuditSink, type AuditSink } from './audit/sink.js';
 import type { HostPort, ServeConfig } from './config.js';
 import type { Logger } from './log.js';
@@ -17,6 +21,7 @@ export interface Airlock {
   policies: PolicyHolder;
   metrics: Metrics;
   audit: AuditSink;
+  approvals: ApprovalService;
   /** Stop accepting, let requests in flight finish (up to `graceMs`), flush the audit trail. */
   close(graceMs?: number): Promise<void>;
 }
@@ -75,12 +80,18 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
     throw new PolicyLoadError(holder.errors);
   }
   const agent = createUpstreamAgent(config.upstream);
+  // Redis connects in the background: until it is ready, requests needing approval fail closed and
+  // everything else flows.
+  const store: ApprovalStore = config.redis ? await RedisStore.connect(config.redis, { replica: config.replica, logger: log }) : new MemoryStore();
+  const approvals = new ApprovalService({ store, replica: config.replica, audit, metrics, log });
   let own = new Set<string>();
   let ports = new Set<number>();
   const { server: proxyServer, destroyTunnels } = createProxyServer({
     policy: holder.current,
     staticIdentity: config.identity,
     agent,
+    approvals,
+    maxHeldBodyBytes: config.maxHeldBodyBytes,
     connectTimeoutMs: config.upstream.connectTimeoutMs,
     audit,
     metrics,
@@ -90,6 +101,8 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
   let proxyUp = false;
   const adminServer = createAdminServer({
     registry: metrics.registry,
+    approvals,
+    policy: holder.current,
     ready: () => (proxyUp ? { ready: true } : { ready: false, reason: 'proxy listener not accepting connections' }),
   });
   const proxy = await listen(proxyServer, config.listen);
@@ -105,10 +118,13 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
     policies: holder,
     metrics,
     audit,
+    approvals,
     async close(graceMs = 10_000) {
       holder.close();
+      await approvals.close();
       await Promise.all([closeServer(proxyServer, graceMs, destroyTunnels), closeServer(adminServer, 0)]);
       await agent.close();
+      await store.close();
       await audit.close();
     },
   };

@@ -1,10 +1,15 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
+import type { ApprovalService } from '../approvals/service.js';
+import type { CompiledPolicy } from '../policy/types.js';
+import { API_PREFIX, handleApprovalsApi } from './approvals-api.js';
 
 export interface AdminState {
   /** Ready once a policy is in force and the proxy listener accepts connections. */
   ready(): { ready: boolean; reason?: string };
   registry: Registry;
+  approvals: ApprovalService;
+  policy(): CompiledPolicy;
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
@@ -13,10 +18,14 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-/** The operator-facing listener: health, readiness and metrics (approvals join it later). Never agent-facing. */
+/** The operator-facing listener: health, readiness, metrics and the approvals API. Never agent-facing. */
 export function createAdminServer(state: AdminState): Server {
   return createServer((req, res) => {
-    const path = (req.url ?? '/').split('?', 1)[0];
+    const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
+    if (path === API_PREFIX || path.startsWith(`${API_PREFIX}/`)) {
+      void handleApprovalsApi(req, res, path, state.approvals, state.policy());
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: 'method_not_allowed', message: 'use GET' });
     switch (path) {
       case '/healthz':

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
+import { registerApprovalCommands } from './approvals.js';
 import { registerAuditCommands } from './audit.js';
 import { registerPolicyCommands } from './policy.js';
 import { registerServeCommand } from './serve.js';
@@ -14,5 +15,6 @@ registerServeCommand(program);
 registerPolicyCommands(program);
 registerAuditCommands(program);
 registerTokenCommands(program);
+registerApprovalCommands(program);
 
 await program.parseAsync(process.argv);

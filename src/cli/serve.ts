@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander';
-import { parseHostPort, formatHostPort, type ServeConfig } from '../config.js';
+import { hostname } from 'node:os';
+import { formatHostPort, parseHostPort, parseSize, type ServeConfig } from '../config.js';
 import { createLogger } from '../log.js';
 import { parseDuration } from '../policy/duration.js';
 import { formatPolicyError } from '../policy/load.js';
@@ -16,6 +17,9 @@ interface ServeFlags {
   upstreamTimeout: string;
   policyPoll: string;
   logLevel: string;
+  redis?: string;
+  maxHeldBody: string;
+  replica?: string;
 }
 
 function duration(value: string, flag: string): number {
@@ -39,6 +43,9 @@ export function toServeConfig(f: ServeFlags): ServeConfig {
       bodyTimeoutMs: timeout,
     },
     policyPollMs: duration(f.policyPoll, '--policy-poll'),
+    redis: f.redis || null,
+    maxHeldBodyBytes: parseSize(f.maxHeldBody, '--max-held-body'),
+    replica: f.replica || `${hostname()}-${process.pid}`,
   };
 }
 
@@ -54,6 +61,9 @@ export function registerServeCommand(program: Command): void {
     .addOption(new Option('--upstream-connect-timeout <duration>').env('AIRLOCK_UPSTREAM_CONNECT_TIMEOUT').default('10s'))
     .addOption(new Option('--upstream-timeout <duration>', 'until response headers, and between body chunks').env('AIRLOCK_UPSTREAM_TIMEOUT').default('60s'))
     .addOption(new Option('--policy-poll <duration>', 'how often the policy folder is re-read besides watching it').env('AIRLOCK_POLICY_POLL').default('5s'))
+    .addOption(new Option('--redis <url>', 'share approvals through Redis (redis://, rediss://); default: in memory, one instance').env('REDIS_URL'))
+    .addOption(new Option('--max-held-body <size>', 'largest body of a request held for approval').env('AIRLOCK_MAX_HELD_BODY').default('1MiB'))
+    .addOption(new Option('--replica <id>', 'this instance among replicas sharing Redis (default: host name and pid)').env('AIRLOCK_REPLICA_ID'))
     .addOption(new Option('--log-level <level>', 'operational log level (logs go to stderr)').env('AIRLOCK_LOG_LEVEL').default('info'))
     .action(async (flags: ServeFlags) => {
       const log = createLogger(flags.logLevel);

@@ -28,6 +28,14 @@ export interface Metrics {
   auditEvents: Counter<'event'>;
   /** airlock_audit_errors_total: audit writes that failed (the trail has a gap). */
   auditErrors: Counter;
+  /** airlock_approvals_requested_total{rule}: new approvals (identical requests joining one are not counted). */
+  approvalsRequested: Counter<'rule'>;
+  /** airlock_approvals_held: client connections held waiting for a decision on this replica. */
+  approvalsHeld: Gauge;
+  /** airlock_approval_outcomes_total{state}: approved, denied, expired, cancelled, executed. */
+  approvalOutcomes: Counter<'state'>;
+  /** airlock_approval_decision_seconds{state}: from the request being held to the decision. */
+  approvalDecisionSeconds: Histogram<'state'>;
 }
 
 /** 0.5 ms doubling to ~16 s: a policy decision is sub-millisecond, a slow upstream takes seconds. */
@@ -101,6 +109,30 @@ export function createMetrics(): Metrics {
     auditErrors: new Counter({
       name: 'airlock_audit_errors_total',
       help: 'Audit writes that failed: the audit trail is missing events.',
+      registers,
+    }),
+    approvalsRequested: new Counter({
+      name: 'airlock_approvals_requested_total',
+      help: 'Requests held for approval (new approvals; identical requests that join one are not counted), by rule.',
+      labelNames: ['rule'] as const,
+      registers,
+    }),
+    approvalsHeld: new Gauge({
+      name: 'airlock_approvals_held',
+      help: 'Client connections this replica holds open while a human decides.',
+      registers,
+    }),
+    approvalOutcomes: new Counter({
+      name: 'airlock_approval_outcomes_total',
+      help: 'Approvals leaving pending (approved, denied, expired, cancelled) and approvals spent (executed).',
+      labelNames: ['state'] as const,
+      registers,
+    }),
+    approvalDecisionSeconds: new Histogram({
+      name: 'airlock_approval_decision_seconds',
+      help: 'Time from a request being held to the decision, by outcome.',
+      labelNames: ['state'] as const,
+      buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600],
       registers,
     }),
   };

@@ -65,6 +65,7 @@ export function compilePolicy(files: readonly ParsedPolicyFile[], version: strin
   const { config: classification, declared: classificationDeclared } = compileClassification(files, p);
   const identities = compileIdentities(files, p);
   const approverGroups = compileApprovers(files, p);
+  const approverTokens = compileApproverTokens(files, identities, approverGroups, p);
   const routes = compileRoutes(files, p);
   const knownGroups = new Set([...identities.values()].flatMap((i) => i.groups));
 
@@ -103,6 +104,7 @@ export function compilePolicy(files: readonly ParsedPolicyFile[], version: strin
     inspectedHeaders,
     identities,
     approverGroups,
+    approverTokens,
     routes,
     tests,
     index: buildIndex(rules),
@@ -223,6 +225,45 @@ function compileApprovers(files: readonly ParsedPolicyFile[], p: Problems): Map<
   return groups;
 }
 
+/** A token must identify one caller: no digest may be shared between approvers, or with an agent identity. */
+function compileApproverTokens(
+  files: readonly ParsedPolicyFile[],
+  identities: ReadonlyMap<string, IdentityConfig>,
+  groups: ReadonlyMap<string, { api: readonly string[] }>,
+  p: Problems,
+): Map<string, Buffer[]> {
+  const owners = new Map<string, string>();
+  for (const identity of identities.values()) for (const d of identity.tokenSha256) owners.set(d.toString('hex'), `identity "${identity.id}"`);
+  const apiApprovers = new Set([...groups.values()].flatMap((g) => g.api));
+  const tokens = new Map<string, Buffer[]>();
+  const sources = new Map<string, SourcePosition>();
+  for (const f of files) {
+    for (const [name, digests] of Object.entries(f.data.approverTokens ?? {})) {
+      const source = f.locate(['approverTokens', name], 'key');
+      const first = sources.get(name);
+      if (first) {
+        p.error(source, `approver tokens for "${name}" are already defined at ${where(first)}`);
+        continue;
+      }
+      sources.set(name, source);
+      if (!apiApprovers.has(name)) p.warn(source, `"${name}" is in no approver group's api list: the token can list approvals but decide none`);
+      const list: Buffer[] = [];
+      for (const [i, token] of digests.entries()) {
+        const hex = token.slice('sha256:'.length);
+        const owner = owners.get(hex);
+        if (owner !== undefined) {
+          p.error(f.locate(['approverTokens', name, i]), `this token digest is already used by ${owner}; a token must identify one caller`);
+          continue;
+        }
+        owners.set(hex, `approver "${name}"`);
+        list.push(Buffer.from(hex, 'hex'));
+      }
+      tokens.set(name, list);
+    }
+  }
+  return tokens;
+}
+
 function compileRoutes(files: readonly ParsedPolicyFile[], p: Problems): ReverseRoute[] {
   const routes: ReverseRoute[] = [];
   const sources = new Map<string, SourcePosition>();
@@ -232,6 +273,10 @@ function compileRoutes(files: readonly ParsedPolicyFile[], p: Problems): Reverse
       const prefixAt = f.locate(['routes', i, 'prefix']);
       if (!/^\/(?:[^?#%\s]*\/)?$/.test(r.prefix)) {
         p.error(prefixAt, `route prefix "${r.prefix}" must start and end with "/" and contain no "?", "#", "%" or spaces`);
+        continue;
+      }
+      if (r.prefix.startsWith('/.airlock/')) {
+        p.error(prefixAt, 'route prefixes under /.airlock/ are reserved (agents poll approvals there)');
         continue;
       }
       const first = sources.get(r.prefix);

@@ -75,11 +75,13 @@ const RuleSchema = z.strictObject({
   approval: ApprovalSchema.optional(),
 });
 
+const tokenDigests = (what: string) =>
+  z.array(z.string().regex(/^sha256:[0-9a-f]{64}$/, `a token must be written as sha256:<64 lower-case hex digits> (the SHA-256 of the ${what})`));
+
 const IdentitySchema = z.strictObject({
   owner: z.string().min(1).optional().describe('The person responsible for this agent; they may not approve its requests.'),
   groups: z.array(name('a group')).default([]),
-  tokens: z.array(z.string().regex(/^sha256:[0-9a-f]{64}$/, 'a token must be written as sha256:<64 lower-case hex digits> (the SHA-256 of the proxy token)'))
-    .optional().describe('SHA-256 digests of the proxy tokens this identity authenticates with.'),
+  tokens: tokenDigests('proxy token').optional().describe('SHA-256 digests of the proxy tokens this identity authenticates with.'),
 });
 
 const ApproverGroupSchema = z.strictObject({
@@ -118,6 +120,8 @@ export const PolicyFileSchema = z
     classification: ClassificationSchema.optional().describe('Data-classification scheme; identical in every file that declares it.'),
     identities: z.record(name('an identity id'), IdentitySchema).optional(),
     approvers: z.record(name('an approver group'), ApproverGroupSchema).optional(),
+    approverTokens: z.record(z.string().min(1), tokenDigests('approver token').min(1)).optional()
+      .describe('Approver name (as listed under approvers.*.api) to the SHA-256 digests of the bearer tokens they use with the approvals API.'),
     routes: z.array(RouteSchema).optional().describe('Reverse-proxy routes.'),
     rules: z.array(RuleSchema).optional(),
     tests: z.array(TestCaseSchema).optional().describe('Cases run by `airlock policy test`.'),

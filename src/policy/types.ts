@@ -142,6 +142,8 @@ export interface CompiledPolicy {
   readonly inspectedHeaders: ReadonlySet<string>;
   readonly identities: ReadonlyMap<string, IdentityConfig>;
   readonly approverGroups: ReadonlyMap<string, { slack: readonly string[]; api: readonly string[] }>;
+  /** Approver name to the SHA-256 digests of their approvals-API bearer tokens. */
+  readonly approverTokens: ReadonlyMap<string, readonly Buffer[]>;
   readonly routes: readonly ReverseRoute[];
   readonly tests: readonly PolicyTestCase[];
   /** Compiled matchers and the host/method index evaluate() uses. Build policies with src/policy/load.ts, never by hand. */

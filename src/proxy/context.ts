@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici';
+import type { ApprovalService } from '../approvals/service.js';
 import type { AuditSink } from '../audit/sink.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -15,6 +16,9 @@ export interface ProxyContext {
   audit: AuditSink;
   metrics: Metrics;
   log: Logger;
+  approvals: ApprovalService;
+  /** Largest body a request held for approval may carry (it is buffered and stored with the approval). */
+  maxHeldBodyBytes: number;
   /** True when host:port is one of Airlock's own listeners: the proxy never forwards to itself. */
   isOwnListener(host: string, port: number): boolean;
 }

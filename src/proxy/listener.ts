@@ -2,9 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { handleApprovalStatus } from './approval-status.js';
 import { handleConnect, type TunnelInfo } from './connect.js';
 import type { ProxyContext } from './context.js';
-import { handleRequest, type Entry } from './handle-request.js';
+import type { Entry } from './exchange.js';
+import { handleRequest } from './handle-request.js';
+import { STATUS_PREFIX } from './hold.js';
 import { sendError, writeSocketError } from './respond.js';
 
 const SERVER_OPTIONS = {
@@ -75,10 +78,14 @@ export function createProxyServer(ctx: ProxyContext): ProxyServer {
   inner.on('clientError', (err, socket) => onClientError(err, socket, ctx));
   inner.on('upgrade', (req, socket) => onUpgrade(req, socket, ctx));
 
-  const server = createServer(
-    SERVER_OPTIONS,
-    serve((req) => (req.url?.startsWith('/') ? { via: 'route' } : { via: 'proxy' }), ctx),
-  );
+  const proxied = serve((req) => (req.url?.startsWith('/') ? { via: 'route' } : { via: 'proxy' }), ctx);
+  const server = createServer(SERVER_OPTIONS, (req, res) => {
+    if (req.url?.startsWith(STATUS_PREFIX)) {
+      handleApprovalStatus(req, res, ctx).catch((err: unknown) => ctx.log.error({ err }, 'approval status failed'));
+      return;
+    }
+    proxied(req, res);
+  });
   server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     open.add(socket);
     socket.once('close', () => open.delete(socket));

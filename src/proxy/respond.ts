@@ -35,6 +35,13 @@ function body(e: ProxyError): string {
   });
 }
 
+/** A JSON response Airlock makes itself. */
+export function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(value);
+  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.end(text);
+}
+
 /** Answer an HTTP request with Airlock's JSON error body. */
 export function sendError(res: ServerResponse, e: ProxyError): void {
   if (res.headersSent) {

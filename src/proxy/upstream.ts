@@ -73,19 +73,21 @@ function describe(err: unknown, target: string): { status: 502 | 504; message: s
   return { status: 502, message: `upstream ${target} failed: ${reason}` };
 }
 
-function hasBody(req: IncomingMessage): boolean {
+/** The client's body, to stream upstream, or null when the request has none. */
+export function streamedBody(req: IncomingMessage): IncomingMessage | null {
   const cl = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
+  return req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0') ? req : null;
 }
 
 /**
- * Send the canonical request upstream and stream the answer back; bodies stream both ways.
+ * Send the canonical request upstream and stream the answer back. `body` is the client's request
+ * streaming through, or the buffered body of a request that was held for approval.
  * Redirects are passed to the client, never followed: a client that follows one comes back
  * through the proxy and is decided again.
  */
 export async function forward(
   canon: CanonicalRequest,
-  req: IncomingMessage,
+  body: IncomingMessage | Buffer | null,
   res: ServerResponse,
   agent: Dispatcher,
   requestId: string,
@@ -108,7 +110,7 @@ export async function forward(
         path: canon.query ? `${canon.encodedPath}?${canon.query}` : canon.encodedPath,
         method: canon.method as Dispatcher.HttpMethod,
         headers: upstreamHeaders(canon),
-        body: hasBody(req) ? req : null,
+        body,
         signal: clientGone,
         opaque: res,
       },

@@ -78,7 +78,7 @@ export interface TestAirlock {
 /** Airlock in this process on free loopback ports, with the given policy files in a temp folder. */
 export async function startTestAirlock(
   files: Record<string, string>,
-  options: { identity?: string; upstreamTimeoutMs?: number } = {},
+  options: { identity?: string; upstreamTimeoutMs?: number; redis?: string; replica?: string; maxHeldBodyBytes?: number } = {},
 ): Promise<TestAirlock> {
   const dir = await mkdtemp(join(tmpdir(), 'airlock-test-'));
   const policies = join(dir, 'policies');
@@ -94,6 +94,9 @@ export async function startTestAirlock(
     audit: auditFile,
     upstream: { ...DEFAULT_UPSTREAM_OPTIONS, headersTimeoutMs: timeout, bodyTimeoutMs: timeout },
     policyPollMs: 60_000,
+    redis: options.redis ?? null,
+    maxHeldBodyBytes: options.maxHeldBodyBytes ?? 1024 * 1024,
+    replica: options.replica ?? 'test-replica',
   };
   const airlock = await startAirlock(config, createLogger('silent'));
   return {

@@ -126,14 +126,15 @@ describe('plain HTTP through HTTP_PROXY', () => {
     assert.deepEqual(ev!.report, [{ rule: 'beta-would-deny', action: 'deny' }]);
   });
 
-  it('a request that needs approval fails closed with 503 until approvals exist', async () => {
+  it('a request that needs approval is not forwarded: with Prefer: respond-async it gets 202 and an approval id', async () => {
     const before = up.requests.length;
-    const r = await run('curl', ['-sS', '-x', al.proxyUrl, '-w', '\n%{http_code}', '-H', 'X-Data-Classification: confidential', '-d', '{"rows":10}', `${up.origin}/exports/customers`]);
+    const r = await run('curl', ['-sS', '-x', al.proxyUrl, '-w', '\n%{http_code}', '-H', 'Prefer: respond-async', '-H', 'X-Data-Classification: confidential', '-d', '{"rows":10}', `${up.origin}/exports/customers`]);
     const [body, code] = r.stdout.split('\n');
-    assert.equal(code, '503');
-    const e = JSON.parse(body!) as ErrorBody;
-    assert.equal(e.error, 'approval_unavailable');
+    assert.equal(code, '202');
+    const e = JSON.parse(body!) as ErrorBody & { approval_id: string };
+    assert.equal(e.error, 'approval_pending');
     assert.equal(e.rule, 'exports');
+    assert.match(e.approval_id, /^[0-9a-f-]{36}$/);
     assert.equal(up.requests.length, before);
   });
 

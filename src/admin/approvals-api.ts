@@ -1,0 +1,110 @@
+import { hash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ApprovalService } from '../approvals/service.js';
+import type { ApprovalState } from '../approvals/types.js';
+import { approvalView } from '../approvals/view.js';
+import type { CompiledPolicy } from '../policy/types.js';
+import { sendJson } from '../proxy/respond.js';
+
+const STATES: ReadonlySet<string> = new Set<ApprovalState>(['pending', 'approved', 'denied', 'expired', 'cancelled', 'executed']);
+const MAX_BODY = 16 * 1024;
+export const API_PREFIX = '/v1/approvals';
+
+type ApiError = { status: number; error: string; message: string };
+
+function fail(res: ServerResponse, e: ApiError): void {
+  sendJson(res, e.status, { error: e.error, message: e.message }, e.status === 401 ? { 'www-authenticate': 'Bearer realm="airlock"' } : {});
+}
+
+/** The approver a bearer token belongs to, checked in constant time against the policy's digests. */
+export function approverFor(authorization: string | undefined, policy: CompiledPolicy): string | null {
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
+  if (!m) return null;
+  const digest = Buffer.from(hash('sha256', m[1] as string, 'hex'), 'hex');
+  let found: string | null = null;
+  for (const [name, digests] of policy.approverTokens) {
+    for (const d of digests) if (timingSafeEqual(d, digest)) found = name;
+  }
+  return found;
+}
+
+type JsonBody = { ok: true; value: Record<string, unknown> } | { ok: false; error: ApiError };
+
+function readJson(req: IncomingMessage): Promise<JsonBody> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= MAX_BODY) chunks.push(c);
+    });
+    req.on('end', () => {
+      const bad = (message: string): void => resolve({ ok: false, error: { status: 400, error: 'bad_request', message } });
+      if (size > MAX_BODY) return bad(`body larger than ${MAX_BODY} bytes`);
+      const text = Buffer.concat(chunks).toString('utf8').trim();
+      if (text === '') return resolve({ ok: true, value: {} });
+      try {
+        const v: unknown = JSON.parse(text);
+        if (typeof v === 'object' && v !== null && !Array.isArray(v)) return resolve({ ok: true, value: v as Record<string, unknown> });
+      } catch {
+        // answered below
+      }
+      bad('body must be a JSON object');
+    });
+  });
+}
+
+/**
+ * The approvals API on the admin listener (never on the agent-facing one). Every call needs the bearer
+ * token of an approver; deciding also needs to be an approver of that request's rule, and neither the
+ * requesting identity nor its owner.
+ */
+export async function handleApprovalsApi(
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+  approvals: ApprovalService,
+  policy: CompiledPolicy,
+): Promise<void> {
+  const approver = approverFor(req.headers.authorization, policy);
+  if (approver === null) {
+    return fail(res, { status: 401, error: 'unauthorized', message: 'an approver token is required: Authorization: Bearer <token>' });
+  }
+  const rest = path.slice(API_PREFIX.length).split('/').filter(Boolean);
+  const [id, action] = rest;
+  try {
+    if (req.method === 'GET' && rest.length === 0) {
+      const url = new URL(req.url ?? '/', 'http://admin');
+      const state = url.searchParams.get('state') ?? undefined;
+      if (state !== undefined && !STATES.has(state)) {
+        return fail(res, { status: 400, error: 'bad_request', message: `state must be one of ${[...STATES].join(', ')}` });
+      }
+      const limit = Math.min(500, Math.max(1, Number(url.searchParams.get('limit') ?? 100) || 100));
+      const list = await approvals.list({ ...(state ? { state: state as ApprovalState } : {}), limit });
+      return sendJson(res, 200, { approvals: list.map((r) => approvalView(r, `${API_PREFIX}/`)) });
+    }
+    if (req.method === 'GET' && id !== undefined && rest.length === 1) {
+      const record = await approvals.get(id);
+      if (!record) return fail(res, { status: 404, error: 'not_found', message: `no approval ${id}` });
+      return sendJson(res, 200, { approval: approvalView(record, `${API_PREFIX}/`) });
+    }
+    if (req.method === 'POST' && id !== undefined && (action === 'approve' || action === 'deny') && rest.length === 2) {
+      const body = await readJson(req);
+      if (!body.ok) return fail(res, body.error);
+      const given = body.value.reason;
+      const reason = typeof given === 'string' && given.trim() !== '' ? given.trim().slice(0, 1000) : null;
+      if (action === 'deny' && reason === null) {
+        return fail(res, { status: 400, error: 'bad_request', message: 'a denial needs a reason: {"reason": "…"}' });
+      }
+      const outcome = await approvals.vote(id, approver, action, reason);
+      if (!outcome.ok) {
+        const error = outcome.status === 403 ? 'forbidden' : outcome.status === 404 ? 'not_found' : 'conflict';
+        return fail(res, { status: outcome.status, error, message: outcome.message });
+      }
+      return sendJson(res, 200, { approval: approvalView(outcome.record, `${API_PREFIX}/`) });
+    }
+    return fail(res, { status: 404, error: 'not_found', message: `no such endpoint: ${req.method} ${path}` });
+  } catch (err) {
+    return fail(res, { status: 503, error: 'approval_unavailable', message: `the approval store is unreachable: ${(err as Error).message}` });
+  }
+}

@@ -1,0 +1,258 @@
+/**
+ * The embedded approval store: one process, no dependencies, for trying Airlock out and for tests of
+ * the core. Same semantics as the Redis store (test/unit/approval-store-contract.ts): every method runs
+ * to completion without awaiting, so each is atomic with respect to every other caller.
+ */
+import type {
+  ApprovalRecord,
+  ApprovalState,
+  ApprovalStore,
+  ClaimResult,
+  DecideResult,
+  StateChange,
+} from './types.js';
+
+export const DEFAULT_RETENTION_MS = 24 * 60 * 60 * 1000;
+
+export interface MemoryStoreOptions {
+  /** How long finished records are kept (ms). Default 24 h. */
+  retentionMs?: number;
+  /** How often old records are swept (ms). Default min(retentionMs, 60 s). */
+  sweepIntervalMs?: number;
+}
+
+function joinKey(identity: string | null, digest: string): string {
+  return JSON.stringify([identity, digest]);
+}
+
+function unfinished(state: ApprovalState): boolean {
+  return state === 'pending' || state === 'approved';
+}
+
+export class MemoryStore implements ApprovalStore {
+  private readonly records = new Map<string, ApprovalRecord>();
+  /** identity+digest → id of the unfinished record answering for it. */
+  private readonly active = new Map<string, string>();
+  private readonly listeners = new Set<(change: StateChange) => void>();
+  private readonly retentionMs: number;
+  private timer: NodeJS.Timeout | null;
+  private closed = false;
+
+  constructor(opts: MemoryStoreOptions = {}) {
+    this.retentionMs = opts.retentionMs ?? DEFAULT_RETENTION_MS;
+    const every = opts.sweepIntervalMs ?? Math.max(1000, Math.min(this.retentionMs, 60_000));
+    this.timer = setInterval(() => this.sweep(Date.now()), every);
+    this.timer.unref();
+  }
+
+  /** Forget records whose retention ran out by `now`: finished ones `retentionMs` after they finished. */
+  sweep(now: number): number {
+    let removed = 0;
+    for (const [id, r] of this.records) {
+      if (now < this.finishedAt(r) + this.retentionMs) continue;
+      this.records.delete(id);
+      this.release(r);
+      removed++;
+    }
+    return removed;
+  }
+
+  /** When a record finished (or will, for an unfinished one: at `expiresAt`). */
+  private finishedAt(r: ApprovalRecord): number {
+    switch (r.state) {
+      case 'executed':
+        return r.executedAt ?? r.expiresAt;
+      case 'denied':
+      case 'cancelled':
+        return r.decidedAt ?? r.expiresAt;
+      default:
+        return r.expiresAt;
+    }
+  }
+
+  private release(r: ApprovalRecord): void {
+    const key = joinKey(r.identity, r.digest);
+    if (this.active.get(key) === r.id) this.active.delete(key);
+  }
+
+  private announce(r: ApprovalRecord): void {
+    const change: StateChange = { id: r.id, state: r.state, holder: r.holder };
+    for (const l of [...this.listeners]) {
+      try {
+        l({ ...change });
+      } catch {
+        // A listener's failure is its own business; the store's state is already consistent.
+      }
+    }
+  }
+
+  /** The live record with lazy expiry applied (pending or approved-unspent past expiresAt → expired). */
+  private load(id: string, now: number): ApprovalRecord | null {
+    const r = this.records.get(id);
+    if (r === undefined) return null;
+    if (unfinished(r.state) && now >= r.expiresAt) {
+      if (r.state === 'pending') r.decidedAt = r.expiresAt;
+      r.state = 'expired';
+      this.release(r);
+      this.announce(r);
+    }
+    return r;
+  }
+
+  private finish(r: ApprovalRecord): void {
+    this.release(r);
+    this.announce(r);
+  }
+
+  async createOrJoin(record: ApprovalRecord, now: number): Promise<{ created: boolean; record: ApprovalRecord }> {
+    this.assertOpen();
+    const key = joinKey(record.identity, record.digest);
+    const currentId = this.active.get(key);
+    if (currentId !== undefined) {
+      const current = this.load(currentId, now);
+      if (current !== null && unfinished(current.state)) return { created: false, record: structuredClone(current) };
+      this.active.delete(key);
+    }
+    if (this.records.has(record.id)) throw new Error(`approval id ${record.id} already exists`);
+    const fresh: ApprovalRecord = {
+      ...structuredClone(record),
+      state: 'pending',
+      approvals: [],
+      decidedAt: null,
+      decidedBy: null,
+      decisionReason: null,
+      executedAt: null,
+      executedBy: null,
+    };
+    this.records.set(fresh.id, fresh);
+    this.active.set(key, fresh.id);
+    this.announce(fresh);
+    return { created: true, record: structuredClone(fresh) };
+  }
+
+  async get(id: string, now: number): Promise<ApprovalRecord | null> {
+    this.assertOpen();
+    const r = this.load(id, now);
+    return r === null ? null : structuredClone(r);
+  }
+
+  async findActive(identity: string | null, digest: string, now: number): Promise<ApprovalRecord | null> {
+    this.assertOpen();
+    const key = joinKey(identity, digest);
+    const id = this.active.get(key);
+    if (id === undefined) return null;
+    const r = this.load(id, now);
+    if (r === null || !unfinished(r.state)) {
+      this.active.delete(key);
+      return null;
+    }
+    return structuredClone(r);
+  }
+
+  async list(filter: { state?: ApprovalState; limit?: number }, now: number): Promise<ApprovalRecord[]> {
+    this.assertOpen();
+    const limit = filter.limit ?? Infinity;
+    const out: ApprovalRecord[] = [];
+    if (limit <= 0) return out;
+    // Newest first; among equal createdAt, the later insertion first.
+    const all = [...this.records.keys()].reverse();
+    const ordered = all
+      .map((id, i) => ({ id, i, at: this.records.get(id)?.createdAt ?? 0 }))
+      .sort((a, b) => b.at - a.at || a.i - b.i);
+    for (const { id } of ordered) {
+      const r = this.load(id, now);
+      if (r === null || (filter.state !== undefined && r.state !== filter.state)) continue;
+      out.push(structuredClone(r));
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  async decide(
+    id: string,
+    vote: { approver: string; verdict: 'approve' | 'deny'; reason?: string | null },
+    now: number,
+  ): Promise<DecideResult> {
+    this.assertOpen();
+    const r = this.load(id, now);
+    if (r === null) return { ok: false, reason: 'not_found', record: null };
+    if (r.state !== 'pending') return { ok: false, reason: 'not_pending', record: structuredClone(r) };
+    if (vote.verdict === 'deny') {
+      r.state = 'denied';
+      r.decidedAt = now;
+      r.decidedBy = vote.approver;
+      r.decisionReason = vote.reason ?? null;
+      this.finish(r);
+      return { ok: true, record: structuredClone(r) };
+    }
+    if (r.approvals.some((v) => v.approver === vote.approver)) {
+      return { ok: false, reason: 'already_voted', record: structuredClone(r) };
+    }
+    r.approvals.push({ approver: vote.approver, at: now });
+    if (r.approvals.length >= r.required) {
+      r.state = 'approved';
+      r.decidedAt = now;
+    }
+    this.announce(r);
+    return { ok: true, record: structuredClone(r) };
+  }
+
+  async cancel(id: string, by: string, reason: string | null, now: number): Promise<DecideResult> {
+    this.assertOpen();
+    const r = this.load(id, now);
+    if (r === null) return { ok: false, reason: 'not_found', record: null };
+    if (r.state !== 'pending') return { ok: false, reason: 'not_pending', record: structuredClone(r) };
+    r.state = 'cancelled';
+    r.decidedAt = now;
+    r.decidedBy = by;
+    r.decisionReason = reason;
+    this.finish(r);
+    return { ok: true, record: structuredClone(r) };
+  }
+
+  async claim(id: string, replica: string, now: number): Promise<ClaimResult> {
+    this.assertOpen();
+    const r = this.load(id, now);
+    if (r === null) return { ok: false, reason: 'not_found', record: null };
+    if (r.state === 'expired') return { ok: false, reason: 'lapsed', record: structuredClone(r) };
+    if (r.state !== 'approved') return { ok: false, reason: 'not_approved', record: structuredClone(r) };
+    r.state = 'executed';
+    r.executedAt = now;
+    r.executedBy = replica;
+    this.finish(r);
+    return { ok: true, record: structuredClone(r) };
+  }
+
+  async setHolder(id: string, holder: string | null): Promise<void> {
+    this.assertOpen();
+    const r = this.records.get(id);
+    if (r === undefined) return;
+    r.holder = holder;
+    this.announce(r);
+  }
+
+  subscribe(listener: (change: StateChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** The memory store never loses its changes feed; present so callers can treat both stores alike. */
+  onReconnect(_listener: () => void): () => void {
+    return () => {};
+  }
+
+  ready(): boolean {
+    return !this.closed;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    this.listeners.clear();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('approval store is closed');
+  }
+}

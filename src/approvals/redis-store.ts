@@ -1,0 +1,725 @@
+/**
+ * The Redis approval store: any number of replicas sharing one Redis (standalone, Sentinel or Cluster)
+ * act as one. Key layout, TTLs and failure behaviour are described in docs/redis.md.
+ *
+ * Every transition (create-or-join, expiry on read, decide, cancel, claim, setHolder) is ONE Lua script
+ * (ioredis defineCommand: EVALSHA, EVAL on NOSCRIPT), so it is a compare-and-set that concurrent
+ * callers on any replica agree on. Every script that changes a record PUBLISHes `{id,state,holder}` on
+ * `{prefix}:changes`; a second connection subscribes and feeds `subscribe()` listeners.
+ *
+ * Cluster slots: all keys one script touches share the hash tag `{T}`, T = sha256(identity, digest)
+ * (32 hex). The record key embeds that tag *and* the id (`{prefix}:approval:{T}:<id>`), and the
+ * "unfinished approval for this identity+digest" pointer is `{prefix}:active:{T}`, so create-or-join
+ * is one atomic script. Lookups by id go through `{prefix}:ref:<id>` → T (immutable, cached in process).
+ */
+import { createHash } from 'node:crypto';
+import type { Cluster, Redis } from 'ioredis';
+import { createRedisClient, parseRedisUrl, redactRedisUrl, type RedisClient } from './redis-connection.js';
+import type {
+  ApprovalRecord,
+  ApprovalState,
+  ApprovalStore,
+  ClaimResult,
+  DecideResult,
+  StateChange,
+} from './types.js';
+
+export const DEFAULT_RETENTION_MS = 24 * 60 * 60 * 1000;
+
+/** The part of a pino logger the store uses. */
+export interface StoreLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
+export interface RedisStoreOptions {
+  /** This replica's name (connection names, logs). */
+  replica: string;
+  /** Key prefix, without braces. Default `airlock`. */
+  keyPrefix?: string;
+  /** How long finished records are kept (ms). Default 24 h. */
+  retentionMs?: number;
+  logger?: StoreLogger;
+}
+
+export interface RedisStoreConnectOptions extends RedisStoreOptions {
+  /** How long `connect` waits for both connections to be ready; 0 returns at once (ready() false until then). Default 5000. */
+  readyTimeoutMs?: number;
+  /** Per-command timeout (ms). Default 1000. */
+  commandTimeoutMs?: number;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Lua. Conventions: ARGV[1] = now (ms), ARGV[2] = changes channel, ARGV[3] = now + retention (the
+// PEXPIREAT of a record that finishes now); script-specific arguments follow. Nullable hash fields
+// hold JSON text (`null`, a number or a string literal) prepared by the caller, so Lua never
+// re-encodes a record (cjson would turn `[]` into `{}` and round numbers to 14 digits).
+//
+// Record hash fields: idj (JSON id), doc (JSON of the immutable part), state, expiresAt, required,
+// votes (JSON array), holder, decidedAt, decidedBy, decisionReason, executedAt, executedBy.
+// ---------------------------------------------------------------------------------------------------
+
+const PRELUDE = `
+local NOW = tonumber(ARGV[1])
+local CHANNEL = ARGV[2]
+local FINISH_AT = ARGV[3]
+
+local function publish(rec)
+  local f = redis.call('HMGET', rec, 'idj', 'state', 'holder')
+  redis.call('PUBLISH', CHANNEL, '{"id":' .. f[1] .. ',"state":"' .. f[2] .. '","holder":' .. f[3] .. '}')
+end
+
+-- The record no longer answers for its identity+digest: drop the join pointer if it points here.
+local function release(rec, active)
+  if redis.call('GET', active) == rec then redis.call('DEL', active) end
+end
+
+-- A transition to a final state: release the join pointer, announce, and keep the record for the
+-- retention period from now. The reply is captured first: with a tiny retention PEXPIREAT may
+-- delete the key at once.
+local function finish(rec, active)
+  release(rec, active)
+  publish(rec)
+  local out = redis.call('HGETALL', rec)
+  redis.call('PEXPIREAT', rec, FINISH_AT)
+  return {'ok', out}
+end
+
+-- Lazy expiry: pending or approved-unspent past expiresAt becomes expired (stored and announced).
+-- Returns the state after that, or false when the record does not exist.
+local function expire_due(rec, active)
+  local f = redis.call('HMGET', rec, 'state', 'expiresAt')
+  local st = f[1]
+  if (st == 'pending' or st == 'approved') and NOW >= tonumber(f[2]) then
+    if st == 'pending' then
+      redis.call('HSET', rec, 'state', 'expired', 'decidedAt', f[2])
+    else
+      redis.call('HSET', rec, 'state', 'expired')
+    end
+    release(rec, active)
+    publish(rec)
+    return 'expired'
+  end
+  return st
+end
+`;
+
+const SCRIPTS = {
+  // KEYS: record, active. Returns {'ok', hgetall} | {'not_found'}
+  airlockGet: {
+    keys: 2,
+    lua: `
+local st = expire_due(KEYS[1], KEYS[2])
+if not st then return {'not_found'} end
+return {'ok', redis.call('HGETALL', KEYS[1])}
+`,
+  },
+  // KEYS: active. Returns {'ok', hgetall} | {'none'}
+  airlockActive: {
+    keys: 1,
+    lua: `
+local cur = redis.call('GET', KEYS[1])
+if not cur then return {'none'} end
+-- cur is a record key with the same hash tag as KEYS[1], hence in the same slot.
+local st = expire_due(cur, KEYS[1])
+if st == 'pending' or st == 'approved' then return {'ok', redis.call('HGETALL', cur)} end
+redis.call('DEL', KEYS[1])
+return {'none'}
+`,
+  },
+  // KEYS: new record, active. ARGV[4] idj, [5] doc, [6] expiresAt, [7] required, [8] holder JSON,
+  // [9] record PEXPIREAT (expiresAt + retention). Returns {'created'} | {'joined', hgetall} | {'exists'}
+  airlockCreate: {
+    keys: 2,
+    lua: `
+local cur = redis.call('GET', KEYS[2])
+if cur then
+  local st = expire_due(cur, KEYS[2])
+  if st == 'pending' or st == 'approved' then return {'joined', redis.call('HGETALL', cur)} end
+  redis.call('DEL', KEYS[2])
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'exists'} end
+redis.call('HSET', KEYS[1], 'idj', ARGV[4], 'doc', ARGV[5], 'state', 'pending', 'expiresAt', ARGV[6],
+  'required', ARGV[7], 'votes', '[]', 'holder', ARGV[8], 'decidedAt', 'null', 'decidedBy', 'null',
+  'decisionReason', 'null', 'executedAt', 'null', 'executedBy', 'null')
+redis.call('PEXPIREAT', KEYS[1], ARGV[9])
+redis.call('SET', KEYS[2], KEYS[1])
+redis.call('PEXPIREAT', KEYS[2], ARGV[6])
+publish(KEYS[1])
+return {'created'}
+`,
+  },
+  // KEYS: record, active. ARGV[4] approver, [5] approver JSON, [6] verdict, [7] reason JSON.
+  airlockDecide: {
+    keys: 2,
+    lua: `
+local st = expire_due(KEYS[1], KEYS[2])
+if not st then return {'not_found'} end
+if st ~= 'pending' then return {'not_pending', redis.call('HGETALL', KEYS[1])} end
+if ARGV[6] == 'deny' then
+  redis.call('HSET', KEYS[1], 'state', 'denied', 'decidedAt', ARGV[1], 'decidedBy', ARGV[5], 'decisionReason', ARGV[7])
+  return finish(KEYS[1], KEYS[2])
+end
+local votes = redis.call('HGET', KEYS[1], 'votes')
+local list = cjson.decode(votes)
+for _, v in ipairs(list) do
+  if v.approver == ARGV[4] then return {'already_voted', redis.call('HGETALL', KEYS[1])} end
+end
+local entry = '{"approver":' .. ARGV[5] .. ',"at":' .. ARGV[1] .. '}'
+if #list == 0 then votes = '[' .. entry .. ']' else votes = string.sub(votes, 1, -2) .. ',' .. entry .. ']' end
+redis.call('HSET', KEYS[1], 'votes', votes)
+if #list + 1 >= tonumber(redis.call('HGET', KEYS[1], 'required')) then
+  redis.call('HSET', KEYS[1], 'state', 'approved', 'decidedAt', ARGV[1])
+end
+publish(KEYS[1])
+return {'ok', redis.call('HGETALL', KEYS[1])}
+`,
+  },
+  // KEYS: record, active. ARGV[4] by JSON, [5] reason JSON.
+  airlockCancel: {
+    keys: 2,
+    lua: `
+local st = expire_due(KEYS[1], KEYS[2])
+if not st then return {'not_found'} end
+if st ~= 'pending' then return {'not_pending', redis.call('HGETALL', KEYS[1])} end
+redis.call('HSET', KEYS[1], 'state', 'cancelled', 'decidedAt', ARGV[1], 'decidedBy', ARGV[4], 'decisionReason', ARGV[5])
+return finish(KEYS[1], KEYS[2])
+`,
+  },
+  // KEYS: record, active. ARGV[4] replica JSON.
+  airlockClaim: {
+    keys: 2,
+    lua: `
+local st = expire_due(KEYS[1], KEYS[2])
+if not st then return {'not_found'} end
+if st == 'expired' then return {'lapsed', redis.call('HGETALL', KEYS[1])} end
+if st ~= 'approved' then return {'not_approved', redis.call('HGETALL', KEYS[1])} end
+redis.call('HSET', KEYS[1], 'state', 'executed', 'executedAt', ARGV[1], 'executedBy', ARGV[4])
+return finish(KEYS[1], KEYS[2])
+`,
+  },
+  // KEYS: record. ARGV[4] holder JSON.
+  airlockSetHolder: {
+    keys: 1,
+    lua: `
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
+redis.call('HSET', KEYS[1], 'holder', ARGV[4])
+publish(KEYS[1])
+return {'ok'}
+`,
+  },
+} as const;
+
+type ScriptName = keyof typeof SCRIPTS;
+type ScriptReply = [string, string[]?];
+type ScriptFn = (...keysAndArgs: (string | number)[]) => Promise<unknown>;
+
+const STATES: ReadonlySet<string> = new Set<ApprovalState>(['pending', 'approved', 'denied', 'expired', 'cancelled', 'executed']);
+
+/** The immutable part of a record, stored as JSON in the `doc` field. */
+type RecordDoc = Omit<
+  ApprovalRecord,
+  'state' | 'approvals' | 'holder' | 'decidedAt' | 'decidedBy' | 'decisionReason' | 'executedAt' | 'executedBy'
+>;
+
+function docOf(r: ApprovalRecord): RecordDoc {
+  return {
+    id: r.id,
+    digest: r.digest,
+    identity: r.identity,
+    owner: r.owner,
+    rule: r.rule,
+    ruleDescription: r.ruleDescription,
+    reason: r.reason,
+    eligible: r.eligible,
+    required: r.required,
+    channel: r.channel,
+    request: r.request,
+    createdAt: r.createdAt,
+    expiresAt: r.expiresAt,
+  };
+}
+
+function fromHash(flat: string[]): ApprovalRecord {
+  const h = new Map<string, string>();
+  for (let i = 0; i + 1 < flat.length; i += 2) h.set(flat[i] as string, flat[i + 1] as string);
+  const field = (name: string): string => {
+    const v = h.get(name);
+    if (v === undefined) throw new Error(`approval record in Redis lacks field "${name}"`);
+    return v;
+  };
+  const state = field('state');
+  if (!STATES.has(state)) throw new Error(`approval record in Redis has unknown state "${state}"`);
+  const doc = JSON.parse(field('doc')) as RecordDoc;
+  return {
+    ...doc,
+    state: state as ApprovalState,
+    approvals: JSON.parse(field('votes')) as ApprovalRecord['approvals'],
+    holder: JSON.parse(field('holder')) as string | null,
+    decidedAt: JSON.parse(field('decidedAt')) as number | null,
+    decidedBy: JSON.parse(field('decidedBy')) as string | null,
+    decisionReason: JSON.parse(field('decisionReason')) as string | null,
+    executedAt: JSON.parse(field('executedAt')) as number | null,
+    executedBy: JSON.parse(field('executedBy')) as string | null,
+  };
+}
+
+function parseChange(message: string): StateChange | null {
+  try {
+    const v = JSON.parse(message) as unknown;
+    if (typeof v !== 'object' || v === null) return null;
+    const { id, state, holder } = v as Record<string, unknown>;
+    if (typeof id !== 'string' || typeof state !== 'string' || !STATES.has(state)) return null;
+    if (holder !== null && holder !== undefined && typeof holder !== 'string') return null;
+    return { id, state: state as ApprovalState, holder: holder ?? null };
+  } catch {
+    return null;
+  }
+}
+
+/** The hash tag shared by every key of one identity+digest (32 hex chars, so braces in ids can't interfere). */
+export function joinTag(identity: string | null, digest: string): string {
+  return createHash('sha256').update(JSON.stringify([identity, digest])).digest('hex').slice(0, 32);
+}
+
+const REF_CACHE_MAX = 10_000;
+const LIST_PAGE = 100;
+
+function waitReady(client: RedisClient, ms: number): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      client.off('ready', onReady);
+      reject(new Error(`Redis not ready after ${ms} ms`));
+    }, ms);
+    const onReady = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    client.once('ready', onReady);
+  });
+}
+
+export class RedisStore implements ApprovalStore {
+  private readonly prefix: string;
+  private readonly retentionMs: number;
+  private readonly changesChannel: string;
+  private readonly listKey: string;
+  private readonly listeners = new Set<(change: StateChange) => void>();
+  private readonly reconnectListeners = new Set<() => void>();
+  private readonly subscribeWaiters = new Set<() => void>();
+  private readonly refCache = new Map<string, string>();
+  private readonly scripts: Record<ScriptName, ScriptFn>;
+  private subscribedOnce = false;
+  private reconnectPending = false;
+  private subscribed = false;
+  private closed = false;
+
+  /**
+   * Connect to `url` (see redis-connection.ts for the forms) and wait until both connections are ready
+   * (up to `readyTimeoutMs`; on timeout the clients are closed and the promise rejects).
+   */
+  static async connect(url: string, opts: RedisStoreConnectOptions): Promise<RedisStore> {
+    const target = parseRedisUrl(url);
+    const clientOpts = { commandTimeoutMs: opts.commandTimeoutMs };
+    const command = createRedisClient(target, 'command', { ...clientOpts, connectionName: `airlock:${opts.replica}:cmd` });
+    const subscriber = createRedisClient(target, 'subscriber', { connectionName: `airlock:${opts.replica}:sub` });
+    const store = new RedisStore(command, subscriber, opts);
+    const timeout = opts.readyTimeoutMs ?? 5000;
+    if (timeout > 0) {
+      try {
+        await Promise.all([waitReady(command, timeout), store.waitSubscribed(timeout)]);
+      } catch (err) {
+        await store.close();
+        throw new Error(`Redis at ${redactRedisUrl(url)} is not reachable: ${(err as Error).message}`);
+      }
+    }
+    return store;
+  }
+
+  /**
+   * Wrap existing clients. `command` should fail fast (enableOfflineQueue: false, maxRetriesPerRequest: 1,
+   * commandTimeout); `subscriber` is a separate connection used only for SUBSCRIBE (for a standalone or
+   * Sentinel client set `autoResubscribe: false`: the store subscribes on every `ready` itself). The
+   * store owns both from now on: `close()` disconnects them.
+   */
+  constructor(
+    private readonly command: RedisClient,
+    private readonly subscriber: RedisClient,
+    private readonly opts: RedisStoreOptions,
+  ) {
+    const prefix = opts.keyPrefix ?? 'airlock';
+    if (/[{}]/.test(prefix)) throw new Error('keyPrefix must not contain braces (they would change the hash tag)');
+    this.prefix = prefix;
+    this.retentionMs = opts.retentionMs ?? DEFAULT_RETENTION_MS;
+    this.changesChannel = `${prefix}:changes`;
+    this.listKey = `${prefix}:list`;
+
+    const scripts: Partial<Record<ScriptName, ScriptFn>> = {};
+    for (const [name, s] of Object.entries(SCRIPTS) as [ScriptName, { keys: number; lua: string }][]) {
+      command.defineCommand(name, { numberOfKeys: s.keys, lua: PRELUDE + s.lua });
+      const fn = (command as unknown as Record<string, ScriptFn>)[name];
+      if (typeof fn !== 'function') throw new Error(`ioredis did not define ${name}`);
+      scripts[name] = fn.bind(command);
+    }
+    this.scripts = scripts as Record<ScriptName, ScriptFn>;
+
+    this.watch(command, 'command');
+    this.watch(subscriber, 'subscriber');
+    subscriber.on('message', (channel: string, message: string) => {
+      if (channel !== this.changesChannel) return;
+      const change = parseChange(message);
+      if (change === null) {
+        this.opts.logger?.warn({ channel }, 'ignoring malformed approval change message');
+        return;
+      }
+      this.emit(change);
+    });
+    subscriber.on('ready', () => void this.resubscribe());
+    command.on('ready', () => this.maybeAnnounceReconnect());
+    if (subscriber.status === 'ready') void this.resubscribe();
+  }
+
+  // ----- connection management -------------------------------------------------------------------
+
+  private watch(client: RedisClient, role: string): void {
+    let lastError: string | null = null;
+    client.on('error', (err: Error) => {
+      if (err.message === lastError) return; // one line per distinct error while reconnecting
+      lastError = err.message;
+      this.opts.logger?.warn({ err: { message: err.message }, role, replica: this.opts.replica }, 'redis connection error');
+    });
+    // Cluster reports per-node trouble as 'node error' (without a listener it would go unlogged).
+    client.on('node error', (err: Error, node: string) => {
+      this.opts.logger?.warn({ err: { message: err.message }, node, role, replica: this.opts.replica }, 'redis cluster node error');
+    });
+    client.on('ready', () => {
+      if (lastError !== null) this.opts.logger?.info({ role, replica: this.opts.replica }, 'redis connection ready again');
+      lastError = null;
+    });
+    client.on('close', () => {
+      if (role === 'subscriber') this.subscribed = false;
+    });
+  }
+
+  private async resubscribe(): Promise<void> {
+    if (this.closed) return;
+    try {
+      await (this.subscriber as Redis).subscribe(this.changesChannel);
+    } catch (err) {
+      // The connection dropped again; the next `ready` retries.
+      this.opts.logger?.warn({ err: { message: (err as Error).message } }, 'redis subscribe failed');
+      return;
+    }
+    this.subscribed = true;
+    for (const w of [...this.subscribeWaiters]) w();
+    this.subscribeWaiters.clear();
+    if (!this.subscribedOnce) {
+      this.subscribedOnce = true;
+      return;
+    }
+    this.reconnectPending = true;
+    this.maybeAnnounceReconnect();
+  }
+
+  /** Tell reconnect listeners once the subscriber re-subscribed AND commands work again (so they can re-read). */
+  private maybeAnnounceReconnect(): void {
+    if (!this.reconnectPending || !this.ready()) return;
+    this.reconnectPending = false;
+    for (const l of [...this.reconnectListeners]) {
+      try {
+        l();
+      } catch (err) {
+        this.opts.logger?.warn({ err: { message: (err as Error).message } }, 'approval store reconnect listener threw');
+      }
+    }
+  }
+
+  private waitSubscribed(ms: number): Promise<void> {
+    if (this.subscribed) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const waiter = (): void => {
+        clearTimeout(deadline);
+        resolve();
+      };
+      const deadline = setTimeout(() => {
+        this.subscribeWaiters.delete(waiter);
+        reject(new Error(`Redis subscriber not ready after ${ms} ms`));
+      }, ms);
+      this.subscribeWaiters.add(waiter);
+    });
+  }
+
+  /**
+   * Called after the subscriber connection came back and re-subscribed (not on the first subscribe):
+   * changes published while it was away are lost, so re-read the ids you are waiting on.
+   * Returns an unsubscribe function.
+   */
+  onReconnect(listener: () => void): () => void {
+    this.reconnectListeners.add(listener);
+    return () => this.reconnectListeners.delete(listener);
+  }
+
+  ready(): boolean {
+    return !this.closed && this.command.status === 'ready' && this.subscriber.status === 'ready' && this.subscribed;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.listeners.clear();
+    this.reconnectListeners.clear();
+    await Promise.all([this.command, this.subscriber].map((c) => quitClient(c)));
+  }
+
+  // ----- keys --------------------------------------------------------------------------------------
+
+  private recordKey(tag: string, id: string): string {
+    return `${this.prefix}:approval:{${tag}}:${id}`;
+  }
+  private activeKey(tag: string): string {
+    return `${this.prefix}:active:{${tag}}`;
+  }
+  private refKey(id: string): string {
+    return `${this.prefix}:ref:${id}`;
+  }
+
+  private remember(id: string, tag: string): void {
+    if (this.refCache.size >= REF_CACHE_MAX) {
+      const oldest = this.refCache.keys().next();
+      if (!oldest.done) this.refCache.delete(oldest.value);
+    }
+    this.refCache.set(id, tag);
+  }
+
+  /** The hash tag of an approval id, or null when Redis knows no such id. */
+  private async tagOf(id: string): Promise<string | null> {
+    const cached = this.refCache.get(id);
+    if (cached !== undefined) return cached;
+    const tag = await this.command.get(this.refKey(id));
+    if (tag !== null) this.remember(id, tag);
+    return tag;
+  }
+
+  private async run(name: ScriptName, keys: string[], now: number, ...args: (string | number)[]): Promise<ScriptReply> {
+    if (!Number.isFinite(now)) throw new TypeError(`now must be a finite number of ms, got ${now}`);
+    const finishAt = Math.ceil(now + this.retentionMs);
+    const reply = await this.scripts[name](...keys, String(now), this.changesChannel, String(finishAt), ...args);
+    return reply as ScriptReply;
+  }
+
+  // ----- ApprovalStore ---------------------------------------------------------------------------
+
+  async createOrJoin(record: ApprovalRecord, now: number): Promise<{ created: boolean; record: ApprovalRecord }> {
+    const tag = joinTag(record.identity, record.digest);
+    const id = record.id;
+    const keepUntil = Math.ceil(record.expiresAt + this.retentionMs);
+    const member = `${tag}:${id}`;
+    // The ref (id → tag) and the list entry are written first, in their own slots: a record that
+    // exists is then always findable by id and listed. If we join instead, both are removed again.
+    const [setRef] = await Promise.all([
+      this.command.set(this.refKey(id), tag, 'PXAT', keepUntil, 'NX'),
+      this.command.zadd(this.listKey, record.createdAt, member),
+    ]);
+    if (setRef === null) {
+      const existing = await this.command.get(this.refKey(id));
+      if (existing !== tag) throw new Error(`approval id ${id} already exists`);
+    }
+    this.remember(id, tag);
+
+    const fresh: ApprovalRecord = {
+      ...structuredClone(record),
+      state: 'pending',
+      approvals: [],
+      holder: record.holder ?? null,
+      decidedAt: null,
+      decidedBy: null,
+      decisionReason: null,
+      executedAt: null,
+      executedBy: null,
+    };
+    const reply = await this.run(
+      'airlockCreate',
+      [this.recordKey(tag, id), this.activeKey(tag)],
+      now,
+      JSON.stringify(id),
+      JSON.stringify(docOf(fresh)),
+      String(record.expiresAt),
+      String(record.required),
+      JSON.stringify(fresh.holder),
+      String(keepUntil),
+    );
+    switch (reply[0]) {
+      case 'created':
+        return { created: true, record: fresh };
+      case 'joined': {
+        const joined = recordOf(reply);
+        if (joined === null) throw new Error('Redis returned an empty approval record');
+        // (A retried call whose first attempt did create the record joins itself: keep its ref.)
+        if (joined.id !== id) await this.forget(id, member);
+        return { created: false, record: joined };
+      }
+      case 'exists':
+        throw new Error(`approval id ${id} already exists`);
+      default:
+        throw new Error(`unexpected reply from Redis: ${String(reply[0])}`);
+    }
+  }
+
+  /** Undo the ref and list entry of an id that was not used (best effort: both also expire). */
+  private async forget(id: string, member: string): Promise<void> {
+    this.refCache.delete(id);
+    try {
+      await Promise.all([this.command.del(this.refKey(id)), this.command.zrem(this.listKey, member)]);
+    } catch (err) {
+      this.opts.logger?.warn({ err: { message: (err as Error).message }, id }, 'could not remove an unused approval id');
+    }
+  }
+
+  private async getByTag(tag: string, id: string, now: number): Promise<ApprovalRecord | null> {
+    const reply = await this.run('airlockGet', [this.recordKey(tag, id), this.activeKey(tag)], now);
+    return reply[0] === 'ok' ? recordOf(reply) : null;
+  }
+
+  async get(id: string, now: number): Promise<ApprovalRecord | null> {
+    const tag = await this.tagOf(id);
+    return tag === null ? null : this.getByTag(tag, id, now);
+  }
+
+  async findActive(identity: string | null, digest: string, now: number): Promise<ApprovalRecord | null> {
+    const reply = await this.run('airlockActive', [this.activeKey(joinTag(identity, digest))], now);
+    return reply[0] === 'ok' ? recordOf(reply) : null;
+  }
+
+  async list(filter: { state?: ApprovalState; limit?: number }, now: number): Promise<ApprovalRecord[]> {
+    const limit = filter.limit ?? Infinity;
+    const out: ApprovalRecord[] = [];
+    const stale: string[] = [];
+    for (let start = 0; out.length < limit; start += LIST_PAGE) {
+      const members = await this.command.zrevrange(this.listKey, start, start + LIST_PAGE - 1);
+      if (members.length === 0) break;
+      const records = await Promise.all(
+        members.map(async (member) => {
+          const colon = member.indexOf(':');
+          const tag = member.slice(0, colon);
+          const id = member.slice(colon + 1);
+          const rec = await this.getByTag(tag, id, now);
+          // Gone record: drop the entry once its ref is gone too (before that it may be mid-creation).
+          if (rec === null && (await this.command.exists(this.refKey(id))) === 0) stale.push(member);
+          return rec;
+        }),
+      );
+      for (const rec of records) {
+        if (rec === null || (filter.state !== undefined && rec.state !== filter.state)) continue;
+        out.push(rec);
+        if (out.length >= limit) break;
+      }
+      if (members.length < LIST_PAGE) break;
+    }
+    if (stale.length > 0) await this.command.zrem(this.listKey, ...stale);
+    return out;
+  }
+
+  async decide(
+    id: string,
+    vote: { approver: string; verdict: 'approve' | 'deny'; reason?: string | null },
+    now: number,
+  ): Promise<DecideResult> {
+    const tag = await this.tagOf(id);
+    if (tag === null) return { ok: false, reason: 'not_found', record: null };
+    const reply = await this.run(
+      'airlockDecide',
+      [this.recordKey(tag, id), this.activeKey(tag)],
+      now,
+      vote.approver,
+      JSON.stringify(vote.approver),
+      vote.verdict,
+      JSON.stringify(vote.verdict === 'deny' ? (vote.reason ?? null) : null),
+    );
+    return decideResult(reply);
+  }
+
+  async cancel(id: string, by: string, reason: string | null, now: number): Promise<DecideResult> {
+    const tag = await this.tagOf(id);
+    if (tag === null) return { ok: false, reason: 'not_found', record: null };
+    const reply = await this.run(
+      'airlockCancel',
+      [this.recordKey(tag, id), this.activeKey(tag)],
+      now,
+      JSON.stringify(by),
+      JSON.stringify(reason),
+    );
+    return decideResult(reply);
+  }
+
+  async claim(id: string, replica: string, now: number): Promise<ClaimResult> {
+    const tag = await this.tagOf(id);
+    if (tag === null) return { ok: false, reason: 'not_found', record: null };
+    const reply = await this.run('airlockClaim', [this.recordKey(tag, id), this.activeKey(tag)], now, JSON.stringify(replica));
+    const record = recordOf(reply);
+    switch (reply[0]) {
+      case 'ok':
+        if (record === null) throw new Error('Redis returned an empty approval record');
+        return { ok: true, record };
+      case 'not_found':
+      case 'not_approved':
+      case 'lapsed':
+        return { ok: false, reason: reply[0], record };
+      default:
+        throw new Error(`unexpected reply from Redis: ${String(reply[0])}`);
+    }
+  }
+
+  async setHolder(id: string, holder: string | null): Promise<void> {
+    const tag = await this.tagOf(id);
+    if (tag === null) return;
+    await this.run('airlockSetHolder', [this.recordKey(tag, id)], Date.now(), JSON.stringify(holder));
+  }
+
+  subscribe(listener: (change: StateChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(change: StateChange): void {
+    for (const l of [...this.listeners]) {
+      try {
+        l(change);
+      } catch (err) {
+        this.opts.logger?.warn({ err: { message: (err as Error).message }, id: change.id }, 'approval change listener threw');
+      }
+    }
+  }
+}
+
+function recordOf(reply: ScriptReply): ApprovalRecord | null {
+  const flat = reply[1];
+  return flat && flat.length > 0 ? fromHash(flat) : null;
+}
+
+function decideResult(reply: ScriptReply): DecideResult {
+  const record = recordOf(reply);
+  switch (reply[0]) {
+    case 'ok':
+      if (record === null) throw new Error('Redis returned an empty approval record');
+      return { ok: true, record };
+    case 'not_found':
+    case 'not_pending':
+    case 'already_voted':
+      return { ok: false, reason: reply[0], record };
+    default:
+      throw new Error(`unexpected reply from Redis: ${String(reply[0])}`);
+  }
+}
+
+async function quitClient(client: Redis | Cluster): Promise<void> {
+  if (client.status === 'ready') {
+    try {
+      await client.quit();
+      return;
+    } catch {
+      // fall through
+    }
+  }
+  client.disconnect();
+}

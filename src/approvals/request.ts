@@ -1,0 +1,82 @@
+import { hash } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { CanonicalRequest } from '../policy/types.js';
+import { upstreamHeaders } from '../request/canonicalize.js';
+import type { StoredRequest } from './types.js';
+
+/**
+ * Headers that differ between two sends of the same request without changing what it does, and
+ * `prefer` (respond-async asks Airlock to answer 202; the retry doesn't send it). They are left out
+ * of the digest, so an agent's identical retry matches its approval.
+ */
+const VOLATILE = new Set(['date', 'user-agent', 'traceparent', 'tracestate', 'x-request-id', 'x-correlation-id', 'x-amzn-trace-id', 'content-length', 'prefer']);
+
+/** The request as it will be forwarded once approved: canonical target, upstream headers, buffered body. */
+export function storedRequest(canon: CanonicalRequest, body: Buffer): StoredRequest {
+  return {
+    method: canon.method,
+    scheme: canon.scheme,
+    host: canon.host,
+    port: canon.port,
+    path: canon.path,
+    encodedPath: canon.encodedPath,
+    query: canon.query,
+    headers: upstreamHeaders(canon),
+    body: body.toString('base64'),
+    classification: canon.classification,
+  };
+}
+
+/**
+ * What an approval is bound to: method, URL, the headers that are forwarded (names lower-case, in
+ * name order; the values of one name in the order sent), and the body. Any change to these is a
+ * different request that needs its own approval.
+ */
+export function requestDigest(r: StoredRequest): string {
+  const pairs: [string, string][] = [];
+  for (let i = 0; i < r.headers.length; i += 2) {
+    const name = r.headers[i] as string;
+    if (!VOLATILE.has(name)) pairs.push([name, r.headers[i + 1] as string]);
+  }
+  // Stable sort: only the order of names is normalised, not the order of repeated values.
+  pairs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return hash('sha256', JSON.stringify([r.method, r.scheme, r.host, r.port, r.encodedPath, r.query, pairs, r.body]), 'hex');
+}
+
+export type BodyResult = { ok: true; body: Buffer } | { ok: false; reason: 'too_large' | 'aborted' };
+
+/** Buffer a held request's body, refusing more than `limit` bytes (early, when Content-Length says so). */
+export function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > limit) return Promise.resolve({ ok: false, reason: 'too_large' });
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (r: BodyResult): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+      resolve(r);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        // Stop reading: the client gets its 413 and the connection is closed after it.
+        req.pause();
+        done({ ok: false, reason: 'too_large' });
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => done({ ok: true, body: Buffer.concat(chunks, size) });
+    const onError = (): void => done({ ok: false, reason: 'aborted' });
+    const onClose = (): void => {
+      if (!req.complete) done({ ok: false, reason: 'aborted' });
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('close', onClose);
+  });
+}

@@ -1,0 +1,233 @@
+import { randomUUID } from 'node:crypto';
+import type { AuditSink } from '../audit/sink.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { CompiledPolicy, Decision, Identity } from '../policy/types.js';
+import type { ApprovalRecord, ApprovalStore, ClaimResult, DecideResult, StateChange, StoredRequest } from './types.js';
+
+export interface ApprovalServiceDeps {
+  store: ApprovalStore;
+  /** This process's id among replicas: the store wakes the replica holding a request by it. */
+  replica: string;
+  audit: AuditSink;
+  metrics: Metrics;
+  log: Logger;
+  now?: () => number;
+}
+
+/** Why an approver may not vote on a record, or null when they may. */
+export function refusalToVote(record: ApprovalRecord, approver: string): string | null {
+  if (!record.eligible.api.includes(approver)) return `${approver} is not an approver of rule ${record.rule}`;
+  if (approver === record.identity) return 'an agent may not approve its own request';
+  if (record.owner !== null && approver === record.owner) return `${approver} owns the requesting agent and may not approve its requests`;
+  return null;
+}
+
+export type VoteOutcome =
+  | { ok: true; record: ApprovalRecord }
+  | { ok: false; status: 403 | 404 | 409; message: string; record: ApprovalRecord | null };
+
+/**
+ * The approval lifecycle on top of a store: creates or joins approvals for held requests, wakes the
+ * requests this replica holds when anyone (on any replica) decides, checks who may vote, and writes
+ * every step to the audit trail.
+ */
+export class ApprovalService {
+  private readonly waiters = new Map<string, Set<(record: ApprovalRecord | null) => void>>();
+  private readonly now: () => number;
+  private readonly unsubscribe: () => void;
+
+  constructor(private readonly deps: ApprovalServiceDeps) {
+    this.now = deps.now ?? Date.now;
+    this.unsubscribe = deps.store.subscribe((change) => this.onChange(change));
+  }
+
+  get replica(): string {
+    return this.deps.replica;
+  }
+
+  available(): boolean {
+    return this.deps.store.ready();
+  }
+
+  /**
+   * The approval for this request: the unfinished one for the same identity and digest (an identical
+   * request joins it, without a new notification), or a new pending one.
+   */
+  async findOrCreate(args: {
+    requestId: string;
+    request: StoredRequest;
+    digest: string;
+    identity: Identity | null;
+    decision: Decision;
+    policy: CompiledPolicy;
+    reason: string | null;
+  }): Promise<{ record: ApprovalRecord; created: boolean }> {
+    const { decision, policy } = args;
+    const settings = decision.approval;
+    if (!settings || decision.rule === null) throw new Error('findOrCreate needs an approve decision');
+    const now = this.now();
+    const groups = settings.approvers.map((g) => policy.approverGroups.get(g));
+    const rule = policy.rules.find((r) => r.id === decision.rule);
+    const candidate: ApprovalRecord = {
+      id: randomUUID(),
+      state: 'pending',
+      digest: args.digest,
+      identity: args.identity?.id ?? null,
+      owner: args.identity?.owner ?? null,
+      rule: decision.rule,
+      ruleDescription: rule?.description ?? null,
+      reason: args.reason,
+      eligible: {
+        api: [...new Set(groups.flatMap((g) => g?.api ?? []))],
+        slack: [...new Set(groups.flatMap((g) => g?.slack ?? []))],
+      },
+      required: settings.required,
+      channel: settings.channel ?? null,
+      request: args.request,
+      createdAt: now,
+      expiresAt: now + settings.expiresMs,
+      approvals: [],
+      decidedAt: null,
+      decidedBy: null,
+      decisionReason: null,
+      holder: null,
+      executedAt: null,
+      executedBy: null,
+    };
+    const result = await this.deps.store.createOrJoin(candidate, now);
+    const r = result.record;
+    this.deps.audit.write({
+      event: result.created ? 'approval_requested' : 'approval_joined',
+      request_id: args.requestId,
+      approval_id: r.id,
+      state: r.state,
+      identity: r.identity,
+      owner: r.owner,
+      method: r.request.method,
+      host: r.request.host,
+      path: r.request.path,
+      rule: r.rule,
+      digest: r.digest,
+      reason: args.reason ?? undefined,
+      required: r.required,
+    });
+    if (result.created) this.deps.metrics.approvalsRequested.inc({ rule: r.rule });
+    return result;
+  }
+
+  get(id: string): Promise<ApprovalRecord | null> {
+    return this.deps.store.get(id, this.now());
+  }
+
+  list(filter: { state?: ApprovalRecord['state']; limit?: number }): Promise<ApprovalRecord[]> {
+    return this.deps.store.list(filter, this.now());
+  }
+
+  /**
+   * Wait until the approval leaves `pending`, at most `ms`. Resolves with the record as it then is
+   * (still pending after a timeout), or null if it vanished. `cancelled` (the client went away) stops waiting.
+   */
+  async wait(id: string, ms: number, gone: Promise<void>): Promise<ApprovalRecord | null> {
+    await this.deps.store.setHolder(id, this.deps.replica);
+    this.deps.metrics.approvalsHeld.inc();
+    let timer: NodeJS.Timeout | undefined;
+    let wake: ((r: ApprovalRecord | null) => void) | undefined;
+    try {
+      // Registered before the first read, so a decision between the read and the wait is not missed.
+      const woken = new Promise<ApprovalRecord | null | 'timeout' | 'gone'>((resolve) => {
+        wake = resolve;
+        this.addWaiter(id, wake);
+        timer = setTimeout(() => resolve('timeout'), Math.max(0, ms));
+        void gone.then(() => resolve('gone'));
+      });
+      const current = await this.get(id);
+      if (current === null || current.state !== 'pending') return current;
+      const outcome = await woken;
+      if (outcome === 'timeout' || outcome === 'gone') return this.get(id);
+      return outcome;
+    } finally {
+      if (timer) clearTimeout(timer);
+      if (wake) this.removeWaiter(id, wake);
+      this.deps.metrics.approvalsHeld.dec();
+    }
+  }
+
+  /** Spend an approval: exactly one caller, on any replica, gets `ok` and forwards the request. */
+  async claim(id: string, requestId: string): Promise<ClaimResult> {
+    const result = await this.deps.store.claim(id, this.deps.replica, this.now());
+    if (result.ok) {
+      this.deps.audit.write({ event: 'approval_executed', request_id: requestId, approval_id: id, state: 'executed', replica: this.deps.replica });
+      this.deps.metrics.approvalOutcomes.inc({ state: 'executed' });
+    }
+    return result;
+  }
+
+  /** One approver's vote, after checking they may cast it. */
+  async vote(id: string, approver: string, verdict: 'approve' | 'deny', reason: string | null): Promise<VoteOutcome> {
+    const now = this.now();
+    const record = await this.deps.store.get(id, now);
+    if (record === null) return { ok: false, status: 404, message: `no approval ${id}`, record: null };
+    const refusal = refusalToVote(record, approver);
+    if (refusal !== null) {
+      this.deps.audit.write({ event: 'approval_vote_refused', approval_id: id, approver, state: record.state, reason: refusal });
+      return { ok: false, status: 403, message: refusal, record };
+    }
+    const result: DecideResult = await this.deps.store.decide(id, { approver, verdict, reason }, now);
+    if (!result.ok) {
+      const message =
+        result.reason === 'already_voted'
+          ? `${approver} has already approved this request`
+          : result.reason === 'not_found'
+            ? `no approval ${id}`
+            : `this request is already ${result.record?.state ?? 'decided'}`;
+      return { ok: false, status: result.reason === 'not_found' ? 404 : 409, message, record: result.record };
+    }
+    const r = result.record;
+    this.deps.audit.write({
+      event: 'approval_vote',
+      approval_id: id,
+      approver,
+      verdict,
+      state: r.state,
+      reason: reason ?? undefined,
+      approvals: r.approvals.length,
+      required: r.required,
+    });
+    if (r.state !== 'pending') {
+      this.deps.audit.write({ event: 'approval_decided', approval_id: id, approver, state: r.state, rule: r.rule, identity: r.identity, reason: r.decisionReason ?? undefined });
+      this.deps.metrics.approvalOutcomes.inc({ state: r.state });
+      this.deps.metrics.approvalDecisionSeconds.observe({ state: r.state }, (now - r.createdAt) / 1000);
+    }
+    return { ok: true, record: r };
+  }
+
+  async close(): Promise<void> {
+    this.unsubscribe();
+    const all = [...this.waiters.values()];
+    this.waiters.clear();
+    for (const set of all) for (const w of set) w(null);
+  }
+
+  private onChange(change: StateChange): void {
+    if (change.state === 'pending' || !this.waiters.has(change.id)) return;
+    void this.get(change.id).then(
+      (record) => {
+        for (const w of this.waiters.get(change.id) ?? []) w(record);
+      },
+      (err: unknown) => this.deps.log.warn({ err, approval_id: change.id }, 'could not re-read a decided approval; the held request will time out'),
+    );
+  }
+
+  private addWaiter(id: string, w: (r: ApprovalRecord | null) => void): void {
+    let set = this.waiters.get(id);
+    if (!set) this.waiters.set(id, (set = new Set()));
+    set.add(w);
+  }
+
+  private removeWaiter(id: string, w: (r: ApprovalRecord | null) => void): void {
+    const set = this.waiters.get(id);
+    set?.delete(w);
+    if (set?.size === 0) this.waiters.delete(id);
+  }
+}

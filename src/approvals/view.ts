@@ -1,0 +1,43 @@
+import { redactQuery } from '../audit/redact.js';
+import type { ApprovalRecord } from './types.js';
+
+const PREVIEW_BYTES = 512;
+const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
+
+function formatUrl(r: ApprovalRecord['request']): string {
+  const defaultPort = r.scheme === 'https' ? 443 : 80;
+  const host = r.host.includes(':') ? `[${r.host}]` : r.host;
+  const port = r.port === defaultPort ? '' : `:${r.port}`;
+  return `${r.scheme}://${host}${port}${r.encodedPath}${r.query ? `?${redactQuery(r.query)}` : ''}`;
+}
+
+/** What approvers see of an approval (the approvals API and CLI): secrets in the query redacted, the body previewed. */
+export function approvalView(r: ApprovalRecord, statusPrefix: string): Record<string, unknown> {
+  const body = Buffer.from(r.request.body, 'base64');
+  return {
+    id: r.id,
+    state: r.state,
+    rule: r.rule,
+    rule_description: r.ruleDescription,
+    identity: r.identity,
+    owner: r.owner,
+    reason: r.reason,
+    request: {
+      method: r.request.method,
+      url: formatUrl(r.request),
+      classification: r.request.classification,
+      digest: r.digest,
+      body_bytes: body.length,
+      body_preview: body.subarray(0, PREVIEW_BYTES).toString('utf8'),
+    },
+    required: r.required,
+    approvals: r.approvals.map((v) => ({ approver: v.approver, at: iso(v.at) })),
+    created_at: iso(r.createdAt),
+    expires_at: iso(r.expiresAt),
+    decided_at: iso(r.decidedAt),
+    decided_by: r.decidedBy,
+    decision_reason: r.decisionReason,
+    executed_at: iso(r.executedAt),
+    status_url: `${statusPrefix}${r.id}`,
+  };
+}

@@ -1,0 +1,421 @@
+/**
+ * `airlock approvals list|show|approve|deny|token`: the command-line client of the approvals API on the
+ * admin listener (docs/approvals.md). Every call carries the approver's bearer token; the server decides
+ * who may see and decide what. Errors from the API are printed as `airlock: <message>` with exit code 1.
+ *
+ * Everything printed that came from an agent (URL, reason, body preview, identity) is passed through
+ * `printable()` first, so a request cannot move the cursor, clear the screen or reorder text with
+ * terminal escapes or bidi controls in front of the person deciding on it.
+ */
+import { randomBytes } from 'node:crypto';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { request } from 'undici';
+import { hashToken } from '../request/identify.js';
+
+export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:9090';
+const STATES = ['pending', 'approved', 'denied', 'expired', 'cancelled', 'executed'] as const;
+const TIMEOUT_MS = 30_000;
+
+/** Where the commands write; tests may pass their own. */
+export interface ApprovalsCliIo {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+const processIo: ApprovalsCliIo = {
+  out: (text) => void process.stdout.write(`${text}\n`),
+  err: (text) => void process.stderr.write(`${text}\n`),
+};
+
+/** The approval as the admin API shows it. */
+export interface ApprovalView {
+  id: string;
+  state: string;
+  rule: string;
+  rule_description: string | null;
+  identity: string | null;
+  owner: string | null;
+  reason: string | null;
+  request: {
+    method: string;
+    url: string;
+    classification: string | null;
+    digest: string;
+    body_bytes: number;
+    body_preview: string;
+  };
+  required: number;
+  approvals: { approver: string; at: string }[];
+  created_at: string;
+  expires_at: string;
+  decided_at: string | null;
+  decided_by: string | null;
+  decision_reason: string | null;
+  executed_at: string | null;
+  status_url: string;
+}
+
+interface CommonOptions {
+  admin: string;
+  token?: string;
+  json?: boolean;
+}
+
+/** A failure already worded for the user; printed as `airlock: <message>`. */
+class CliError extends Error {}
+
+export function registerApprovalCommands(program: Command, io: ApprovalsCliIo = processIo): void {
+  const approvals = program
+    .command('approvals')
+    .description('list, inspect, approve and deny held requests through the admin API (approver token needed)');
+
+  common(approvals.command('list'))
+    .description('held requests, newest first')
+    .addOption(new Option('--state <state>', 'only approvals in this state').choices(STATES))
+    .option('--limit <n>', 'at most this many (the server defaults to 100 and caps it at 500)', positiveInt)
+    .action(async (opts: CommonOptions & { state?: string; limit?: number }) => {
+      await runCommand(io, async () => {
+        const query = new URLSearchParams();
+        if (opts.state !== undefined) query.set('state', opts.state);
+        if (opts.limit !== undefined) query.set('limit', String(opts.limit));
+        const qs = query.size > 0 ? `?${query.toString()}` : '';
+        const body = await call(opts, io, 'GET', `/v1/approvals${qs}`);
+        if (opts.json) return io.out(body.text);
+        const list = (body.json as { approvals?: ApprovalView[] }).approvals;
+        if (!Array.isArray(list)) throw new CliError(`unexpected answer from the admin API: ${clip(body.text, 200)}`);
+        io.out(formatList(list, Date.now()));
+      });
+    });
+
+  common(approvals.command('show'))
+    .description('everything about one approval: the request, who asked, votes, decision')
+    .argument('<id>', 'approval id (from `airlock approvals list` or the agent\'s 202 answer)')
+    .action(async (id: string, opts: CommonOptions) => {
+      await runCommand(io, async () => {
+        const body = await call(opts, io, 'GET', approvalPath(id));
+        if (opts.json) return io.out(body.text);
+        io.out(formatShow(viewOf(body), Date.now()));
+      });
+    });
+
+  common(approvals.command('approve'))
+    .description('add your approval; the request is forwarded once enough approvers agreed')
+    .argument('<id>', 'approval id')
+    .option('--reason <text>', 'why (kept in the audit trail)')
+    .action(async (id: string, opts: CommonOptions & { reason?: string }) => {
+      await runCommand(io, async () => {
+        const payload = opts.reason !== undefined && opts.reason.trim() !== '' ? { reason: opts.reason } : {};
+        const body = await call(opts, io, 'POST', `${approvalPath(id)}/approve`, payload);
+        if (opts.json) return io.out(body.text);
+        io.out(formatApproveOutcome(viewOf(body)));
+      });
+    });
+
+  common(approvals.command('deny'))
+    .description('deny the request; the agent gets 403 approval_denied')
+    .argument('<id>', 'approval id')
+    .requiredOption('--reason <text>', 'why (required; kept in the audit trail)')
+    .action(async (id: string, opts: CommonOptions & { reason: string }) => {
+      await runCommand(io, async () => {
+        if (opts.reason.trim() === '') throw new CliError('deny needs a non-empty --reason (it is kept in the audit trail)');
+        const body = await call(opts, io, 'POST', `${approvalPath(id)}/deny`, { reason: opts.reason });
+        if (opts.json) return io.out(body.text);
+        const v = viewOf(body);
+        io.out(`denied: ${printable(v.id)}; the agent's request is refused (403 approval_denied)`);
+      });
+    });
+
+  approvals
+    .command('token')
+    .description('make a random approver token; prints the policy line (approverTokens:) and AIRLOCK_APPROVER_TOKEN')
+    .argument('<name>', 'approver name, as listed under approvers.<group>.api in the policy (e.g. bob@example.com)')
+    .action((name: string) => {
+      const secret = randomBytes(32).toString('base64url');
+      io.out(`# policy file, top level (merge into an existing approverTokens: map); ${JSON.stringify(name)} must also be`);
+      io.out('# listed under approvers.<group>.api to decide anything:');
+      io.out(`approverTokens: { ${JSON.stringify(name)}: ["${hashToken(secret)}"] }`);
+      io.out('# approver environment (keep it secret):');
+      io.out(`AIRLOCK_APPROVER_TOKEN=${secret}`);
+    });
+}
+
+function common(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--admin <url>', 'admin API base URL').env('AIRLOCK_ADMIN_URL').default(DEFAULT_ADMIN_URL))
+    .addOption(new Option('--token <token>', 'approver bearer token (prefer the environment variable: flags show in `ps`)').env('AIRLOCK_APPROVER_TOKEN'))
+    .option('--json', "print the API's JSON answer as-is");
+}
+
+function approvalPath(id: string): string {
+  if (id.trim() === '') throw new CliError('the approval id is empty (see `airlock approvals list`)');
+  return `/v1/approvals/${encodeURIComponent(id.trim())}`;
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+async function runCommand(io: ApprovalsCliIo, fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    if (!(err instanceof CliError)) throw err;
+    io.err(`airlock: ${err.message}`);
+    process.exitCode = 1;
+  }
+}
+
+interface Answer {
+  text: string;
+  json: unknown;
+}
+
+/**
+ * One admin API call. Resolves with a 2xx answer; throws CliError for everything else: no token,
+ * a bad --admin URL, the listener unreachable, a timeout, an error answer (its `message`), or a redirect
+ * (not followed: the bearer token must only go where the operator pointed it).
+ */
+async function call(opts: CommonOptions, io: ApprovalsCliIo, method: 'GET' | 'POST', path: string, payload?: unknown): Promise<Answer> {
+  const token = opts.token?.trim();
+  if (!token) {
+    throw new CliError('no approver token: pass --token or set AIRLOCK_APPROVER_TOKEN (an operator makes one with `airlock approvals token NAME`)');
+  }
+  const base = adminBase(opts.admin);
+  if (base.protocol === 'http:' && !isLoopback(base.hostname)) {
+    io.err(`airlock: warning: sending the approver token over plain http to ${base.host}; use https or a loopback address`);
+  }
+  const url = `${base.href.replace(/\/+$/, '')}${path}`;
+  const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'application/json' };
+  if (payload !== undefined) headers['content-type'] = 'application/json';
+  let status: number;
+  let location: string | undefined;
+  let text: string;
+  try {
+    // undici rather than fetch: no forbidden-port list (an admin listener may be on any port) and
+    // redirects are never followed.
+    const res = await request(url, {
+      method,
+      headers,
+      body: payload === undefined ? undefined : JSON.stringify(payload),
+      headersTimeout: TIMEOUT_MS,
+      bodyTimeout: TIMEOUT_MS,
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+    });
+    status = res.statusCode;
+    const loc = res.headers.location;
+    location = Array.isArray(loc) ? loc[0] : loc;
+    text = await res.body.text();
+  } catch (err) {
+    throw new CliError(unreachable(base, err));
+  }
+  let json: unknown = undefined;
+  try {
+    json = text === '' ? undefined : JSON.parse(text);
+  } catch {
+    // Not JSON: reported below if it matters.
+  }
+  if (status >= 200 && status < 300) {
+    if (json === undefined || typeof json !== 'object' || json === null) {
+      throw new CliError(`unexpected answer from the admin API at ${origin(base)} (HTTP ${status}, not JSON): ${clip(text, 200)}`);
+    }
+    return { text, json };
+  }
+  if (opts.json && json !== undefined) io.out(text);
+  if (status >= 300 && status < 400) {
+    throw new CliError(`the admin API at ${origin(base)} redirects (HTTP ${status}${location ? ` to ${printable(location)}` : ''}); not followed: pass the final URL as --admin`);
+  }
+  const err = json as { error?: unknown; message?: unknown } | undefined;
+  if (err !== undefined && typeof err === 'object' && err !== null && typeof err.message === 'string') {
+    throw new CliError(printable(err.message));
+  }
+  if (status === 404) {
+    throw new CliError(`the admin API at ${origin(base)} has no ${printable(path.split('?', 1)[0] ?? path)} (HTTP 404): is --admin the admin listener of airlock serve?`);
+  }
+  throw new CliError(`the admin API at ${origin(base)} answered HTTP ${status}${text ? `: ${clip(text, 200)}` : ''}`);
+}
+
+/** `--admin` as a URL: `host:port` alone means http; a path prefix (behind a reverse proxy) is kept. */
+function adminBase(raw: string): URL {
+  const value = raw.trim();
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `http://${value}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new CliError(`invalid --admin URL ${JSON.stringify(raw)}: expected e.g. ${DEFAULT_ADMIN_URL}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new CliError(`invalid --admin URL ${JSON.stringify(raw)}: use http:// or https://`);
+  if (url.username || url.password) throw new CliError('invalid --admin URL: credentials in the URL are not used; pass the approver token with --token or AIRLOCK_APPROVER_TOKEN');
+  url.search = '';
+  url.hash = '';
+  return url;
+}
+
+function origin(url: URL): string {
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+}
+
+function isLoopback(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+function unreachable(base: URL, err: unknown): string {
+  const where = origin(base);
+  const e = err as { name?: string; code?: string; message?: string; cause?: { code?: string; message?: string } };
+  const code = e.code ?? e.cause?.code;
+  if (e.name === 'TimeoutError' || e.name === 'AbortError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+    return `the admin API at ${where} did not answer within ${TIMEOUT_MS / 1000}s`;
+  }
+  const hint = '(is `airlock serve` running, and is --admin / AIRLOCK_ADMIN_URL its admin listener?)';
+  switch (code) {
+    case 'ECONNREFUSED':
+      return `cannot reach the admin API at ${where}: connection refused ${hint}`;
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `cannot reach the admin API at ${where}: unknown host ${base.hostname}`;
+    case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'ETIMEDOUT':
+      return `cannot reach the admin API at ${where}: connection timed out`;
+    case 'ECONNRESET':
+    case 'UND_ERR_SOCKET':
+      return `the admin API at ${where} closed the connection ${hint}`;
+    default: {
+      const detail = e.message ?? e.cause?.message ?? String(err);
+      return `cannot reach the admin API at ${where}: ${code ? `${code} ` : ''}${detail}`;
+    }
+  }
+}
+
+function viewOf(answer: Answer): ApprovalView {
+  const v = (answer.json as { approval?: ApprovalView }).approval;
+  if (v === undefined || typeof v !== 'object' || v === null || typeof v.id !== 'string') {
+    throw new CliError(`unexpected answer from the admin API: ${clip(answer.text, 200)}`);
+  }
+  return v;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Output
+
+/**
+ * Text that came from the server (and, through it, from the agent) made safe to print on a terminal:
+ * C0/C1 controls, DEL, and Unicode bidi/invisible formatting characters become visible `\u{…}` escapes.
+ * With `multiline`, newlines (and tabs) are kept so a body preview keeps its shape.
+ */
+export function printable(s: string, multiline = false): string {
+  let out = '';
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!;
+    if (multiline && (ch === '\n' || ch === '\t')) out += ch;
+    else if (ch === '\n') out += '\\n';
+    else if (ch === '\t') out += '\\t';
+    else if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || isFormatChar(c)) out += `\\u{${c.toString(16)}}`;
+    else out += ch;
+  }
+  return out;
+}
+
+/** Bidi overrides/isolates/marks, zero-width characters and line/paragraph separators. */
+function isFormatChar(c: number): boolean {
+  return (
+    c === 0x061c || c === 0x00ad || (c >= 0x200b && c <= 0x200f) || (c >= 0x2028 && c <= 0x202e) ||
+    (c >= 0x2060 && c <= 0x2069) || c === 0xfeff
+  );
+}
+
+function clip(s: string, max: number): string {
+  const p = printable(s);
+  return p.length > max ? `${p.slice(0, max - 1)}…` : p;
+}
+
+export function formatList(list: readonly ApprovalView[], now: number): string {
+  if (list.length === 0) return 'no approvals';
+  const header = ['ID', 'STATE', 'VOTES', 'RULE', 'IDENTITY', 'REQUEST', 'AGE', 'EXPIRES'];
+  const rows = list.map((v) => [
+    printable(v.id),
+    printable(v.state),
+    `${v.approvals.length}/${v.required}`,
+    printable(v.rule),
+    v.identity === null ? '-' : printable(v.identity),
+    clip(`${v.request.method} ${v.request.url}`, 72),
+    ago(Date.parse(v.created_at), now),
+    v.state === 'pending' || v.state === 'approved' ? relative(Date.parse(v.expires_at), now) : '-',
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+export function formatShow(v: ApprovalView, now: number): string {
+  const lines: string[] = [];
+  const field = (name: string, value: string) => lines.push(`${name.padEnd(16)}${value}`);
+  field('id', printable(v.id));
+  field('state', `${printable(v.state)} (${v.approvals.length} of ${v.required} approval${v.required === 1 ? '' : 's'})`);
+  field('rule', printable(v.rule) + (v.rule_description ? ` — ${printable(v.rule_description)}` : ''));
+  field('identity', v.identity === null ? '(anonymous)' : printable(v.identity));
+  if (v.owner !== null) field('owner', printable(v.owner));
+  field('agent reason', v.reason === null ? '(none given)' : printable(v.reason));
+  field('request', `${printable(v.request.method)} ${printable(v.request.url)}`);
+  field('classification', v.request.classification === null ? '(none)' : printable(v.request.classification));
+  field('body', `${v.request.body_bytes} byte${v.request.body_bytes === 1 ? '' : 's'}`);
+  field('digest', `sha256:${printable(v.request.digest)}`);
+  field('created', when(v.created_at, now));
+  field('expires', when(v.expires_at, now));
+  if (v.approvals.length === 0) field('approvals', '(none yet)');
+  for (const [i, a] of v.approvals.entries()) field(i === 0 ? 'approvals' : '', `${printable(a.approver)} at ${when(a.at, now)}`);
+  if (v.decided_at !== null) field('decided', when(v.decided_at, now) + (v.decided_by !== null ? ` by ${printable(v.decided_by)}` : ''));
+  if (v.decision_reason !== null) field('decision reason', printable(v.decision_reason));
+  if (v.executed_at !== null) field('forwarded', when(v.executed_at, now));
+  field('status', printable(v.status_url));
+  if (v.request.body_bytes > 0 || v.request.body_preview !== '') {
+    const preview = printable(v.request.body_preview.replace(/\r\n/g, '\n'), true);
+    const shown = Buffer.byteLength(v.request.body_preview);
+    lines.push(`body preview${shown < v.request.body_bytes ? ` (first ${shown} of ${v.request.body_bytes} bytes)` : ''}:`);
+    for (const l of preview.split('\n')) lines.push(`    ${l}`.trimEnd());
+  }
+  return lines.join('\n');
+}
+
+export function formatApproveOutcome(v: ApprovalView): string {
+  const votes = `${v.approvals.length} of ${v.required} approval${v.required === 1 ? '' : 's'}`;
+  switch (v.state) {
+    case 'approved':
+      return `approved: ${printable(v.id)} (${votes}); forwarded when the agent retries the identical request (at once if it is still waiting)`;
+    case 'executed':
+      return `approved: ${printable(v.id)} (${votes}); the request has been forwarded`;
+    case 'pending': {
+      const missing = v.required - v.approvals.length;
+      return `recorded: ${votes} for ${printable(v.id)}; waiting for ${missing} more`;
+    }
+    default:
+      return `${printable(v.state)}: ${printable(v.id)} (${votes})`;
+  }
+}
+
+function when(iso: string, now: number): string {
+  const t = Date.parse(iso);
+  return Number.isNaN(t) ? printable(iso) : `${printable(iso)} (${relative(t, now)})`;
+}
+
+function relative(t: number, now: number): string {
+  if (Number.isNaN(t)) return '?';
+  const d = t - now;
+  return d >= 0 ? `in ${span(d)}` : `${span(-d)} ago`;
+}
+
+function ago(t: number, now: number): string {
+  return Number.isNaN(t) ? '?' : span(Math.max(0, now - t));
+}
+
+function span(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h}h${m % 60 ? `${m % 60}m` : ''}`;
+  return `${Math.floor(h / 24)}d`;
+}

@@ -1,0 +1,81 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { CanonicalRequest, CompiledPolicy, Decision, Identity } from '../policy/types.js';
+import type { ProxyContext } from './context.js';
+import { sendError, type ProxyError } from './respond.js';
+import { forward } from './upstream.js';
+
+/** How a request reached the proxy. */
+export type Entry =
+  /** Absolute-form request on the proxy listener (HTTP_PROXY). */
+  | { via: 'proxy' }
+  /** Origin-form request on the proxy listener: a reverse-proxy route. */
+  | { via: 'route' }
+  /** Origin-form request inside a CONNECT tunnel: destination and identity come from the CONNECT. */
+  | { via: 'tunnel'; host: string; port: number; identity: Identity | null };
+
+function statusClass(status: number): string {
+  return `${Math.floor(status / 100)}xx`;
+}
+
+/** One request and its response while Airlock handles it: its id, its timing, and the two ways it can end here. */
+export class Exchange {
+  readonly started = performance.now();
+  readonly requestId = randomUUID();
+
+  constructor(
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly entry: Entry,
+    readonly ctx: ProxyContext,
+    /** Read once: a reload never changes the rules halfway through a request. */
+    readonly policy: CompiledPolicy,
+  ) {}
+
+  /**
+   * Answer with Airlock's JSON error. A refusal before any policy decision (malformed, unauthenticated)
+   * is written to the audit trail here; after a decision, the decision's event already says it.
+   */
+  refuse(e: Omit<ProxyError, 'requestId'>, canon?: CanonicalRequest, decision?: Decision): void {
+    const { ctx } = this;
+    ctx.metrics.proxyResponses.inc({ code: e.code });
+    if (!decision) {
+      ctx.audit.write({
+        event: 'request',
+        request_id: this.requestId,
+        identity: canon?.identity?.id ?? null,
+        method: this.req.method,
+        host: canon?.host,
+        path: canon?.path,
+        rules: [],
+        decision: 'refused',
+        reason: e.message,
+        status: e.status,
+        error: e.code,
+        client: this.req.socket.remoteAddress,
+        via: this.entry.via,
+        policy_version: this.policy.version,
+      });
+    }
+    sendError(this.res, { ...e, requestId: this.requestId });
+    ctx.metrics.requestDuration.observe({ action: decision?.action ?? 'refused' }, (performance.now() - this.started) / 1000);
+  }
+
+  /** Forward upstream and stream the answer back; upstream failures become 502/504 (or a cut connection mid-body). */
+  async forward(canon: CanonicalRequest, body: IncomingMessage | Buffer | null, decision: Decision): Promise<void> {
+    const { ctx, res } = this;
+    const upstreamStarted = performance.now();
+    const upstreamTime = (): number => (performance.now() - upstreamStarted) / 1000;
+    const result = await forward(canon, body, res, ctx.agent, this.requestId, (status) => {
+      ctx.metrics.upstreamDuration.observe({ status_class: statusClass(status) }, upstreamTime());
+    });
+    if (!result.ok) {
+      if (!result.headersSent) ctx.metrics.upstreamDuration.observe({ status_class: 'error' }, upstreamTime());
+      ctx.log.warn({ request_id: this.requestId, host: canon.host, port: canon.port, status: result.status }, result.message);
+      if (result.headersSent) res.destroy();
+      else this.refuse({ status: result.status, code: 'upstream_error', message: result.message, rule: decision.rule }, canon, decision);
+      return;
+    }
+    ctx.metrics.requestDuration.observe({ action: decision.action }, (performance.now() - this.started) / 1000);
+  }
+}

@@ -1,0 +1,124 @@
+import type { ApprovalRecord } from '../approvals/types.js';
+import { readBody, requestDigest, storedRequest } from '../approvals/request.js';
+import type { CanonicalRequest, Decision } from '../policy/types.js';
+import type { Exchange } from './exchange.js';
+import { sendJson } from './respond.js';
+
+/** The agent's stated intent, shown to approvers and audited; never forwarded (x-airlock-* headers are not). */
+export const REASON_HEADER = 'x-airlock-reason';
+const MAX_REASON = 500;
+
+/** Where an agent polls an approval it is waiting for, on the proxy listener itself. */
+export const STATUS_PREFIX = '/.airlock/approvals/';
+
+function wantsAsync(prefer: string | string[] | undefined): boolean {
+  const values = Array.isArray(prefer) ? prefer : prefer === undefined ? [] : [prefer];
+  return values.some((v) => v.split(',').some((p) => p.trim().toLowerCase() === 'respond-async'));
+}
+
+function statedReason(value: string | string[] | undefined): string | null {
+  const v = Array.isArray(value) ? value.join(' ') : value;
+  return v === undefined || v.trim() === '' ? null : v.trim().slice(0, MAX_REASON);
+}
+
+/**
+ * A request that needs approval. Its body is buffered (up to the limit) and stored with the approval,
+ * so any replica can forward it. Then, depending on the approval's state:
+ * - already approved for this identity and digest (the agent's retry): forwarded once;
+ * - pending, with `Prefer: respond-async`: `202` with the approval id and a status URL;
+ * - pending: the connection is held until a decision, up to the rule's `wait` — approved → forwarded
+ *   exactly once, denied → 403 `approval_denied`, expired → 403 `approval_expired`, still pending →
+ *   403 `approval_pending` with `Retry-After` (an identical retry joins the same approval).
+ * The store being unreachable at any point fails closed with 503; nothing is forwarded unapproved.
+ */
+export async function holdForApproval(x: Exchange, canon: CanonicalRequest, decision: Decision): Promise<void> {
+  const { ctx, req, res } = x;
+  const approvals = ctx.approvals;
+  const rule = decision.rule;
+  const unavailable = (why: string): void =>
+    x.refuse({ status: 503, code: 'approval_unavailable', message: `this request needs approval and ${why}: refused (fail closed)`, rule }, canon, decision);
+  if (!approvals.available()) return unavailable('the approval store is unreachable');
+
+  const body = await readBody(req, ctx.maxHeldBodyBytes);
+  if (!body.ok) {
+    if (body.reason === 'aborted') return;
+    const message = `a request held for approval may carry at most ${ctx.maxHeldBodyBytes} bytes of body`;
+    x.refuse({ status: 413, code: 'body_too_large', message, rule, headers: { connection: 'close' } }, canon, decision);
+    return;
+  }
+  const stored = storedRequest(canon, body.body);
+  const settings = decision.approval!;
+
+  let record: ApprovalRecord | null;
+  try {
+    ({ record } = await approvals.findOrCreate({
+      requestId: x.requestId,
+      request: stored,
+      digest: requestDigest(stored),
+      identity: canon.identity,
+      decision,
+      policy: x.policy,
+      reason: statedReason(canon.headers[REASON_HEADER]),
+    }));
+    if (record.state === 'pending') {
+      if (wantsAsync(canon.headers.prefer)) return accepted(x, record, rule);
+      const gone = new Promise<void>((resolve) => res.once('close', () => resolve()));
+      record = await approvals.wait(record.id, Math.min(settings.waitMs, record.expiresAt - Date.now()), gone);
+      if (res.destroyed) return;
+    }
+  } catch (err) {
+    ctx.log.warn({ err, request_id: x.requestId }, 'approval store failed');
+    return unavailable('the approval store failed');
+  }
+  if (record === null) return x.refuse({ status: 403, code: 'approval_expired', message: 'the approval no longer exists', rule }, canon, decision);
+
+  const approvalId = record.id;
+  switch (record.state) {
+    case 'approved': {
+      let claim;
+      try {
+        claim = await approvals.claim(approvalId, x.requestId);
+      } catch (err) {
+        ctx.log.warn({ err, request_id: x.requestId }, 'approval store failed');
+        return unavailable('the approval store failed');
+      }
+      if (claim.ok) return x.forward(canon, body.body, decision);
+      const message =
+        claim.reason === 'lapsed' ? 'the approval lapsed before it was used' : 'this approval was already used by an identical request';
+      return x.refuse({ status: 403, code: 'approval_expired', message, rule, approvalId }, canon, decision);
+    }
+    case 'denied':
+    case 'cancelled': {
+      const by = record.decidedBy ? ` by ${record.decidedBy}` : '';
+      const why = record.decisionReason ? `: ${record.decisionReason}` : '';
+      return x.refuse({ status: 403, code: 'approval_denied', message: `${record.state}${by}${why}`, rule, approvalId }, canon, decision);
+    }
+    case 'expired':
+    case 'executed':
+      return x.refuse({ status: 403, code: 'approval_expired', message: `the approval is ${record.state}; a new identical request asks again`, rule, approvalId }, canon, decision);
+    case 'pending': {
+      const retryAfter = Math.max(1, Math.ceil(Math.min(30_000, record.expiresAt - Date.now()) / 1000));
+      const message = `still waiting for approval (${record.approvals.length} of ${record.required}); repeat the identical request to get the decision`;
+      return x.refuse({ status: 403, code: 'approval_pending', message, rule, approvalId, headers: { 'retry-after': String(retryAfter) } }, canon, decision);
+    }
+  }
+}
+
+/** `202 Accepted` for `Prefer: respond-async`: the only 2xx Airlock ever makes itself. */
+function accepted(x: Exchange, record: ApprovalRecord, rule: string | null): void {
+  x.ctx.metrics.proxyResponses.inc({ code: 'approval_pending' });
+  sendJson(
+    x.res,
+    202,
+    {
+      error: 'approval_pending',
+      message: 'held for approval; repeat the identical request once it is approved',
+      request_id: x.requestId,
+      rule,
+      approval_id: record.id,
+      status_url: `${STATUS_PREFIX}${record.id}`,
+      expires_at: new Date(record.expiresAt).toISOString(),
+    },
+    { 'preference-applied': 'respond-async', location: `${STATUS_PREFIX}${record.id}`, 'airlock-request-id': x.requestId },
+  );
+}

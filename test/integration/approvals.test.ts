@@ -1,0 +1,205 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { hashToken } from '../../src/request/identify.js';
+import { run, startTestAirlock, startUpstream, type TestAirlock, type Upstream } from '../helpers/harness.js';
+
+const BOT_TOKEN = 'bot-token-1';
+const TOKENS = { bob: 'bob-approver-token', dana: 'dana-approver-token', alice: 'alice-owner-token', eve: 'eve-not-an-approver' };
+
+function policy(up: Upstream): string {
+  return `
+version: 1
+classification: { header: X-Data-Classification, levels: [public, confidential], missing: public }
+identities:
+  billing-bot: { owner: alice@example.com, groups: [finance], tokens: ["${hashToken(BOT_TOKEN)}"] }
+approvers:
+  data-owners: { api: [bob@example.com, dana@example.com, alice@example.com] }
+approverTokens:
+  bob@example.com: ["${hashToken(TOKENS.bob)}"]
+  dana@example.com: ["${hashToken(TOKENS.dana)}"]
+  alice@example.com: ["${hashToken(TOKENS.alice)}"]
+  eve@example.com: ["${hashToken(TOKENS.eve)}"]
+rules:
+  - id: exports
+    description: Exports need a data owner
+    match: { methods: [POST], hosts: [127.0.0.1], ports: [${up.port}], paths: ["/exports/**"] }
+    action: approve
+    approval: { approvers: [data-owners], wait: 30s, expires: 10m }
+  - id: transfers
+    match: { methods: [POST], hosts: [127.0.0.1], ports: [${up.port}], paths: ["/transfers/**"] }
+    action: approve
+    approval: { approvers: [data-owners], required: 2, wait: 30s, expires: 10m }
+  - id: quick
+    match: { methods: [POST], hosts: [127.0.0.1], ports: [${up.port}], paths: ["/quick/**"] }
+    action: approve
+    approval: { approvers: [data-owners], wait: 1s, expires: 10m }
+`;
+}
+
+interface View {
+  id: string;
+  state: string;
+  reason: string | null;
+  approvals: { approver: string }[];
+  request: { method: string; url: string; body_preview: string; body_bytes: number };
+}
+
+describe('approvals: hold, return, retry', () => {
+  let up: Upstream;
+  let al: TestAirlock;
+  let proxy: string;
+  before(async () => {
+    up = await startUpstream();
+    al = await startTestAirlock({ 'policy.yaml': policy(up) }, { maxHeldBodyBytes: 64 * 1024 });
+    proxy = `http://billing-bot:${BOT_TOKEN}@${new URL(al.proxyUrl).host}`;
+  });
+  after(async () => {
+    await al.close();
+    await up.close();
+  });
+
+  async function api(method: string, path: string, token: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+    const res = await fetch(`${al.adminUrl}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+  }
+
+  it('a held request is forwarded exactly once when an approver approves it, and the client gets the upstream answer', async () => {
+    const before = up.requests.length;
+    const client = run('curl', ['-sS', '-i', '-x', proxy, '-H', 'X-Airlock-Reason: monthly report for finance', '-d', '{"rows":100}', `${up.origin}/exports/customers?month=11&token=s3cr3t`]);
+    const view = await waitForPending(al, TOKENS.bob, '/exports/customers');
+    assert.equal(view.reason, 'monthly report for finance');
+    assert.equal(view.request.method, 'POST');
+    assert.match(view.request.url, /month=11&token=REDACTED/);
+    assert.equal(view.request.body_preview, '{"rows":100}');
+    assert.equal(up.requests.length, before, 'nothing forwarded before approval');
+
+    const approved = await api('POST', `/v1/approvals/${view.id}/approve`, TOKENS.bob);
+    assert.equal(approved.status, 200);
+    const r = await client;
+    assert.match(r.stdout, /^HTTP\/1\.1 200/);
+    assert.equal(up.requests.length, before + 1);
+    const got = up.requests.at(-1)!;
+    assert.equal(got.body.toString(), '{"rows":100}');
+    assert.equal(got.url, '/exports/customers?month=11&token=s3cr3t');
+    assert.equal(got.headers['x-airlock-reason'], undefined, 'the stated reason is not forwarded');
+    const events = await al.audit();
+    const kinds = events.filter((e) => e.approval_id === view.id).map((e) => e.event);
+    assert.deepEqual(kinds, ['approval_requested', 'approval_vote', 'approval_decided', 'approval_executed']);
+    const shown = await api('GET', `/v1/approvals/${view.id}`, TOKENS.dana);
+    assert.equal((shown.json.approval as View).state, 'executed');
+  });
+
+  it('Prefer: respond-async answers 202 with a status URL; the identical retry after approval passes once', async () => {
+    const before = up.requests.length;
+    const send = () =>
+      run('curl', ['-sS', '-x', proxy, '-H', 'Prefer: respond-async', '-H', 'Content-Type: application/json', '-d', '{"id":7}', '-w', '\n%{http_code}', `${up.origin}/exports/invoices`]);
+    const first = await send();
+    const [body, code] = first.stdout.split('\n');
+    assert.equal(code, '202');
+    const accepted = JSON.parse(body!) as { error: string; approval_id: string; status_url: string };
+    assert.equal(accepted.error, 'approval_pending');
+    assert.match(accepted.status_url, /^\/\.airlock\/approvals\//);
+
+    const polled = await run('curl', ['-sS', '-H', `Proxy-Authorization: Basic ${Buffer.from(`billing-bot:${BOT_TOKEN}`).toString('base64')}`, `${al.proxyUrl}${accepted.status_url}`]);
+    assert.equal((JSON.parse(polled.stdout) as { state: string }).state, 'pending');
+
+    const again = await send();
+    assert.equal(again.stdout.split('\n')[1], '202');
+    assert.equal((JSON.parse(again.stdout.split('\n')[0]!) as { approval_id: string }).approval_id, accepted.approval_id, 'an identical request joins the pending approval');
+
+    assert.equal((await api('POST', `/v1/approvals/${accepted.approval_id}/approve`, TOKENS.dana)).status, 200);
+    const retry = await run('curl', ['-sS', '-x', proxy, '-H', 'Content-Type: application/json', '-d', '{"id":7}', '-w', '\n%{http_code}', `${up.origin}/exports/invoices`]);
+    assert.equal(retry.stdout.split('\n')[1], '200');
+    assert.equal(up.requests.length, before + 1);
+    const different = await send();
+    assert.equal(different.stdout.split('\n')[1], '202', 'a spent approval is not reused: the next one asks again');
+    assert.notEqual((JSON.parse(different.stdout.split('\n')[0]!) as { approval_id: string }).approval_id, accepted.approval_id);
+    assert.equal(up.requests.length, before + 1);
+  });
+
+  it('a denial with a reason reaches the held client as 403 approval_denied; nothing is forwarded', async () => {
+    const before = up.requests.length;
+    const client = run('curl', ['-sS', '-x', proxy, '-d', 'x', '-w', '\n%{http_code}', `${up.origin}/exports/everything`]);
+    const view = await waitForPending(al, TOKENS.bob, '/exports/everything');
+    const noReason = await api('POST', `/v1/approvals/${view.id}/deny`, TOKENS.bob, {});
+    assert.equal(noReason.status, 400);
+    const denied = await api('POST', `/v1/approvals/${view.id}/deny`, TOKENS.bob, { reason: 'too broad: export one month' });
+    assert.equal(denied.status, 200);
+    const [body, code] = (await client).stdout.split('\n');
+    assert.equal(code, '403');
+    const e = JSON.parse(body!) as { error: string; message: string; approval_id: string };
+    assert.equal(e.error, 'approval_denied');
+    assert.match(e.message, /too broad: export one month/);
+    assert.equal(e.approval_id, view.id);
+    assert.equal(up.requests.length, before);
+    const late = await api('POST', `/v1/approvals/${view.id}/approve`, TOKENS.dana);
+    assert.equal(late.status, 409, 'any deny is final');
+  });
+
+  it('who may decide: not the agent owner, not a non-approver, not without a token', async () => {
+    const client = run('curl', ['-sS', '-x', proxy, '-d', 'x', '-H', 'Prefer: respond-async', `${up.origin}/exports/owner-check`]);
+    const id = (JSON.parse((await client).stdout) as { approval_id: string }).approval_id;
+    const owner = await api('POST', `/v1/approvals/${id}/approve`, TOKENS.alice);
+    assert.equal(owner.status, 403);
+    assert.match(String(owner.json.message), /owns the requesting agent/);
+    const outsider = await api('POST', `/v1/approvals/${id}/approve`, TOKENS.eve);
+    assert.equal(outsider.status, 403);
+    const anonymous = await fetch(`${al.adminUrl}/v1/approvals/${id}/approve`, { method: 'POST' });
+    assert.equal(anonymous.status, 401);
+    const wrong = await api('GET', '/v1/approvals', 'not-a-token');
+    assert.equal(wrong.status, 401);
+    const refused = (await al.audit()).filter((e) => e.event === 'approval_vote_refused' && e.approval_id === id);
+    assert.equal(refused.length, 2);
+  });
+
+  it('required: 2 needs two distinct approvers; the same approver twice does not count', async () => {
+    const before = up.requests.length;
+    const client = run('curl', ['-sS', '-x', proxy, '-d', 'pay', '-w', '\n%{http_code}', `${up.origin}/transfers/42`]);
+    const view = await waitForPending(al, TOKENS.bob, '/transfers/42');
+    assert.equal((await api('POST', `/v1/approvals/${view.id}/approve`, TOKENS.bob)).status, 200);
+    const twice = await api('POST', `/v1/approvals/${view.id}/approve`, TOKENS.bob);
+    assert.equal(twice.status, 409);
+    assert.equal(up.requests.length, before);
+    const second = await api('POST', `/v1/approvals/${view.id}/approve`, TOKENS.dana);
+    assert.equal((second.json.approval as View).state, 'approved');
+    assert.equal((await client).stdout.split('\n')[1], '200');
+    assert.equal(up.requests.length, before + 1);
+  });
+
+  it('when the rule\'s wait runs out the client gets 403 approval_pending with Retry-After', async () => {
+    const r = await run('curl', ['-sS', '-i', '-x', proxy, '-d', 'q', `${up.origin}/quick/1`]);
+    assert.match(r.stdout, /^HTTP\/1\.1 403/);
+    assert.match(r.stdout, /retry-after: \d+/i);
+    assert.match(r.stdout, /"error":"approval_pending"/);
+  });
+
+  it('a held body over the limit is refused with 413 body_too_large', async () => {
+    const r = await run('curl', ['-sS', '-x', proxy, '--data-binary', 'x'.repeat(70 * 1024), '-w', '\n%{http_code}', `${up.origin}/exports/big`]);
+    const [body, code] = r.stdout.split('\n');
+    assert.equal(code, '413');
+    assert.equal((JSON.parse(body!) as { error: string }).error, 'body_too_large');
+  });
+
+  it('the status URL answers only the identity that asked', async () => {
+    const r = await run('curl', ['-sS', '-x', proxy, '-d', 'x', '-H', 'Prefer: respond-async', `${up.origin}/exports/private`]);
+    const id = (JSON.parse(r.stdout) as { approval_id: string }).approval_id;
+    const anon = await run('curl', ['-sS', '-w', '\n%{http_code}', `${al.proxyUrl}/.airlock/approvals/${id}`]);
+    assert.equal(anon.stdout.split('\n').at(-1), '404', 'another caller (here anonymous) does not learn it exists');
+  });
+});
+
+/** The pending approval for a request to `path`, once the held request has created it (polls the API, bounded). */
+async function waitForPending(al: TestAirlock, token: string, path: string): Promise<View> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const res = await fetch(`${al.adminUrl}/v1/approvals?state=pending`, { headers: { authorization: `Bearer ${token}` } });
+    const found = ((await res.json()) as { approvals: View[] }).approvals.find((v) => new URL(v.request.url).pathname === path);
+    if (found) return found;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  throw new Error('no pending approval appeared within 10 s');
+}
