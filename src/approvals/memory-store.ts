@@ -29,6 +29,11 @@ function unfinished(state: ApprovalState): boolean {
   return state === 'pending' || state === 'approved';
 }
 
+/** Whether a record answers for its identity+digest: unfinished, or a denial not yet past expiresAt (it stands for identical retries). */
+function answers(r: ApprovalRecord, now: number): boolean {
+  return unfinished(r.state) || (r.state === 'denied' && now < r.expiresAt);
+}
+
 export class MemoryStore implements ApprovalStore {
   private readonly records = new Map<string, ApprovalRecord>();
   /** identity+digest → id of the unfinished record answering for it. */
@@ -110,7 +115,7 @@ export class MemoryStore implements ApprovalStore {
     const currentId = this.active.get(key);
     if (currentId !== undefined) {
       const current = this.load(currentId, now);
-      if (current !== null && unfinished(current.state)) return { created: false, record: structuredClone(current) };
+      if (current !== null && answers(current, now)) return { created: false, record: structuredClone(current) };
       this.active.delete(key);
     }
     if (this.records.has(record.id)) throw new Error(`approval id ${record.id} already exists`);
@@ -142,7 +147,7 @@ export class MemoryStore implements ApprovalStore {
     const id = this.active.get(key);
     if (id === undefined) return null;
     const r = this.load(id, now);
-    if (r === null || !unfinished(r.state)) {
+    if (r === null || !answers(r, now)) {
       this.active.delete(key);
       return null;
     }
@@ -182,7 +187,8 @@ export class MemoryStore implements ApprovalStore {
       r.decidedAt = now;
       r.decidedBy = vote.approver;
       r.decisionReason = vote.reason ?? null;
-      this.finish(r);
+      // The join pointer stays: the denial answers identical retries until expiresAt.
+      this.announce(r);
       return { ok: true, record: structuredClone(r) };
     }
     if (r.approvals.some((v) => v.approver === vote.approver)) {

@@ -74,11 +74,12 @@ local function release(rec, active)
   if redis.call('GET', active) == rec then redis.call('DEL', active) end
 end
 
--- A transition to a final state: release the join pointer, announce, and keep the record for the
+-- A transition to a final state: release the join pointer (unless the record keeps answering for
+-- identical requests, as a denial does until expiresAt), announce, and keep the record for the
 -- retention period from now. The reply is captured first: with a tiny retention PEXPIREAT may
 -- delete the key at once.
-local function finish(rec, active)
-  release(rec, active)
+local function finish(rec, active, keep_pointer)
+  if not keep_pointer then release(rec, active) end
   publish(rec)
   local out = redis.call('HGETALL', rec)
   redis.call('PEXPIREAT', rec, FINISH_AT)
@@ -102,6 +103,13 @@ local function expire_due(rec, active)
   end
   return st
 end
+
+-- Whether a record answers for its identity+digest: unfinished, or denied and not yet past expiresAt
+-- (a denial stands for identical retries; the agent can't re-ask until someone gives in).
+local function answers(rec, st)
+  if st == 'pending' or st == 'approved' then return true end
+  return st == 'denied' and NOW < tonumber(redis.call('HGET', rec, 'expiresAt'))
+end
 `;
 
 const SCRIPTS = {
@@ -122,7 +130,7 @@ local cur = redis.call('GET', KEYS[1])
 if not cur then return {'none'} end
 -- cur is a record key with the same hash tag as KEYS[1], hence in the same slot.
 local st = expire_due(cur, KEYS[1])
-if st == 'pending' or st == 'approved' then return {'ok', redis.call('HGETALL', cur)} end
+if st and answers(cur, st) then return {'ok', redis.call('HGETALL', cur)} end
 redis.call('DEL', KEYS[1])
 return {'none'}
 `,
@@ -135,7 +143,7 @@ return {'none'}
 local cur = redis.call('GET', KEYS[2])
 if cur then
   local st = expire_due(cur, KEYS[2])
-  if st == 'pending' or st == 'approved' then return {'joined', redis.call('HGETALL', cur)} end
+  if st and answers(cur, st) then return {'joined', redis.call('HGETALL', cur)} end
   redis.call('DEL', KEYS[2])
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'exists'} end
@@ -158,7 +166,7 @@ if not st then return {'not_found'} end
 if st ~= 'pending' then return {'not_pending', redis.call('HGETALL', KEYS[1])} end
 if ARGV[6] == 'deny' then
   redis.call('HSET', KEYS[1], 'state', 'denied', 'decidedAt', ARGV[1], 'decidedBy', ARGV[5], 'decisionReason', ARGV[7])
-  return finish(KEYS[1], KEYS[2])
+  return finish(KEYS[1], KEYS[2], true)
 end
 local votes = redis.call('HGET', KEYS[1], 'votes')
 local list = cjson.decode(votes)
@@ -292,6 +300,7 @@ function waitReady(client: RedisClient, ms: number): Promise<void> {
       client.off('ready', onReady);
       reject(new Error(`Redis not ready after ${ms} ms`));
     }, ms);
+    timer.unref();
     const onReady = (): void => {
       clearTimeout(timer);
       resolve();
@@ -446,6 +455,7 @@ export class RedisStore implements ApprovalStore {
         this.subscribeWaiters.delete(waiter);
         reject(new Error(`Redis subscriber not ready after ${ms} ms`));
       }, ms);
+      deadline.unref();
       this.subscribeWaiters.add(waiter);
     });
   }

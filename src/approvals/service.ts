@@ -13,6 +13,8 @@ export interface ApprovalServiceDeps {
   metrics: Metrics;
   log: Logger;
   now?: () => number;
+  /** How often held requests re-read their approval, in case an announcement was lost (default 5 s). */
+  recheckMs?: number;
 }
 
 /** Why an approver may not vote on a record, or null when they may. */
@@ -35,11 +37,19 @@ export type VoteOutcome =
 export class ApprovalService {
   private readonly waiters = new Map<string, Set<(record: ApprovalRecord | null) => void>>();
   private readonly now: () => number;
-  private readonly unsubscribe: () => void;
+  private readonly unsubscribe: (() => void)[];
+  private readonly poll: NodeJS.Timeout;
 
   constructor(private readonly deps: ApprovalServiceDeps) {
     this.now = deps.now ?? Date.now;
-    this.unsubscribe = deps.store.subscribe((change) => this.onChange(change));
+    this.unsubscribe = [
+      deps.store.subscribe((change) => this.onChange(change)),
+      // Announcements sent while the store was unreachable are lost (pub/sub is at-most-once).
+      deps.store.onReconnect(() => this.recheck()),
+    ];
+    // Backstop for a lost announcement that no reconnect reported.
+    this.poll = setInterval(() => this.recheck(), deps.recheckMs ?? 5000);
+    this.poll.unref();
   }
 
   get replica(): string {
@@ -203,19 +213,29 @@ export class ApprovalService {
   }
 
   async close(): Promise<void> {
-    this.unsubscribe();
+    clearInterval(this.poll);
+    for (const off of this.unsubscribe) off();
     const all = [...this.waiters.values()];
     this.waiters.clear();
     for (const set of all) for (const w of set) w(null);
   }
 
+  /** Re-read every approval a request here waits for, and wake those that were decided. */
+  private recheck(): void {
+    for (const id of this.waiters.keys()) this.wakeIfDecided(id);
+  }
+
   private onChange(change: StateChange): void {
-    if (change.state === 'pending' || !this.waiters.has(change.id)) return;
-    void this.get(change.id).then(
+    if (change.state !== 'pending' && this.waiters.has(change.id)) this.wakeIfDecided(change.id);
+  }
+
+  private wakeIfDecided(id: string): void {
+    void this.get(id).then(
       (record) => {
-        for (const w of this.waiters.get(change.id) ?? []) w(record);
+        if (record !== null && record.state === 'pending') return;
+        for (const w of this.waiters.get(id) ?? []) w(record);
       },
-      (err: unknown) => this.deps.log.warn({ err, approval_id: change.id }, 'could not re-read a decided approval; the held request will time out'),
+      (err: unknown) => this.deps.log.warn({ err, approval_id: id }, 'could not re-read an approval a held request waits for'),
     );
   }
 

@@ -93,13 +93,14 @@ export interface StateChange {
  */
 export interface ApprovalStore {
   /**
-   * Store a new pending request, unless an unfinished one (pending, or approved and not yet spent)
-   * exists for the same identity and digest: then nothing is created and that one is returned.
+   * Store a new pending request, unless one answers for the same identity and digest — pending,
+   * approved and not yet spent, or denied and not past its `expiresAt` (a denial stands for identical
+   * retries) — then nothing is created and that one is returned.
    */
   createOrJoin(record: ApprovalRecord, now: number): Promise<{ created: boolean; record: ApprovalRecord }>;
   /** The record (with `pending` past `expiresAt` reported, and stored, as `expired`), or null. */
   get(id: string, now: number): Promise<ApprovalRecord | null>;
-  /** The unfinished record for identity + digest, if any. */
+  /** The record answering for identity + digest (as in createOrJoin), if any. */
   findActive(identity: string | null, digest: string, now: number): Promise<ApprovalRecord | null>;
   /** Records, newest first; `state` filters. Finished records are kept for `retentionMs` after they finish. */
   list(filter: { state?: ApprovalState; limit?: number }, now: number): Promise<ApprovalRecord[]>;
@@ -117,6 +118,11 @@ export interface ApprovalStore {
   setHolder(id: string, holder: string | null): Promise<void>;
   /** Called on every state change made by anyone (this process or another replica). Returns an unsubscribe function. */
   subscribe(listener: (change: StateChange) => void): () => void;
+  /**
+   * Called when the store is back after a disconnect during which changes may have gone unannounced
+   * (Redis pub/sub is at-most-once): listeners re-read what they wait for. Returns an unsubscribe function.
+   */
+  onReconnect(listener: () => void): () => void;
   /** Whether the store can serve requests now; false means requests needing approval fail closed (503). */
   ready(): boolean;
   close(): Promise<void>;

@@ -63,10 +63,12 @@ describe('RedisStore', () => {
       assert.equal(await raw.call('PEXPIRETIME', refKey), rec.expiresAt + RETENTION_MS);
       assert.equal(await raw.call('PEXPIRETIME', activeKey), rec.expiresAt);
 
-      // Finishing early: kept for retentionMs from then, and the join pointer is gone.
+      // Finishing early: the record is kept for retentionMs from then.
       await store.decide(rec.id, { approver: 'bob@example.com', verdict: 'deny' }, now + 5);
       assert.equal(await raw.call('PEXPIRETIME', recordKey), now + 5 + RETENTION_MS);
-      assert.equal(await raw.exists(activeKey), 0);
+      // A denial keeps answering identical requests until expiresAt: the pointer stays, with its TTL.
+      assert.equal(await raw.get(activeKey), recordKey);
+      assert.equal(await raw.call('PEXPIRETIME', activeKey), rec.expiresAt);
     } finally {
       raw.disconnect();
       await store.close();

@@ -367,21 +367,13 @@ describe('airlock approvals against a running Airlock', () => {
     assert.equal(up.requests.length, before);
   });
 
-  it(
-    'deny: the agent\'s identical retry (respond-async) gets 403 approval_denied',
-    {
-      todo:
-        'server: an identical request after a denial is currently held again as a new approval (202); ' +
-        'the brief expects 403 approval_denied (see the report to the lead)',
-    },
-    async () => {
-      const before = up.requests.length;
-      const retry = await agentPost(al, denyUrl(), denyBody);
-      assert.equal(retry.status, 403, retry.text);
-      assert.equal(retry.body.error, 'approval_denied');
-      assert.equal(up.requests.length, before);
-    },
-  );
+  it('deny: the agent\'s identical retry (respond-async) gets 403 approval_denied: a denial stands', async () => {
+    const before = up.requests.length;
+    const retry = await agentPost(al, denyUrl(), denyBody);
+    assert.equal(retry.status, 403, retry.text);
+    assert.equal(retry.body.error, 'approval_denied');
+    assert.equal(up.requests.length, before);
+  });
 
   it('a held agent (no Prefer) is forwarded as soon as an approver approves with the CLI', async () => {
     const url = `${up.origin}/one/held-then-approved`;

@@ -235,10 +235,6 @@ export function approvalStoreContract(name: string, makeStores: () => Promise<St
           await approved(s, r, now);
           assert.ok((await s.claim(r.id, 'replica-a', now + 2)).ok);
         }],
-        ['denied', async (s: ApprovalStore, r: ApprovalRecord, now: number) => {
-          await s.createOrJoin(r, now);
-          assert.ok((await s.decide(r.id, { approver: 'bob@example.com', verdict: 'deny' }, now + 1)).ok);
-        }],
         ['cancelled', async (s: ApprovalStore, r: ApprovalRecord, now: number) => {
           await s.createOrJoin(r, now);
           assert.ok((await s.cancel(r.id, 'billing-bot', 'client went away', now + 1)).ok);
@@ -256,6 +252,23 @@ export function approvalStoreContract(name: string, makeStores: () => Promise<St
             assert.equal((await a.get(first.id, now + 10))?.state, finish);
           }));
       }
+
+      it('a denial answers identical requests until its expiresAt; after that a new record is created', () =>
+        withStores(async (a, b) => {
+          const now = Date.now();
+          const first = makeRecord(now);
+          await a.createOrJoin(first, now);
+          assert.ok((await a.decide(first.id, { approver: 'bob@example.com', verdict: 'deny', reason: 'no' }, now + 1)).ok);
+          const retry = await b.createOrJoin(makeRecord(now + 10, { digest: first.digest }), now + 10);
+          assert.equal(retry.created, false);
+          assert.equal(retry.record.id, first.id);
+          assert.equal(retry.record.state, 'denied');
+          assert.equal((await b.findActive(first.identity, first.digest, now + 10))?.state, 'denied');
+          const later = makeRecord(first.expiresAt, { digest: first.digest });
+          const fresh = await b.createOrJoin(later, first.expiresAt);
+          assert.equal(fresh.created, true);
+          assert.equal((await a.get(first.id, first.expiresAt))?.state, 'denied');
+        }));
 
       it('creates a new record once the previous one expired', () =>
         withStores(async (a) => {
