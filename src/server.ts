@@ -70,6 +70,19 @@ function closeServer(server: Server, graceMs: number, forceAlso: () => void = ()
   });
 }
 
+/**
+ * Redis is waited for briefly at start. If it doesn't answer, Airlock starts anyway with a store that
+ * keeps reconnecting: requests that need approval fail closed until it answers, everything else flows.
+ */
+async function openRedisStore(url: string, replica: string, log: Logger): Promise<ApprovalStore> {
+  try {
+    return await RedisStore.connect(url, { replica, logger: log });
+  } catch (err) {
+    log.warn({ err }, 'approval store not reachable at start; requests that need approval fail closed until it is');
+    return RedisStore.connect(url, { replica, logger: log, readyTimeoutMs: 0 });
+  }
+}
+
 /** Start the proxy and admin listeners with the policy folder in force. */
 export async function startAirlock(config: ServeConfig, log: Logger): Promise<Airlock> {
   const metrics = createMetrics();
@@ -80,9 +93,8 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
     throw new PolicyLoadError(holder.errors);
   }
   const agent = createUpstreamAgent(config.upstream);
-  // Redis connects in the background: until it is ready, requests needing approval fail closed and
-  // everything else flows.
-  const store: ApprovalStore = config.redis ? await RedisStore.connect(config.redis, { replica: config.replica, logger: log }) : new MemoryStore();
+  const store: ApprovalStore = config.redis ? await openRedisStore(config.redis, config.replica, log) : new MemoryStore();
+  metrics.watchApprovalStore(() => store.ready());
   const approvals = new ApprovalService({ store, replica: config.replica, audit, metrics, log });
   let own = new Set<string>();
   let ports = new Set<number>();

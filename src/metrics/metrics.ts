@@ -36,6 +36,9 @@ export interface Metrics {
   approvalOutcomes: Counter<'state'>;
   /** airlock_approval_decision_seconds{state}: from the request being held to the decision. */
   approvalDecisionSeconds: Histogram<'state'>;
+  /** airlock_approval_store_up: 1 when the approval store answers; read at scrape time from what `watchApprovalStore` was given. */
+  approvalStoreUp: Gauge;
+  watchApprovalStore(ready: () => boolean): void;
 }
 
 /** 0.5 ms doubling to ~16 s: a policy decision is sub-millisecond, a slow upstream takes seconds. */
@@ -43,6 +46,7 @@ const LATENCY_BUCKETS = exponentialBuckets(0.0005, 2, 16);
 
 export function createMetrics(): Metrics {
   const registry = new Registry();
+  let storeReady: () => boolean = () => false;
   const registers = [registry];
   collectDefaultMetrics({ register: registry, prefix: 'airlock_' });
   return {
@@ -135,5 +139,16 @@ export function createMetrics(): Metrics {
       buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600],
       registers,
     }),
+    approvalStoreUp: new Gauge({
+      name: 'airlock_approval_store_up',
+      help: 'Whether the approval store (memory or Redis) answers: 0 means requests needing approval fail closed with 503.',
+      registers,
+      collect() {
+        this.set(storeReady() ? 1 : 0);
+      },
+    }),
+    watchApprovalStore(ready) {
+      storeReady = ready;
+    },
   };
 }
