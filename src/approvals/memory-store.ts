@@ -3,16 +3,16 @@
  * the core. Same semantics as the Redis store (test/unit/approval-store-contract.ts): every method runs
  * to completion without awaiting, so each is atomic with respect to every other caller.
  */
-import type {
-  ApprovalRecord,
-  ApprovalState,
-  ApprovalStore,
-  ClaimResult,
-  DecideResult,
-  StateChange,
+import {
+  DEFAULT_RETENTION_MS,
+  type ApprovalRecord,
+  type ApprovalState,
+  type ApprovalStore,
+  type ClaimResult,
+  type DecideResult,
+  type StateChange,
 } from './types.js';
 
-export const DEFAULT_RETENTION_MS = 24 * 60 * 60 * 1000;
 
 export interface MemoryStoreOptions {
   /** How long finished records are kept (ms). Default 24 h. */

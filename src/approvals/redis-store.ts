@@ -15,16 +15,16 @@
 import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { createRedisClient, parseRedisUrl, redactRedisUrl, type RedisClient } from './redis-connection.js';
-import type {
-  ApprovalRecord,
-  ApprovalState,
-  ApprovalStore,
-  ClaimResult,
-  DecideResult,
-  StateChange,
+import {
+  DEFAULT_RETENTION_MS,
+  type ApprovalRecord,
+  type ApprovalState,
+  type ApprovalStore,
+  type ClaimResult,
+  type DecideResult,
+  type StateChange,
 } from './types.js';
 
-export const DEFAULT_RETENTION_MS = 24 * 60 * 60 * 1000;
 
 /** The part of a pino logger the store uses. */
 export interface StoreLogger {
@@ -666,18 +666,7 @@ export class RedisStore implements ApprovalStore {
     const tag = await this.tagOf(id);
     if (tag === null) return { ok: false, reason: 'not_found', record: null };
     const reply = await this.run('airlockClaim', [this.recordKey(tag, id), this.activeKey(tag)], now, JSON.stringify(replica));
-    const record = recordOf(reply);
-    switch (reply[0]) {
-      case 'ok':
-        if (record === null) throw new Error('Redis returned an empty approval record');
-        return { ok: true, record };
-      case 'not_found':
-      case 'not_approved':
-      case 'lapsed':
-        return { ok: false, reason: reply[0], record };
-      default:
-        throw new Error(`unexpected reply from Redis: ${String(reply[0])}`);
-    }
+    return scriptResult(reply, ['not_found', 'not_approved', 'lapsed'] as const);
   }
 
   async setHolder(id: string, holder: string | null): Promise<void> {
@@ -707,19 +696,25 @@ function recordOf(reply: ScriptReply): ApprovalRecord | null {
   return flat && flat.length > 0 ? fromHash(flat) : null;
 }
 
-function decideResult(reply: ScriptReply): DecideResult {
+/** A script's `{'ok', record}` or `{reason, record?}` as a result; any other reply is a bug, thrown. */
+function scriptResult<R extends string>(
+  reply: ScriptReply,
+  reasons: readonly R[],
+): { ok: true; record: ApprovalRecord } | { ok: false; reason: R; record: ApprovalRecord | null } {
   const record = recordOf(reply);
-  switch (reply[0]) {
-    case 'ok':
-      if (record === null) throw new Error('Redis returned an empty approval record');
-      return { ok: true, record };
-    case 'not_found':
-    case 'not_pending':
-    case 'already_voted':
-      return { ok: false, reason: reply[0], record };
-    default:
-      throw new Error(`unexpected reply from Redis: ${String(reply[0])}`);
+  const tag = reply[0];
+  if (tag === 'ok') {
+    if (record === null) throw new Error('Redis returned an empty approval record');
+    return { ok: true, record };
   }
+  if ((reasons as readonly string[]).includes(String(tag))) return { ok: false, reason: tag as R, record };
+  throw new Error(`unexpected reply from Redis: ${String(tag)}`);
+}
+
+const DECIDE_REASONS = ['not_found', 'not_pending', 'already_voted'] as const;
+
+function decideResult(reply: ScriptReply): DecideResult {
+  return scriptResult(reply, DECIDE_REASONS);
 }
 
 async function quitClient(client: Redis | Cluster): Promise<void> {

@@ -13,6 +13,9 @@
 
 export type ApprovalState = 'pending' | 'approved' | 'denied' | 'expired' | 'cancelled' | 'executed';
 
+/** How long a finished record stays readable (the API, the CLI, a retry's answer) unless a store is told otherwise. */
+export const DEFAULT_RETENTION_MS = 24 * 60 * 60 * 1000;
+
 export const FINAL_STATES: ReadonlySet<ApprovalState> = new Set(['denied', 'expired', 'cancelled', 'executed']);
 
 /** The canonical request as it will be forwarded once approved. */
