@@ -141,6 +141,14 @@ export class MemoryStore implements ApprovalStore {
     return r === null ? null : structuredClone(r);
   }
 
+  async settled(ids: readonly string[], now: number): Promise<string[]> {
+    this.assertOpen();
+    return ids.filter((id) => {
+      const r = this.records.get(id);
+      return r === undefined || r.state !== 'pending' || now >= r.expiresAt;
+    });
+  }
+
   async findActive(identity: string | null, digest: string, now: number): Promise<ApprovalRecord | null> {
     this.assertOpen();
     const key = joinKey(identity, digest);

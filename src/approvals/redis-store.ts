@@ -291,6 +291,8 @@ export function joinTag(identity: string | null, digest: string): string {
 }
 
 const REF_CACHE_MAX = 10_000;
+/** Ids checked per pipeline by settled(). */
+const SETTLED_SLICE = 500;
 const LIST_PAGE = 100;
 
 function waitReady(client: RedisClient, ms: number): Promise<void> {
@@ -503,6 +505,28 @@ export class RedisStore implements ApprovalStore {
   }
 
   /** The hash tag of an approval id, or null when Redis knows no such id. */
+  async settled(ids: readonly string[], now: number): Promise<string[]> {
+    const out: string[] = [];
+    // Two small fields per record, in slices: held requests are many and their records (bodies
+    // included) large; reading them whole every few seconds would stall the command connection.
+    // Concurrent commands go out back to back: a pipeline in effect that, unlike ioredis's pipeline
+    // object, may span Cluster slots.
+    for (let i = 0; i < ids.length; i += SETTLED_SLICE) {
+      const slice = ids.slice(i, i + SETTLED_SLICE);
+      const states = await Promise.all(
+        slice.map(async (id) => {
+          const tag = await this.tagOf(id);
+          return tag === null ? null : this.command.hmget(this.recordKey(tag, id), 'state', 'expiresAt');
+        }),
+      );
+      slice.forEach((id, j) => {
+        const [state, expiresAt] = states[j] ?? [null, null];
+        if (state !== 'pending' || now >= Number(expiresAt)) out.push(id);
+      });
+    }
+    return out;
+  }
+
   private async tagOf(id: string): Promise<string | null> {
     const cached = this.refCache.get(id);
     if (cached !== undefined) return cached;

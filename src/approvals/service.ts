@@ -39,6 +39,7 @@ export class ApprovalService {
   private readonly now: () => number;
   private readonly unsubscribe: (() => void)[];
   private readonly poll: NodeJS.Timeout;
+  private rechecking = false;
 
   constructor(private readonly deps: ApprovalServiceDeps) {
     this.now = deps.now ?? Date.now;
@@ -220,9 +221,23 @@ export class ApprovalService {
     for (const set of all) for (const w of set) w(null);
   }
 
-  /** Re-read every approval a request here waits for, and wake those that were decided. */
+  /**
+   * Wake the requests held here whose approval was decided without this replica hearing of it. Only
+   * states are read (store.settled), and one round at a time.
+   */
   private recheck(): void {
-    for (const id of this.waiters.keys()) this.wakeIfDecided(id);
+    if (this.rechecking || this.waiters.size === 0) return;
+    this.rechecking = true;
+    this.deps.store.settled([...this.waiters.keys()], this.now()).then(
+      (ids) => {
+        this.rechecking = false;
+        for (const id of ids) this.wakeIfDecided(id);
+      },
+      (err: unknown) => {
+        this.rechecking = false;
+        this.deps.log.warn({ err }, 'could not re-check held approvals; retrying at the next interval');
+      },
+    );
   }
 
   private onChange(change: StateChange): void {

@@ -103,6 +103,11 @@ export interface ApprovalStore {
   createOrJoin(record: ApprovalRecord, now: number): Promise<{ created: boolean; record: ApprovalRecord }>;
   /** The record (with `pending` past `expiresAt` reported, and stored, as `expired`), or null. */
   get(id: string, now: number): Promise<ApprovalRecord | null>;
+  /**
+   * Those of `ids` that are no longer pending (decided, expired by `now`, or gone): a cheap check of
+   * many ids at once, reading no more than each record's state. Nothing is changed or announced.
+   */
+  settled(ids: readonly string[], now: number): Promise<string[]>;
   /** The record answering for identity + digest (as in createOrJoin), if any. */
   findActive(identity: string | null, digest: string, now: number): Promise<ApprovalRecord | null>;
   /** Records, newest first; `state` filters. Finished records are kept for `retentionMs` after they finish. */

@@ -296,6 +296,25 @@ export function approvalStoreContract(name: string, makeStores: () => Promise<St
         }));
     });
 
+    describe('settled', () => {
+      it('names the ids that are no longer pending: decided, expired by now, or unknown', () =>
+        withStores(async (a, b) => {
+          const now = Date.now();
+          const pending = makeRecord(now);
+          const approvedOne = makeRecord(now);
+          const denied = makeRecord(now);
+          const short = makeRecord(now, { expiresAt: now + 50 });
+          for (const r of [pending, approvedOne, denied, short]) await a.createOrJoin(r, now);
+          assert.ok((await a.decide(approvedOne.id, { approver: 'bob@example.com', verdict: 'approve' }, now + 1)).ok);
+          assert.ok((await a.decide(denied.id, { approver: 'bob@example.com', verdict: 'deny' }, now + 1)).ok);
+          const ids = [pending.id, approvedOne.id, denied.id, short.id, 'no-such-id'];
+          assert.deepEqual((await b.settled(ids, now + 10)).sort(), [approvedOne.id, denied.id, 'no-such-id'].sort());
+          assert.deepEqual((await b.settled(ids, now + 50)).sort(), [approvedOne.id, denied.id, short.id, 'no-such-id'].sort());
+          assert.equal((await a.get(short.id, now + 10))?.state, 'pending', 'settled() changes nothing');
+          assert.deepEqual(await b.settled([], now), []);
+        }));
+    });
+
     describe('findActive', () => {
       it('finds the pending or approved-unspent record, and nothing once it is finished', () =>
         withStores(async (a, b) => {
