@@ -102,7 +102,9 @@ export class ApprovalService {
       decidedAt: null,
       decidedBy: null,
       decisionReason: null,
-      holder: null,
+      // The creating replica answers for the record until a held request elsewhere takes it over:
+      // it is the one that writes the expiry to its audit trail.
+      holder: this.deps.replica,
       executedAt: null,
       executedBy: null,
     };
@@ -241,7 +243,28 @@ export class ApprovalService {
   }
 
   private onChange(change: StateChange): void {
+    if (change.state === 'expired' && change.holder === this.deps.replica) this.recordExpiry(change.id);
     if (change.state !== 'pending' && this.waiters.has(change.id)) this.wakeIfDecided(change.id);
+  }
+
+  /** Expiry happens in the store when a record is next read; the replica answering for it records it. */
+  private recordExpiry(id: string): void {
+    void this.get(id).then(
+      (r) => {
+        if (r === null) return;
+        const wasApproved = r.approvals.length >= r.required;
+        this.deps.audit.write({
+          event: 'approval_decided',
+          approval_id: id,
+          state: 'expired',
+          rule: r.rule,
+          identity: r.identity,
+          reason: wasApproved ? 'approved but not used before it expired' : 'nobody decided before it expired',
+        });
+        this.deps.metrics.approvalOutcomes.inc({ state: 'expired' });
+      },
+      (err: unknown) => this.deps.log.warn({ err, approval_id: id }, 'could not read an expired approval to record it'),
+    );
   }
 
   private wakeIfDecided(id: string): void {

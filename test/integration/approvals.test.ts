@@ -33,6 +33,10 @@ rules:
     match: { methods: [POST], hosts: [127.0.0.1], ports: [${up.port}], paths: ["/quick/**"] }
     action: approve
     approval: { approvers: [data-owners], wait: 1s, expires: 10m }
+  - id: short-lived
+    match: { methods: [POST], hosts: [127.0.0.1], ports: [${up.port}], paths: ["/short/**"] }
+    action: approve
+    approval: { approvers: [data-owners], wait: 1s, expires: 1s }
 `;
 }
 
@@ -175,6 +179,23 @@ describe('approvals: hold, return, retry', () => {
     assert.match(r.stdout, /^HTTP\/1\.1 403/);
     assert.match(r.stdout, /retry-after: \d+/i);
     assert.match(r.stdout, /"error":"approval_pending"/);
+  });
+
+  it('nobody decides before the approval expires: 403 approval_expired, and the expiry is in the audit trail', async () => {
+    const before = up.requests.length;
+    const r = await run('curl', ['-sS', '-x', proxy, '-d', 'late', '-w', '\n%{http_code}', `${up.origin}/short/1`]);
+    const [body, code] = r.stdout.split('\n');
+    assert.equal(code, '403');
+    const e = JSON.parse(body!) as { error: string; approval_id: string };
+    assert.equal(e.error, 'approval_expired');
+    assert.equal(up.requests.length, before);
+    const deadline = Date.now() + 5000;
+    let expired: Record<string, unknown> | undefined;
+    while (!expired && Date.now() < deadline) {
+      expired = (await al.audit()).find((ev) => ev.event === 'approval_decided' && ev.approval_id === e.approval_id);
+      if (!expired) await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    assert.equal(expired?.state, 'expired');
   });
 
   it('a held body over the limit is refused with 413 body_too_large', async () => {
