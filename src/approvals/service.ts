@@ -154,10 +154,14 @@ export class ApprovalService {
         timer = setTimeout(() => resolve('timeout'), Math.max(0, ms));
         void gone.then(() => resolve('gone'));
       });
+      const deadline = this.now() + ms;
       const current = await this.get(id);
       if (current === null || current.state !== 'pending') return current;
       const outcome = await woken;
-      if (outcome === 'timeout' || outcome === 'gone') return this.get(id);
+      // Timers run on a monotonic clock that may be a millisecond ahead of the wall clock: read the
+      // record as of the deadline the timer stood for, so a wait that ends at expiry sees it expired.
+      if (outcome === 'timeout') return this.deps.store.get(id, Math.max(this.now(), deadline));
+      if (outcome === 'gone') return this.get(id);
       return outcome;
     } finally {
       if (timer) clearTimeout(timer);
