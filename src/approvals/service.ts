@@ -180,6 +180,16 @@ export class ApprovalService {
     return result;
   }
 
+  /** The requesting agent withdraws its pending request (`by` is its identity, or "anonymous"). */
+  async withdraw(id: string, by: string, requestId: string): Promise<DecideResult> {
+    const result = await this.deps.store.cancel(id, by, 'withdrawn by the requesting agent', this.now());
+    if (result.ok) {
+      this.deps.audit.write({ event: 'approval_decided', request_id: requestId, approval_id: id, state: 'cancelled', identity: by, reason: 'withdrawn by the requesting agent' });
+      this.deps.metrics.approvalOutcomes.inc({ state: 'cancelled' });
+    }
+    return result;
+  }
+
   /** One approver's vote, after checking they may cast it. */
   async vote(id: string, approver: string, verdict: 'approve' | 'deny', reason: string | null): Promise<VoteOutcome> {
     const now = this.now();

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { identify } from '../request/identify.js';
 import type { ProxyContext } from './context.js';
@@ -5,14 +6,14 @@ import { STATUS_PREFIX } from './hold.js';
 import { sendJson } from './respond.js';
 
 /**
- * `GET /.airlock/approvals/{id}` on the proxy listener: where an agent that got `202` polls its
- * approval. Read-only, and only the identity that made the request sees it (anyone else: 404), so it
- * tells an agent nothing about other agents' requests and can change nothing.
+ * `/.airlock/approvals/{id}` on the proxy listener, for the agent that made the request (anyone else
+ * gets 404, so it tells nothing about other agents' requests): `GET` polls the approval after a `202`;
+ * `DELETE` withdraws it while it is pending (`cancelled`). An agent can never approve anything here.
  */
 export async function handleApprovalStatus(req: IncomingMessage, res: ServerResponse, ctx: ProxyContext): Promise<void> {
   const id = (req.url ?? '').slice(STATUS_PREFIX.length).split('?', 1)[0] ?? '';
   const notFound = (): void => sendJson(res, 404, { error: 'not_found', message: `no approval ${id} for this caller` });
-  if (req.method !== 'GET' || id === '' || id.includes('/')) return notFound();
+  if ((req.method !== 'GET' && req.method !== 'DELETE') || id === '' || id.includes('/')) return notFound();
   const who = identify(req.headers['proxy-authorization'], ctx.staticIdentity, ctx.policy());
   if (!who.ok) return sendJson(res, 407, { error: 'proxy_auth_required', message: who.message }, { 'proxy-authenticate': 'Basic realm="airlock"' });
   let record;
@@ -22,6 +23,16 @@ export async function handleApprovalStatus(req: IncomingMessage, res: ServerResp
     return sendJson(res, 503, { error: 'approval_unavailable', message: 'the approval store is unreachable' });
   }
   if (record === null || record.identity !== (who.identity?.id ?? null)) return notFound();
+  if (req.method === 'DELETE') {
+    let result;
+    try {
+      result = await ctx.approvals.withdraw(id, record.identity ?? 'anonymous', randomUUID());
+    } catch {
+      return sendJson(res, 503, { error: 'approval_unavailable', message: 'the approval store is unreachable' });
+    }
+    if (!result.ok) return sendJson(res, 409, { error: 'conflict', message: `the approval is already ${result.record?.state ?? 'gone'}` });
+    record = result.record;
+  }
   sendJson(res, 200, {
     approval_id: record.id,
     state: record.state,

@@ -205,6 +205,20 @@ describe('approvals: hold, return, retry', () => {
     assert.equal((JSON.parse(body!) as { error: string }).error, 'body_too_large');
   });
 
+  it('the agent can withdraw its pending request (cancelled); asking again makes a new approval', async () => {
+    const ask = () => run('curl', ['-sS', '-x', proxy, '-d', 'withdraw me', '-H', 'Prefer: respond-async', `${up.origin}/exports/withdrawn`]);
+    const first = JSON.parse((await ask()).stdout) as { approval_id: string; status_url: string };
+    const auth = `Proxy-Authorization: Basic ${Buffer.from(`billing-bot:${BOT_TOKEN}`).toString('base64')}`;
+    const del = await run('curl', ['-sS', '-X', 'DELETE', '-H', auth, `${al.proxyUrl}${first.status_url}`]);
+    assert.equal((JSON.parse(del.stdout) as { state: string }).state, 'cancelled');
+    const again = await run('curl', ['-sS', '-X', 'DELETE', '-H', auth, '-w', '\n%{http_code}', `${al.proxyUrl}${first.status_url}`]);
+    assert.equal(again.stdout.split('\n').at(-1), '409');
+    const shown = await api('GET', `/v1/approvals/${first.approval_id}`, TOKENS.bob);
+    assert.equal((shown.json.approval as View).state, 'cancelled');
+    const second = JSON.parse((await ask()).stdout) as { approval_id: string };
+    assert.notEqual(second.approval_id, first.approval_id);
+  });
+
   it('the status URL answers only the identity that asked', async () => {
     const r = await run('curl', ['-sS', '-x', proxy, '-d', 'x', '-H', 'Prefer: respond-async', `${up.origin}/exports/private`]);
     const id = (JSON.parse(r.stdout) as { approval_id: string }).approval_id;
