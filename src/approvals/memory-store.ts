@@ -10,6 +10,7 @@ import {
   type ApprovalStore,
   type ClaimResult,
   type DecideResult,
+  type SlackMessageRef,
   type StateChange,
 } from './types.js';
 
@@ -243,6 +244,12 @@ export class MemoryStore implements ApprovalStore {
     if (r === undefined) return;
     r.holder = holder;
     this.announce(r);
+  }
+
+  async setSlackMessage(id: string, ref: SlackMessageRef): Promise<void> {
+    this.assertOpen();
+    const r = this.records.get(id);
+    if (r !== undefined) r.slack = { channel: ref.channel, ts: ref.ts };
   }
 
   subscribe(listener: (change: StateChange) => void): () => void {

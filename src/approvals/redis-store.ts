@@ -22,6 +22,7 @@ import {
   type ApprovalStore,
   type ClaimResult,
   type DecideResult,
+  type SlackMessageRef,
   type StateChange,
 } from './types.js';
 
@@ -207,6 +208,15 @@ return finish(KEYS[1], KEYS[2])
 `,
   },
   // KEYS: record. ARGV[4] holder JSON.
+  // KEYS: record. ARGV[4] slack ref JSON.
+  airlockSetSlack: {
+    keys: 1,
+    lua: `
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
+redis.call('HSET', KEYS[1], 'slack', ARGV[4])
+return {'ok'}
+`,
+  },
   airlockSetHolder: {
     keys: 1,
     lua: `
@@ -227,7 +237,7 @@ const STATES: ReadonlySet<string> = new Set<ApprovalState>(['pending', 'approved
 /** The immutable part of a record, stored as JSON in the `doc` field. */
 type RecordDoc = Omit<
   ApprovalRecord,
-  'state' | 'approvals' | 'holder' | 'decidedAt' | 'decidedBy' | 'decisionReason' | 'executedAt' | 'executedBy'
+  'state' | 'approvals' | 'holder' | 'decidedAt' | 'decidedBy' | 'decisionReason' | 'executedAt' | 'executedBy' | 'slack'
 >;
 
 function docOf(r: ApprovalRecord): RecordDoc {
@@ -269,6 +279,8 @@ function fromHash(flat: string[]): ApprovalRecord {
     decisionReason: JSON.parse(field('decisionReason')) as string | null,
     executedAt: JSON.parse(field('executedAt')) as number | null,
     executedBy: JSON.parse(field('executedBy')) as string | null,
+    // Set only once the Slack message is posted.
+    slack: JSON.parse(h.get('slack') ?? 'null') as ApprovalRecord['slack'],
   };
 }
 
@@ -697,6 +709,12 @@ export class RedisStore implements ApprovalStore {
     const tag = await this.tagOf(id);
     if (tag === null) return;
     await this.run('airlockSetHolder', [this.recordKey(tag, id)], Date.now(), JSON.stringify(holder));
+  }
+
+  async setSlackMessage(id: string, ref: SlackMessageRef): Promise<void> {
+    const tag = await this.tagOf(id);
+    if (tag === null) return;
+    await this.run('airlockSetSlack', [this.recordKey(tag, id)], Date.now(), JSON.stringify({ channel: ref.channel, ts: ref.ts }));
   }
 
   subscribe(listener: (change: StateChange) => void): () => void {

@@ -107,6 +107,7 @@ export class ApprovalService {
       holder: this.deps.replica,
       executedAt: null,
       executedBy: null,
+      slack: null,
     };
     const result = await this.deps.store.createOrJoin(candidate, now);
     const r = result.record;

@@ -70,6 +70,13 @@ export interface ApprovalRecord {
   holder: string | null;
   executedAt: number | null;
   executedBy: string | null;
+  /** The Slack message that asks for this approval, once posted (any replica can update it). */
+  slack: SlackMessageRef | null;
+}
+
+export interface SlackMessageRef {
+  channel: string;
+  ts: string;
 }
 
 export type DecideResult =
@@ -124,6 +131,8 @@ export interface ApprovalStore {
   claim(id: string, replica: string, now: number): Promise<ClaimResult>;
   /** Record which replica holds the client connection, so decisions wake it. */
   setHolder(id: string, holder: string | null): Promise<void>;
+  /** Record where the approval was posted in Slack (not announced: it changes no state). */
+  setSlackMessage(id: string, ref: SlackMessageRef): Promise<void>;
   /** Called on every state change made by anyone (this process or another replica). Returns an unsubscribe function. */
   subscribe(listener: (change: StateChange) => void): () => void;
   /**

@@ -57,6 +57,7 @@ export function makeRecord(base: number, over: Partial<ApprovalRecord> = {}): Ap
     holder: 'replica-a',
     executedAt: null,
     executedBy: null,
+    slack: null,
     ...over,
   };
 }
@@ -293,6 +294,21 @@ export function approvalStoreContract(name: string, makeStores: () => Promise<St
           const winner = created[0]?.record.id;
           assert.ok(results.every((r) => r.record.id === winner));
           assert.equal((await a.list({}, now)).length, 1);
+        }));
+    });
+
+    describe('setSlackMessage', () => {
+      it('records where the approval was posted, visible from every store instance', () =>
+        withStores(async (a, b) => {
+          const now = Date.now();
+          const rec = makeRecord(now);
+          await a.createOrJoin(rec, now);
+          assert.equal((await b.get(rec.id, now))?.slack, null);
+          await a.setSlackMessage(rec.id, { channel: 'C123', ts: '1700000000.000100' });
+          assert.deepEqual((await b.get(rec.id, now))?.slack, { channel: 'C123', ts: '1700000000.000100' });
+          assert.ok((await b.decide(rec.id, { approver: 'bob@example.com', verdict: 'approve' }, now + 1)).ok);
+          assert.deepEqual((await a.get(rec.id, now + 1))?.slack, { channel: 'C123', ts: '1700000000.000100' });
+          await a.setSlackMessage('no-such-id', { channel: 'C1', ts: '1' });
         }));
     });
 
