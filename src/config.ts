@@ -1,3 +1,4 @@
+import type { SlackConfig } from './approvals/slack/channel.js';
 import type { UpstreamOptions } from './proxy/upstream.js';
 
 export interface HostPort {
@@ -22,6 +23,28 @@ export interface ServeConfig {
   maxHeldBodyBytes: number;
   /** This instance's id among replicas sharing Redis. */
   replica: string;
+  /** Slack approvals, when SLACK_BOT_TOKEN is set. */
+  slack: SlackConfig | null;
+}
+
+/**
+ * Slack settings from the environment only: tokens and secrets never appear in a process list.
+ * SLACK_BOT_TOKEN turns Slack on; SLACK_APP_TOKEN selects Socket Mode, else SLACK_SIGNING_SECRET is
+ * needed for HTTP delivery.
+ */
+export function slackFromEnv(env: NodeJS.ProcessEnv): SlackConfig | null {
+  const botToken = env.SLACK_BOT_TOKEN;
+  if (!botToken) return null;
+  if (!env.SLACK_APP_TOKEN && !env.SLACK_SIGNING_SECRET) {
+    throw new Error('SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN (Socket Mode) nor SLACK_SIGNING_SECRET (HTTP delivery) is');
+  }
+  return {
+    botToken,
+    ...(env.SLACK_APP_TOKEN ? { appToken: env.SLACK_APP_TOKEN } : {}),
+    ...(env.SLACK_SIGNING_SECRET ? { signingSecret: env.SLACK_SIGNING_SECRET } : {}),
+    ...(env.SLACK_API_URL ? { apiUrl: env.SLACK_API_URL } : {}),
+    ...(env.SLACK_CHANNEL ? { defaultChannel: env.SLACK_CHANNEL } : {}),
+  };
 }
 
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1000, kib: 1024, mb: 1000 ** 2, mib: 1024 ** 2 };

@@ -5,6 +5,7 @@ import { createAdminServer } from './admin/server.js';
 import { MemoryStore } from './approvals/memory-store.js';
 import { RedisStore } from './approvals/redis-store.js';
 import { ApprovalService } from './approvals/service.js';
+import { SlackChannel } from './approvals/slack/channel.js';
 import type { ApprovalStore } from './approvals/types.js';
 import { createAuditSink, type AuditSink } from './audit/sink.js';
 import type { HostPort, ServeConfig } from './config.js';
@@ -96,6 +97,11 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
   const store: ApprovalStore = config.redis ? await openRedisStore(config.redis, config.replica, log) : new MemoryStore();
   metrics.watchApprovalStore(() => store.ready());
   const approvals = new ApprovalService({ store, replica: config.replica, audit, metrics, log });
+  const slack = config.slack ? new SlackChannel(config.slack, approvals, log) : null;
+  if (slack) {
+    approvals.addChannel(slack);
+    await slack.start();
+  }
   let own = new Set<string>();
   let ports = new Set<number>();
   const { server: proxyServer, destroyTunnels } = createProxyServer({
@@ -115,6 +121,7 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
     registry: metrics.registry,
     approvals,
     policy: holder.current,
+    slack: slack ? (req, res) => slack.handleHttp(req, res) : null,
     ready: () => (proxyUp ? { ready: true } : { ready: false, reason: 'proxy listener not accepting connections' }),
   });
   const proxy = await listen(proxyServer, config.listen);
@@ -133,6 +140,7 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
     approvals,
     async close(graceMs = 10_000) {
       holder.close();
+      await slack?.stop();
       await approvals.close();
       await Promise.all([closeServer(proxyServer, graceMs, destroyTunnels), closeServer(adminServer, 0)]);
       await agent.close();

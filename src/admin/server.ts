@@ -1,7 +1,8 @@
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { ApprovalService } from '../approvals/service.js';
 import type { CompiledPolicy } from '../policy/types.js';
+import { SLACK_EVENTS_PATH } from '../approvals/slack/channel.js';
 import { API_PREFIX, handleApprovalsApi } from './approvals-api.js';
 
 export interface AdminState {
@@ -10,6 +11,8 @@ export interface AdminState {
   registry: Registry;
   approvals: ApprovalService;
   policy(): CompiledPolicy;
+  /** Slack's HTTP delivery (`POST /slack/events`), when Slack is configured without Socket Mode. */
+  slack: ((req: IncomingMessage, res: ServerResponse) => void) | null;
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
@@ -22,6 +25,10 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 export function createAdminServer(state: AdminState): Server {
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
+    if (path === SLACK_EVENTS_PATH && state.slack) {
+      state.slack(req, res);
+      return;
+    }
     if (path === API_PREFIX || path.startsWith(`${API_PREFIX}/`)) {
       void handleApprovalsApi(req, res, path, state.approvals, state.policy());
       return;

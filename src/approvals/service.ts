@@ -3,7 +3,7 @@ import type { AuditSink } from '../audit/sink.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { CompiledPolicy, Decision, Identity } from '../policy/types.js';
-import type { ApprovalRecord, ApprovalStore, ClaimResult, DecideResult, StateChange, StoredRequest } from './types.js';
+import type { ApprovalRecord, ApprovalStore, ClaimResult, DecideResult, SlackMessageRef, StateChange, StoredRequest } from './types.js';
 
 export interface ApprovalServiceDeps {
   store: ApprovalStore;
@@ -17,12 +17,25 @@ export interface ApprovalServiceDeps {
   recheckMs?: number;
 }
 
-/** Why an approver may not vote on a record, or null when they may. */
-export function refusalToVote(record: ApprovalRecord, approver: string): string | null {
-  if (!record.eligible.api.includes(approver)) return `${approver} is not an approver of rule ${record.rule}`;
+/** Why `approver` may not vote because of who asked (the requesting identity or its owner), or null. */
+export function selfApproval(record: ApprovalRecord, approver: string): string | null {
   if (approver === record.identity) return 'an agent may not approve its own request';
   if (record.owner !== null && approver === record.owner) return `${approver} owns the requesting agent and may not approve its requests`;
   return null;
+}
+
+/** Why an approvals-API approver may not vote on a record, or null when they may. */
+export function refusalToVote(record: ApprovalRecord, approver: string): string | null {
+  if (!record.eligible.api.includes(approver)) return `${approver} is not an approver of rule ${record.rule}`;
+  return selfApproval(record, approver);
+}
+
+/** Where approvers are told about approvals (Slack), and told again whenever one changes. */
+export interface ApprovalChannel {
+  /** A new approval needs deciding (called on the replica that created it). */
+  requested(record: ApprovalRecord): Promise<void>;
+  /** A vote, a decision, an expiry, a withdrawal or the execution (called on the replica that made it). */
+  changed(record: ApprovalRecord): Promise<void>;
 }
 
 export type VoteOutcome =
@@ -40,6 +53,7 @@ export class ApprovalService {
   private readonly unsubscribe: (() => void)[];
   private readonly poll: NodeJS.Timeout;
   private rechecking = false;
+  private readonly channels: ApprovalChannel[] = [];
 
   constructor(private readonly deps: ApprovalServiceDeps) {
     this.now = deps.now ?? Date.now;
@@ -51,6 +65,17 @@ export class ApprovalService {
     // Backstop for a lost announcement that no reconnect reported.
     this.poll = setInterval(() => this.recheck(), deps.recheckMs ?? 5000);
     this.poll.unref();
+  }
+
+  addChannel(channel: ApprovalChannel): void {
+    this.channels.push(channel);
+  }
+
+  /** Channels never hold up or change an approval: a failure is logged, and the API still decides. */
+  private notify(kind: keyof ApprovalChannel, record: ApprovalRecord): void {
+    for (const ch of this.channels) {
+      ch[kind](record).catch((err: unknown) => this.deps.log.warn({ err, approval_id: record.id }, `approval channel failed (${kind})`));
+    }
   }
 
   get replica(): string {
@@ -126,8 +151,15 @@ export class ApprovalService {
       reason: args.reason ?? undefined,
       required: r.required,
     });
-    if (result.created) this.deps.metrics.approvalsRequested.inc({ rule: r.rule });
+    if (result.created) {
+      this.deps.metrics.approvalsRequested.inc({ rule: r.rule });
+      this.notify('requested', r);
+    }
     return result;
+  }
+
+  setSlackMessage(id: string, ref: SlackMessageRef): Promise<void> {
+    return this.deps.store.setSlackMessage(id, ref);
   }
 
   get(id: string): Promise<ApprovalRecord | null> {
@@ -177,6 +209,7 @@ export class ApprovalService {
     if (result.ok) {
       this.deps.audit.write({ event: 'approval_executed', request_id: requestId, approval_id: id, state: 'executed', replica: this.deps.replica });
       this.deps.metrics.approvalOutcomes.inc({ state: 'executed' });
+      this.notify('changed', result.record);
     }
     return result;
   }
@@ -187,16 +220,26 @@ export class ApprovalService {
     if (result.ok) {
       this.deps.audit.write({ event: 'approval_decided', request_id: requestId, approval_id: id, state: 'cancelled', identity: by, reason: 'withdrawn by the requesting agent' });
       this.deps.metrics.approvalOutcomes.inc({ state: 'cancelled' });
+      this.notify('changed', result.record);
     }
     return result;
   }
 
-  /** One approver's vote, after checking they may cast it. */
-  async vote(id: string, approver: string, verdict: 'approve' | 'deny', reason: string | null): Promise<VoteOutcome> {
+  /**
+   * One approver's vote, after `mayVote` (by default: an approvals-API approver of the rule, and not
+   * the requester or its owner) says they may cast it.
+   */
+  async vote(
+    id: string,
+    approver: string,
+    verdict: 'approve' | 'deny',
+    reason: string | null,
+    mayVote: (record: ApprovalRecord, approver: string) => string | null = refusalToVote,
+  ): Promise<VoteOutcome> {
     const now = this.now();
     const record = await this.deps.store.get(id, now);
     if (record === null) return { ok: false, status: 404, message: `no approval ${id}`, record: null };
-    const refusal = refusalToVote(record, approver);
+    const refusal = mayVote(record, approver);
     if (refusal !== null) {
       this.deps.audit.write({ event: 'approval_vote_refused', approval_id: id, approver, state: record.state, reason: refusal });
       return { ok: false, status: 403, message: refusal, record };
@@ -227,6 +270,7 @@ export class ApprovalService {
       this.deps.metrics.approvalOutcomes.inc({ state: r.state });
       this.deps.metrics.approvalDecisionSeconds.observe({ state: r.state }, (now - r.createdAt) / 1000);
     }
+    this.notify('changed', r);
     return { ok: true, record: r };
   }
 
@@ -277,6 +321,7 @@ export class ApprovalService {
           reason: wasApproved ? 'approved but not used before it expired' : 'nobody decided before it expired',
         });
         this.deps.metrics.approvalOutcomes.inc({ state: 'expired' });
+        this.notify('changed', r);
       },
       (err: unknown) => this.deps.log.warn({ err, approval_id: id }, 'could not read an expired approval to record it'),
     );

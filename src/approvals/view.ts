@@ -1,7 +1,13 @@
 import { redactQuery } from '../audit/redact.js';
+import { bodyPreview } from './redact-body.js';
 import type { ApprovalRecord } from './types.js';
 
 const PREVIEW_BYTES = 512;
+
+function contentType(headers: readonly string[]): string | undefined {
+  const i = headers.indexOf('content-type');
+  return i >= 0 && i % 2 === 0 ? headers[i + 1] : undefined;
+}
 const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
 
 function formatUrl(r: ApprovalRecord['request']): string {
@@ -28,7 +34,8 @@ export function approvalView(r: ApprovalRecord, statusPrefix: string): Record<st
       classification: r.request.classification,
       digest: r.digest,
       body_bytes: body.length,
-      body_preview: body.subarray(0, PREVIEW_BYTES).toString('utf8'),
+      // Secrets in the body are redacted here too, as in Slack.
+      body_preview: bodyPreview(body, contentType(r.request.headers), PREVIEW_BYTES).text,
     },
     required: r.required,
     approvals: r.approvals.map((v) => ({ approver: v.approver, at: iso(v.at) })),

@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { hostname } from 'node:os';
-import { formatHostPort, parseHostPort, parseSize, type ServeConfig } from '../config.js';
+import { formatHostPort, parseHostPort, parseSize, slackFromEnv, type ServeConfig } from '../config.js';
 import { createLogger } from '../log.js';
 import { parseDuration } from '../policy/duration.js';
 import { formatPolicyError } from '../policy/load.js';
@@ -46,6 +46,7 @@ export function toServeConfig(f: ServeFlags): ServeConfig {
     redis: f.redis || null,
     maxHeldBodyBytes: parseSize(f.maxHeldBody, '--max-held-body'),
     replica: f.replica || `${hostname()}-${process.pid}`,
+    slack: slackFromEnv(process.env),
   };
 }
 

@@ -4,6 +4,7 @@ import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Serv
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { SlackConfig } from '../../src/approvals/slack/channel.js';
 import type { ServeConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { EnvHttpProxyAgent } from 'undici';
@@ -78,7 +79,7 @@ export interface TestAirlock {
 /** Airlock in this process on free loopback ports, with the given policy files in a temp folder. */
 export async function startTestAirlock(
   files: Record<string, string>,
-  options: { identity?: string; upstreamTimeoutMs?: number; redis?: string; replica?: string; maxHeldBodyBytes?: number } = {},
+  options: { identity?: string; upstreamTimeoutMs?: number; redis?: string; replica?: string; maxHeldBodyBytes?: number; slack?: SlackConfig } = {},
 ): Promise<TestAirlock> {
   const dir = await mkdtemp(join(tmpdir(), 'airlock-test-'));
   const policies = join(dir, 'policies');
@@ -97,6 +98,7 @@ export async function startTestAirlock(
     redis: options.redis ?? null,
     maxHeldBodyBytes: options.maxHeldBodyBytes ?? 1024 * 1024,
     replica: options.replica ?? 'test-replica',
+    slack: options.slack ?? null,
   };
   const airlock = await startAirlock(config, createLogger('silent'));
   return {

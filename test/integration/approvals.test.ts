@@ -127,8 +127,10 @@ describe('approvals: hold, return, retry', () => {
 
   it('a denial with a reason reaches the held client as 403 approval_denied; nothing is forwarded', async () => {
     const before = up.requests.length;
-    const client = run('curl', ['-sS', '-x', proxy, '-d', 'x', '-w', '\n%{http_code}', `${up.origin}/exports/everything`]);
+    const client = run('curl', ['-sS', '-x', proxy, '-H', 'Content-Type: application/json', '-d', '{"password":"hunter2","rows":1}', '-w', '\n%{http_code}', `${up.origin}/exports/everything`]);
     const view = await waitForPending(al, TOKENS.bob, '/exports/everything');
+    assert.doesNotMatch(view.request.body_preview, /hunter2/, 'approvers never see secrets from the body');
+    assert.match(view.request.body_preview, /REDACTED/);
     const noReason = await api('POST', `/v1/approvals/${view.id}/deny`, TOKENS.bob, {});
     assert.equal(noReason.status, 400);
     const denied = await api('POST', `/v1/approvals/${view.id}/deny`, TOKENS.bob, { reason: 'too broad: export one month' });

@@ -1,0 +1,221 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { App, HTTPReceiver, LogLevel, type BlockAction, type ButtonAction } from '@slack/bolt';
+import type { WebClient } from '@slack/web-api';
+import type { Logger } from '../../log.js';
+import { selfApproval, type ApprovalChannel, type ApprovalService } from '../service.js';
+import type { ApprovalRecord } from '../types.js';
+import { approvalOutcomeMessage, approvalRequestMessage, denyReasonModal } from './message.js';
+
+export interface SlackConfig {
+  botToken: string;
+  /** HTTP delivery (`POST /slack/events` on the admin listener). */
+  signingSecret?: string;
+  /** Socket Mode (no public URL): an app-level token, xapp-… */
+  appToken?: string;
+  /** Web API base URL (default Slack's own); tests point it at a local fake. */
+  apiUrl?: string;
+  /** Channel for rules that name none. */
+  defaultChannel?: string;
+}
+
+export const SLACK_EVENTS_PATH = '/slack/events';
+const ACTIONS = /^airlock_(approve|deny)$/;
+const DENY_WITH_REASON = 'airlock_deny_reason';
+const DENY_MODAL = 'airlock_deny_reason_modal';
+/** Slack's own tolerance for request timestamps, in both directions (Bolt checks only the past). */
+const MAX_SKEW_S = 300;
+const CACHE_MS = 10 * 60 * 1000;
+/** Backoff between attempts to post or update a message (the WebClient itself retries only 429s and network errors). */
+const RETRY_DELAYS_MS = [200, 500, 1000, 2000, 4000];
+/** Slack errors that say "try again", as opposed to a mistake that another attempt repeats (channel_not_found, …). */
+const TRANSIENT = new Set(['slack_webapi_http_error', 'slack_webapi_request_error', 'slack_webapi_rate_limited_error']);
+const TRANSIENT_PLATFORM = new Set(['internal_error', 'fatal_error', 'service_unavailable', 'request_timeout', 'ratelimited']);
+
+function transient(err: unknown): boolean {
+  const e = err as { code?: string; data?: { error?: string } };
+  if (e.code !== undefined && TRANSIENT.has(e.code)) return true;
+  return e.code === 'slack_webapi_platform_error' && TRANSIENT_PLATFORM.has(e.data?.error ?? '');
+}
+
+/** Call Slack, retrying with backoff while it says to try again. */
+async function withRetries<T>(call: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await call();
+    } catch (err) {
+      const delay = RETRY_DELAYS_MS[attempt];
+      if (delay === undefined || !transient(err)) throw err;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
+
+/** Who clicked: their Slack id and, when Slack tells it, their email (how API approvers are named). */
+interface Clicker {
+  id: string;
+  email: string | null;
+}
+
+/**
+ * Approvals in Slack, on Bolt, delivered over HTTP or Socket Mode. New approvals are posted to the
+ * rule's channel with Approve / Deny / Deny with reason; every change (a vote here or through the API,
+ * an expiry, the execution) updates the message in place. Only approvers of the rule may click; the
+ * requester, its owner and anyone else get an ephemeral explanation and nothing changes. Decisions go
+ * through the approval service, so double clicks, replays and racing replicas are harmless.
+ */
+export class SlackChannel implements ApprovalChannel {
+  private readonly app: App;
+  private readonly receiver: HTTPReceiver | null;
+  private readonly emails = new Map<string, { email: string | null; until: number }>();
+  private readonly groups = new Map<string, { members: Set<string>; until: number }>();
+  /** Signatures of payloads already handled over HTTP: a replay within the timestamp window is ignored. */
+  private readonly seen = new Map<string, number>();
+
+  constructor(
+    private readonly config: SlackConfig,
+    private readonly approvals: ApprovalService,
+    private readonly log: Logger,
+  ) {
+    const clientOptions = {
+      ...(config.apiUrl ? { slackApiUrl: config.apiUrl } : {}),
+      // Posting and updating are retried (Slack down, rate limits); a decision never waits on them.
+      retryConfig: { retries: 5, factor: 2, minTimeout: 200, maxTimeout: 5000 },
+    };
+    if (config.appToken) {
+      this.receiver = null;
+      this.app = new App({ token: config.botToken, appToken: config.appToken, socketMode: true, clientOptions, logLevel: LogLevel.ERROR });
+    } else {
+      if (!config.signingSecret) throw new Error('Slack over HTTP needs SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN for Socket Mode)');
+      this.receiver = new HTTPReceiver({ signingSecret: config.signingSecret, endpoints: SLACK_EVENTS_PATH, processBeforeResponse: false });
+      this.app = new App({ token: config.botToken, receiver: this.receiver, clientOptions, logLevel: LogLevel.ERROR });
+    }
+    this.app.error(async (err) => this.log.warn({ err }, 'slack handler failed'));
+    this.registerHandlers();
+  }
+
+  /** Socket Mode connects out to Slack; HTTP mode has nothing to start (the admin listener serves it). */
+  async start(): Promise<void> {
+    if (!this.receiver) await this.app.start();
+  }
+
+  async stop(): Promise<void> {
+    if (!this.receiver) await this.app.stop();
+  }
+
+  /** `POST /slack/events` on the admin listener (HTTP mode). */
+  handleHttp(req: IncomingMessage, res: ServerResponse): void {
+    if (!this.receiver) {
+      res.writeHead(404).end();
+      return;
+    }
+    const ts = Number(req.headers['x-slack-request-timestamp']);
+    if (!Number.isFinite(ts) || Math.abs(Date.now() / 1000 - ts) > MAX_SKEW_S) {
+      res.writeHead(401, { 'content-type': 'text/plain' }).end('stale or future request timestamp');
+      return;
+    }
+    const signature = String(req.headers['x-slack-signature'] ?? '');
+    const now = Date.now();
+    for (const [sig, until] of this.seen) if (until < now) this.seen.delete(sig);
+    if (this.seen.has(signature)) {
+      // Answered, so Slack stops retrying; but a payload is acted on once.
+      res.writeHead(200).end();
+      return;
+    }
+    // Remembered only once Bolt has verified it: a forged signature must not block the real one.
+    res.once('finish', () => {
+      if (res.statusCode === 200 && signature) this.seen.set(signature, now + 2 * MAX_SKEW_S * 1000);
+    });
+    this.receiver.requestListener(req, res);
+  }
+
+  async requested(r: ApprovalRecord): Promise<void> {
+    const channel = r.channel ?? this.config.defaultChannel;
+    if (!channel) {
+      this.log.warn({ approval_id: r.id, rule: r.rule }, 'no Slack channel for this rule (approval.channel); decide it through the API');
+      return;
+    }
+    const message = approvalRequestMessage(r, { now: Date.now() });
+    // No unfurling and no link_names: nothing an agent wrote may turn into a preview or a mention.
+    const posted = await withRetries(() => this.app.client.chat.postMessage({ channel, ...message, unfurl_links: false, unfurl_media: false }));
+    if (posted.ts && posted.channel) await this.approvals.setSlackMessage(r.id, { channel: posted.channel, ts: posted.ts });
+  }
+
+  async changed(r: ApprovalRecord): Promise<void> {
+    const ref = r.slack ?? (await this.approvals.get(r.id))?.slack;
+    if (!ref) return;
+    const message = r.state === 'pending' ? approvalRequestMessage(r, { now: Date.now() }) : approvalOutcomeMessage(r, { now: Date.now() });
+    await withRetries(() => this.app.client.chat.update({ channel: ref.channel, ts: ref.ts, ...message }));
+  }
+
+  private registerHandlers(): void {
+    this.app.action<BlockAction<ButtonAction>>(ACTIONS, async ({ ack, body, action, client }) => {
+      await ack();
+      const verdict = action.action_id === 'airlock_approve' ? 'approve' : 'deny';
+      await this.decide(client, action.value ?? '', body.user.id, verdict, null, body.channel?.id ?? null);
+    });
+    this.app.action<BlockAction<ButtonAction>>(DENY_WITH_REASON, async ({ ack, body, action, client }) => {
+      await ack();
+      const channel = body.channel?.id ?? '';
+      const ts = body.message?.ts ?? '';
+      await client.views.open({ trigger_id: body.trigger_id, view: denyReasonModal(action.value ?? '', channel, ts) });
+    });
+    this.app.view(DENY_MODAL, async ({ ack, body, view, client }) => {
+      const reason = view.state.values.reason?.text?.value?.trim() ?? '';
+      if (reason === '') {
+        await ack({ response_action: 'errors', errors: { reason: 'Say why, so the agent and its owner know.' } });
+        return;
+      }
+      await ack();
+      const meta = JSON.parse(view.private_metadata) as { id: string; channel: string };
+      await this.decide(client, meta.id, body.user.id, 'deny', reason, meta.channel || null);
+    });
+  }
+
+  private async decide(client: WebClient, id: string, userId: string, verdict: 'approve' | 'deny', reason: string | null, channel: string | null): Promise<void> {
+    const tell = async (text: string): Promise<void> => {
+      if (channel) await client.chat.postEphemeral({ channel, user: userId, text });
+    };
+    const record = await this.approvals.get(id);
+    if (!record) return tell('This approval no longer exists.');
+    const clicker = await this.clicker(client, userId);
+    const allowed = await this.mayDecide(client, record, clicker);
+    // API approvers are named by email: the same person is one approver whichever way they decide.
+    const name = clicker.email ?? `slack:${userId}`;
+    const outcome = await this.approvals.vote(id, name, verdict, reason, (r, approver) =>
+      allowed ? selfApproval(r, approver) : `you are not an approver of rule ${r.rule}`,
+    );
+    if (!outcome.ok) await tell(outcome.message);
+  }
+
+  private async mayDecide(client: WebClient, r: ApprovalRecord, who: Clicker): Promise<boolean> {
+    for (const entry of r.eligible.slack) {
+      if (entry === who.id) return true;
+      if (entry.includes('@') && who.email !== null && entry.toLowerCase() === who.email) return true;
+      if (/^S[A-Z0-9]+$/.test(entry) && (await this.groupMembers(client, entry)).has(who.id)) return true;
+    }
+    return who.email !== null && r.eligible.api.some((a) => a.toLowerCase() === who.email);
+  }
+
+  private async clicker(client: WebClient, id: string): Promise<Clicker> {
+    const cached = this.emails.get(id);
+    if (cached && cached.until > Date.now()) return { id, email: cached.email };
+    let email: string | null = null;
+    try {
+      const info = await client.users.info({ user: id });
+      email = info.user?.profile?.email?.toLowerCase() ?? null;
+    } catch (err) {
+      this.log.warn({ err, user: id }, 'could not look up a Slack user; deciding on the user id alone');
+    }
+    this.emails.set(id, { email, until: Date.now() + CACHE_MS });
+    return { id, email };
+  }
+
+  private async groupMembers(client: WebClient, group: string): Promise<Set<string>> {
+    const cached = this.groups.get(group);
+    if (cached && cached.until > Date.now()) return cached.members;
+    const res = await client.usergroups.users.list({ usergroup: group });
+    const members = new Set(res.users ?? []);
+    this.groups.set(group, { members, until: Date.now() + CACHE_MS });
+    return members;
+  }
+}

@@ -1,0 +1,388 @@
+/**
+ * The Slack message that asks for an approval, the same message once decided, and the "deny with
+ * reason" modal. Pure functions: the Slack channel posts and updates what they return.
+ *
+ * Everything in a held request comes from the agent (URL, headers, body, stated reason), so every
+ * piece of it is
+ * - escaped for mrkdwn (`&` `<` `>`): no `<!channel>`, `<@U…>` or `<https://…|disguised>` link can be
+ *   smuggled in, and every mrkdwn text object is `verbatim` (Slack auto-links nothing);
+ * - made visible where it could hide: control characters and Unicode bidi/invisible formatting
+ *   characters become `\u{…}` escapes, as in the CLI;
+ * - shown in code blocks where it is free text (URL, reason, body), so it cannot be styled to look
+ *   like Airlock's own words; backticks in it are defused so it cannot close the block;
+ * - cut to fit Slack's limits (section text 3,000 characters, field 2,000, header 150, 50 blocks).
+ *
+ * The URL's query and the body are shown with secrets redacted (`redactQuery`, `bodyPreview`).
+ */
+import type { types as Slack } from '@slack/bolt';
+import { redactQuery } from '../../audit/redact.js';
+import { bodyPreview } from '../redact-body.js';
+import type { ApprovalRecord, ApprovalState } from '../types.js';
+
+type KnownBlock = Slack.KnownBlock;
+type SectionBlock = Slack.SectionBlock;
+type MrkdwnElement = Slack.MrkdwnElement;
+type Button = Slack.Button;
+type View = Slack.View;
+
+export const APPROVE_ACTION = 'airlock_approve';
+export const DENY_ACTION = 'airlock_deny';
+export const DENY_REASON_ACTION = 'airlock_deny_reason';
+export const DENY_REASON_MODAL = 'airlock_deny_reason_modal';
+/** The modal's input: `view.state.values.reason.text.value`. */
+export const DENY_REASON_BLOCK = 'reason';
+export const DENY_REASON_INPUT = 'text';
+/** The approvals API keeps at most this much of a reason. */
+export const MAX_REASON_CHARS = 1000;
+
+/** Slack's limits (https://api.slack.com/reference/block-kit/blocks). */
+const LIMIT = { section: 3000, field: 2000, header: 150, context: 3000, fallback: 3000, buttonValue: 2000 } as const;
+/** What approvers see of a body (bytes of UTF-8, before escaping). */
+const BODY_PREVIEW_BYTES = 512;
+/** Names listed before "and N more". */
+const MAX_NAMES = 10;
+const ZWSP = '\u200b';
+
+// ---------------------------------------------------------------------------------------------------
+// Text
+
+/** Bidi overrides/isolates/marks, zero-width characters and line/paragraph separators. */
+function isFormatChar(c: number): boolean {
+  return (
+    c === 0x061c || c === 0x00ad || (c >= 0x200b && c <= 0x200f) || (c >= 0x2028 && c <= 0x202e) ||
+    (c >= 0x2060 && c <= 0x2069) || c === 0xfeff
+  );
+}
+
+type Mode = 'line' | 'multiline' | 'code';
+
+/** One character as it is shown: visible if it could hide, entity-escaped if mrkdwn would parse it. */
+function showChar(ch: string, mode: Mode): string {
+  if (ch === '&') return '&amp;';
+  if (ch === '<') return '&lt;';
+  if (ch === '>') return '&gt;';
+  // In a code block, a zero-width space after each backtick: three in a row can no longer end it.
+  if (ch === '`') return mode === 'code' ? `\`${ZWSP}` : ch;
+  if (ch === '\n' || ch === '\t') return mode !== 'line' ? ch : ch === '\n' ? '\\n' : '\\t';
+  const c = ch.codePointAt(0) ?? 0;
+  if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || isFormatChar(c)) return `\\u{${c.toString(16)}}`;
+  return ch;
+}
+
+function show(s: string, max: number, mode: Mode): string {
+  let out = '';
+  /** Length of `out` at the last character boundary that leaves room for an ellipsis. */
+  let cut = 0;
+  for (const ch of s) {
+    const piece = showChar(ch, mode);
+    if (out.length + piece.length > max) return `${out.slice(0, cut)}…`;
+    out += piece;
+    if (out.length <= max - 1) cut = out.length;
+  }
+  return out;
+}
+
+/**
+ * `s` escaped for Slack mrkdwn (`&` → `&amp;`, `<` → `&lt;`, `>` → `&gt;`), with control and invisible
+ * formatting characters made visible as `\u{…}` (newlines and tabs too, unless `multiline`), and cut
+ * with `…` so the result is at most `max` characters (never inside an escape).
+ */
+export function escapeMrkdwn(s: string, max = Infinity, multiline = false): string {
+  return show(s, max, multiline ? 'multiline' : 'line');
+}
+
+/** A fenced code block of agent text, at most `max` characters in all; it cannot close itself early. */
+function codeBlock(s: string, max: number): string {
+  const text = s === '' ? ' ' : s;
+  const lead = text.startsWith('`') ? ZWSP : '';
+  return `\`\`\`${lead}${show(text, max - 6 - lead.length, 'code')}\`\`\``;
+}
+
+/**
+ * Composed mrkdwn cut to `max` characters: a safety net (pieces are sized to fit), which never leaves
+ * half an entity, half a `<…>` token or half a surrogate pair.
+ */
+function fit(s: string, max: number): string {
+  if (s.length <= max) return s;
+  let end = max - 1;
+  const amp = s.lastIndexOf('&', end - 1);
+  if (amp >= 0 && !s.slice(amp, end).includes(';') && end - amp < 6) end = amp;
+  const open = s.lastIndexOf('<', end - 1);
+  if (open >= 0 && !s.slice(open, end).includes('>')) end = open;
+  const code = s.charCodeAt(end - 1);
+  if (code >= 0xd800 && code <= 0xdbff) end--;
+  return `${s.slice(0, end)}…`;
+}
+
+/** Inline code for short trusted tokens (rule id, digest); plain escaped text if it holds a backtick. */
+function code(s: string, max = 200): string {
+  const e = escapeMrkdwn(s, max - 2);
+  return e.includes('`') ? e : `\`${e}\``;
+}
+
+function plain(text: string, max: number): Slack.PlainTextElement {
+  let out = '';
+  for (const ch of text) {
+    const c = ch.codePointAt(0) ?? 0;
+    const piece = c < 0x20 || (c >= 0x7f && c <= 0x9f) || isFormatChar(c) ? `\\u{${c.toString(16)}}` : ch;
+    if (out.length + piece.length > max - 1) return { type: 'plain_text', text: `${out}…`, emoji: true };
+    out += piece;
+  }
+  return { type: 'plain_text', text: out, emoji: true };
+}
+
+function mrkdwn(text: string): MrkdwnElement {
+  return { type: 'mrkdwn', text, verbatim: true };
+}
+
+function section(text: string): SectionBlock {
+  return { type: 'section', text: mrkdwn(fit(text, LIMIT.section)) };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// People and times
+
+const SLACK_USER = /^(?:slack:)?([UW][A-Z0-9]{2,})$/;
+const SLACK_GROUP = /^(?:slack:)?(S[A-Z0-9]{2,})$/;
+
+/**
+ * How an approver (or decider) is shown: a Slack user (`slack:U024BE7LH` as the Slack channel records
+ * votes, or a bare `U…`/`W…` id) as a mention `<@U024BE7LH>`; anyone else (API approvers, named by
+ * email; an agent identity) as escaped text.
+ */
+export function approverLabel(name: string): string {
+  const user = SLACK_USER.exec(name);
+  return user ? `<@${user[1]}>` : escapeMrkdwn(name, 200);
+}
+
+/** Eligible deciders: users as mentions, user groups (`S…`) as group mentions, others as text. */
+function eligibleLabel(entry: string): string {
+  const group = SLACK_GROUP.exec(entry);
+  return group ? `<!subteam^${group[1]}>` : approverLabel(entry);
+}
+
+/** Labels joined with ", " within `max` characters, the rest summed up as "and N more". */
+function names(labels: readonly string[], max: number): string {
+  const shown: string[] = [];
+  let length = 0;
+  for (const [i, label] of labels.entries()) {
+    const rest = labels.length - i;
+    // Keep room for ", and N more".
+    if (shown.length >= MAX_NAMES || length + label.length + 2 + (rest > 1 ? 20 : 0) > max) {
+      return `${shown.join(', ')}${shown.length > 0 ? ', and' : ''} ${rest} more`.trim();
+    }
+    shown.push(label);
+    length += label.length + 2;
+  }
+  return shown.join(', ');
+}
+
+/** Slack's date formatting: shown in the reader's time zone, with a UTC fallback. */
+function slackDate(ms: number): string {
+  const fallback = `${new Date(ms).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+  return `<!date^${Math.floor(ms / 1000)}^{date_short_pretty} at {time}|${fallback}>`;
+}
+
+function duration(ms: number): string {
+  const min = Math.round(ms / 60_000);
+  if (ms < 60_000) return `${Math.max(0, Math.round(ms / 1000))} s`;
+  if (min < 60) return `${min} min`;
+  if (min < 48 * 60) return min % 60 === 0 ? `${min / 60} h` : `${Math.floor(min / 60)} h ${min % 60} min`;
+  return `${Math.round(min / 1440)} days`;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The request
+
+function header(list: readonly string[], name: string): string | undefined {
+  const lower = name.toLowerCase();
+  for (let i = 0; i + 1 < list.length; i += 2) if (list[i]?.toLowerCase() === lower) return list[i + 1];
+  return undefined;
+}
+
+function hostPort(r: ApprovalRecord['request']): string {
+  const host = r.host.includes(':') ? `[${r.host}]` : r.host;
+  return r.port === (r.scheme === 'https' ? 443 : 80) ? host : `${host}:${r.port}`;
+}
+
+/** The URL as approvers see it: the query's secrets redacted (as in the approvals API). */
+function displayUrl(r: ApprovalRecord['request']): string {
+  return `${r.scheme}://${hostPort(r)}${r.encodedPath}${r.query ? `?${redactQuery(r.query)}` : ''}`;
+}
+
+function approvalsSoFar(r: ApprovalRecord, max: number): string {
+  const who = r.approvals.length > 0 ? `: ${names(r.approvals.map((v) => approverLabel(v.approver)), max - 40)}` : '';
+  return `${r.approvals.length} of ${r.required} approval${r.required === 1 ? '' : 's'}${who}`;
+}
+
+/**
+ * The request as reviewers need it, shared by the request and outcome messages: `blocks` (header,
+ * request, facts, the agent's reason, the body) and `context` (ids and digest), which goes last.
+ */
+function summary(r: ApprovalRecord, title: string, now: number, withDeciders: boolean): { blocks: KnownBlock[]; context: KnownBlock } {
+  const req = r.request;
+  const blocks: KnownBlock[] = [{ type: 'header', text: plain(`${title}: ${req.method} ${hostPort(req)}`, LIMIT.header) }];
+
+  const requestLabel = '*Request*\n';
+  blocks.push(section(requestLabel + codeBlock(`${req.method} ${displayUrl(req)}`, LIMIT.section - requestLabel.length)));
+
+  const fieldMax = LIMIT.field;
+  const agent = r.identity === null ? '_unidentified agent_' : escapeMrkdwn(r.identity, 300);
+  // The owner is named, not mentioned: being the owner is no reason to be pinged (nor to decide).
+  const owner = r.owner === null ? '' : `\nowner: ${escapeMrkdwn(r.owner, 300)}`;
+  const description = r.ruleDescription ? `\n${escapeMrkdwn(r.ruleDescription, fieldMax - 300)}` : '';
+  const left = r.expiresAt - now;
+  const expiry = left > 0 ? `${duration(r.expiresAt - r.createdAt)} after it was held` : 'passed';
+  const fields: MrkdwnElement[] = [
+    mrkdwn(fit(`*Agent*\n${agent}${owner}`, fieldMax)),
+    mrkdwn(fit(`*Data classification*\n${req.classification === null ? '_not declared_' : escapeMrkdwn(req.classification, 200)}`, fieldMax)),
+    mrkdwn(fit(`*Rule*\n${code(r.rule)}${description}`, fieldMax)),
+    mrkdwn(fit(`*Approvals*\n${approvalsSoFar(r, fieldMax - 20)}`, fieldMax)),
+    mrkdwn(`*Expires*\n${slackDate(r.expiresAt)} (${expiry})`),
+    mrkdwn(`*Digest*\n${code(`sha256:${r.digest.slice(0, 12)}…`)}`),
+  ];
+  if (withDeciders) {
+    const eligible = [...new Set([...r.eligible.slack, ...r.eligible.api])].map(eligibleLabel);
+    if (eligible.length > 0) fields.push(mrkdwn(fit(`*Who can decide*\n${names(eligible, fieldMax - 30)}`, fieldMax)));
+  }
+  blocks.push({ type: 'section', fields });
+
+  if (r.reason === null || r.reason.trim() === '') {
+    blocks.push({ type: 'context', elements: [mrkdwn('The agent gave no reason (header `X-Airlock-Reason`).')] });
+  } else {
+    const label = "*The agent's stated reason* (its own words, not checked by Airlock)\n";
+    blocks.push(section(label + codeBlock(r.reason, LIMIT.section - label.length)));
+  }
+
+  const body = Buffer.from(req.body, 'base64');
+  if (body.length > 0) {
+    const contentType = header(req.headers, 'content-type');
+    const preview = bodyPreview(body, contentType, BODY_PREVIEW_BYTES);
+    const notes = [
+      `${body.length} byte${body.length === 1 ? '' : 's'}`,
+      contentType ? escapeMrkdwn(contentType, 100) : 'no content type',
+      ...(preview.redacted ? ['secrets redacted'] : []),
+      ...(preview.truncated ? [`first ${BODY_PREVIEW_BYTES} bytes shown`] : []),
+    ];
+    const label = `*Body* (${notes.join(' · ')})\n`;
+    blocks.push(section(label + codeBlock(preview.text, LIMIT.section - label.length)));
+  }
+
+  const context: KnownBlock = {
+    type: 'context',
+    elements: [mrkdwn(`Approval ${code(r.id, 100)} · held ${slackDate(r.createdAt)} · digest ${code(`sha256:${r.digest}`, 100)}`)],
+  };
+  return { blocks, context };
+}
+
+/** Notification text (also what screen readers and old clients show). No URL: nothing to unfurl. */
+function fallback(r: ApprovalRecord, lead: string): string {
+  const who = r.identity === null ? 'an unidentified agent' : escapeMrkdwn(r.identity, 200);
+  return fit(`${lead}: ${code(`${r.request.method} ${hostPort(r.request)}`, 400)} by ${who} (rule ${code(r.rule)})`, LIMIT.fallback);
+}
+
+function button(text: string, actionId: string, value: string, style?: 'primary' | 'danger'): Button {
+  return { type: 'button', text: { type: 'plain_text', text, emoji: true }, action_id: actionId, value, ...(style ? { style } : {}) };
+}
+
+/**
+ * The message asking approvers to decide, with Approve / Deny / Deny with reason buttons (each with
+ * the approval id as its value). Also re-rendered after a vote that does not yet decide ("1 of 2").
+ */
+export function approvalRequestMessage(r: ApprovalRecord, opts: { now: number }): { text: string; blocks: KnownBlock[] } {
+  if (r.id.length > LIMIT.buttonValue) throw new Error('approval id too long for a Slack button value');
+  const { blocks, context } = summary(r, 'Approval needed', opts.now, true);
+  blocks.push(context, {
+    type: 'actions',
+    block_id: 'airlock_actions',
+    elements: [
+      button('Approve', APPROVE_ACTION, r.id, 'primary'),
+      button('Deny', DENY_ACTION, r.id, 'danger'),
+      button('Deny with reason…', DENY_REASON_ACTION, r.id),
+    ],
+  });
+  const count = r.approvals.length > 0 ? ` (${r.approvals.length} of ${r.required})` : '';
+  return { text: fallback(r, `Approval needed${count}`), blocks };
+}
+
+const OUTCOME_TITLE: Record<Exclude<ApprovalState, 'pending'>, { text: string; word: string }> = {
+  approved: { text: '✅ Approved', word: 'Approved' },
+  executed: { text: '✅ Approved and sent', word: 'Approved and sent' },
+  denied: { text: '⛔ Denied', word: 'Denied' },
+  expired: { text: '⌛ Expired', word: 'Expired' },
+  cancelled: { text: '↩️ Withdrawn', word: 'Withdrawn' },
+};
+
+function outcomeLine(r: ApprovalRecord, now: number): string {
+  const at = slackDate(r.decidedAt ?? now);
+  const approvers = names(r.approvals.map((v) => approverLabel(v.approver)), 1500);
+  switch (r.state) {
+    case 'approved':
+      return `*Approved* by ${approvers}, ${at}. The request may be sent once, until ${slackDate(r.expiresAt)}.`;
+    case 'executed':
+      return `*Approved* by ${approvers}, ${at}. *Sent* ${slackDate(r.executedAt ?? now)}.`;
+    case 'denied':
+      return `*Denied* by ${r.decidedBy === null ? 'an approver' : approverLabel(r.decidedBy)}, ${at}.`;
+    case 'cancelled':
+      return `*Withdrawn* by ${r.decidedBy === null ? 'the agent' : approverLabel(r.decidedBy)}, ${at}, before anyone decided.`;
+    case 'expired':
+      return r.approvals.length >= r.required
+        ? `*Lapsed*: approved by ${approvers} but not sent before ${slackDate(r.expiresAt)}. The agent must ask again.`
+        : `*Expired* ${slackDate(r.expiresAt)} with nobody deciding (${approvalsSoFar(r, 1500)}). The request was not sent.`;
+    default:
+      return '';
+  }
+}
+
+/**
+ * The same message once the request is decided (approved, denied, expired, withdrawn, sent): the
+ * summary stays, the buttons go, and a line says what happened, who decided and when (with the
+ * reason given, if any). A pending record gets the request message (with its buttons) instead.
+ */
+export function approvalOutcomeMessage(r: ApprovalRecord, opts: { now: number }): { text: string; blocks: KnownBlock[] } {
+  if (r.state === 'pending') return approvalRequestMessage(r, opts);
+  const title = OUTCOME_TITLE[r.state];
+  const { blocks, context } = summary(r, title.text, opts.now, false);
+  blocks.push({ type: 'divider' }, section(outcomeLine(r, opts.now)));
+  if (r.decisionReason !== null && r.decisionReason.trim() !== '') {
+    const label = r.state === 'denied' ? '*Reason for the denial*\n' : '*Reason given*\n';
+    blocks.push(section(label + codeBlock(r.decisionReason, LIMIT.section - label.length)));
+  }
+  blocks.push(context);
+  return { text: fallback(r, title.word), blocks };
+}
+
+/**
+ * The modal behind "Deny with reason…". `private_metadata` is `{"id", "channel", "ts"}` (the approval
+ * and the message to update); the reason is `view.state.values.reason.text.value`.
+ */
+export function denyReasonModal(approvalId: string, channel: string, ts: string): View {
+  return {
+    type: 'modal',
+    callback_id: DENY_REASON_MODAL,
+    private_metadata: JSON.stringify({ id: approvalId, channel, ts }),
+    title: { type: 'plain_text', text: 'Deny request' },
+    submit: { type: 'plain_text', text: 'Deny' },
+    close: { type: 'plain_text', text: 'Cancel' },
+    blocks: [
+      {
+        type: 'input',
+        block_id: DENY_REASON_BLOCK,
+        optional: false,
+        label: { type: 'plain_text', text: 'Why are you denying it?' },
+        hint: { type: 'plain_text', text: 'The agent receives this reason, and it is kept in the audit trail.' },
+        element: {
+          type: 'plain_text_input',
+          action_id: DENY_REASON_INPUT,
+          multiline: true,
+          max_length: MAX_REASON_CHARS,
+          placeholder: { type: 'plain_text', text: 'e.g. not this month; ask the data owners first' },
+        },
+      },
+      {
+        type: 'context',
+        elements: [{ type: 'mrkdwn', text: `Approval ${code(approvalId, 100)}. A denial is final.`, verbatim: true }],
+      },
+    ],
+  };
+}
