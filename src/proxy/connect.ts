@@ -7,11 +7,12 @@ import type { Identity } from '../policy/types.js';
 import { canonicalizeAuthority } from '../request/canonicalize.js';
 import { credentialsRequired, identify } from '../request/identify.js';
 import type { ProxyContext } from './context.js';
-import { PROXY_AUTHENTICATE } from './handle-request.js';
+import { PROXY_AUTHENTICATE } from './decide.js';
 import { writeSocketError, type ProxyError } from './respond.js';
 
 /** What a tunnel carrying plain HTTP was opened for; read by the inner HTTP server for each request. */
 export interface TunnelInfo {
+  scheme: 'http' | 'https';
   host: string;
   port: number;
   identity: Identity | null;
@@ -114,7 +115,7 @@ export function handleConnect(
       return;
     }
     socket.unshift(first);
-    tunnels.set(socket as Socket, { host, port, identity });
+    tunnels.set(socket as Socket, { scheme: 'http', host, port, identity });
     inner.emit('connection', socket);
     socket.resume();
   };

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ServerResponse, type IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { CanonicalRequest, CompiledPolicy, Decision, Identity } from '../policy/types.js';
 import type { ProxyContext } from './context.js';
-import { sendError, type ProxyError } from './respond.js';
+import { sendError, writeSocketError, type ProxyError } from './respond.js';
 import { forward } from './upstream.js';
 
 /** How a request reached the proxy. */
@@ -12,7 +13,7 @@ export type Entry =
   /** Origin-form request on the proxy listener: a reverse-proxy route. */
   | { via: 'route' }
   /** Origin-form request inside a CONNECT tunnel: destination and identity come from the CONNECT. */
-  | { via: 'tunnel'; host: string; port: number; identity: Identity | null };
+  | { via: 'tunnel'; scheme: 'http' | 'https'; host: string; port: number; identity: Identity | null };
 
 function statusClass(status: number): string {
   return `${Math.floor(status / 100)}xx`;
@@ -25,12 +26,19 @@ export class Exchange {
 
   constructor(
     readonly req: IncomingMessage,
-    readonly res: ServerResponse,
+    /** The response of an HTTP request, or the raw socket of an upgrade request. */
+    readonly answer: ServerResponse | Duplex,
     readonly entry: Entry,
     readonly ctx: ProxyContext,
     /** Read once: a reload never changes the rules halfway through a request. */
     readonly policy: CompiledPolicy,
   ) {}
+
+  /** The HTTP response (an upgrade request has none: Airlock answers on its socket). */
+  get res(): ServerResponse {
+    if (!(this.answer instanceof ServerResponse)) throw new Error('an upgrade request has no ServerResponse');
+    return this.answer;
+  }
 
   /**
    * Answer with Airlock's JSON error. A refusal before any policy decision (malformed, unauthenticated)
@@ -57,7 +65,8 @@ export class Exchange {
         policy_version: this.policy.version,
       });
     }
-    sendError(this.res, { ...e, requestId: this.requestId });
+    if (this.answer instanceof ServerResponse) sendError(this.answer, { ...e, requestId: this.requestId });
+    else writeSocketError(this.answer, { ...e, requestId: this.requestId });
     ctx.metrics.requestDuration.observe({ action: decision?.action ?? 'refused' }, (performance.now() - this.started) / 1000);
   }
 

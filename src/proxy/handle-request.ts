@@ -1,87 +1,16 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { evaluate } from '../policy/evaluate.js';
-import { canonicalize, type RawRequest } from '../request/canonicalize.js';
-import { credentialsRequired, identify } from '../request/identify.js';
 import type { ProxyContext } from './context.js';
+import { decide } from './decide.js';
 import { Exchange, type Entry } from './exchange.js';
 import { holdForApproval } from './hold.js';
-import { routeRequest, ROUTE_PLACEHOLDER } from './routes.js';
 import { streamedBody } from './upstream.js';
-
-export const PROXY_AUTHENTICATE = { 'proxy-authenticate': 'Basic realm="airlock"' };
 
 /** Decide one HTTP request and act on the decision: forward, refuse, or hold it for approval. */
 export async function handleRequest(req: IncomingMessage, res: ServerResponse, entry: Entry, ctx: ProxyContext): Promise<void> {
-  const policy = ctx.policy();
-  const x = new Exchange(req, res, entry, ctx, policy);
-
-  const raw: RawRequest = { method: req.method ?? '', target: req.url ?? '', rawHeaders: req.rawHeaders };
-  if (entry.via === 'tunnel') raw.destination = { scheme: 'http', host: entry.host, port: entry.port };
-  if (entry.via === 'route') {
-    raw.destination = ROUTE_PLACEHOLDER;
-    raw.hostHeader = 'ignore';
-  }
-  const parsed = canonicalize(raw, null, policy);
-  if (!parsed.ok) return x.refuse({ status: 400, code: 'bad_request', message: parsed.message });
-  let canon = parsed.request;
-
-  if (entry.via === 'tunnel') {
-    canon.identity = entry.identity;
-  } else {
-    const who = identify(canon.headers['proxy-authorization'], ctx.staticIdentity, policy);
-    if (!who.ok) {
-      return x.refuse({ status: 407, code: 'proxy_auth_required', message: who.message, headers: PROXY_AUTHENTICATE }, canon);
-    }
-    if (who.identity === null && credentialsRequired(ctx.staticIdentity, policy)) {
-      const message = 'proxy credentials required: set HTTP_PROXY=http://ID:TOKEN@host:port';
-      return x.refuse({ status: 407, code: 'proxy_auth_required', message, headers: PROXY_AUTHENTICATE }, canon);
-    }
-    canon.identity = who.identity;
-  }
-
-  if (entry.via === 'route') {
-    const routed = routeRequest(canon, policy.routes);
-    if (!routed) {
-      const message = `no route for ${canon.path}: send absolute-form requests (HTTP_PROXY) or use a configured route prefix`;
-      return x.refuse({ status: 400, code: 'bad_request', message }, canon);
-    }
-    canon = routed;
-  }
-
-  if (ctx.isOwnListener(canon.host, canon.port)) {
-    return x.refuse({ status: 403, code: 'denied', message: 'Airlock does not forward requests to its own listeners' }, canon);
-  }
-
-  const decision = evaluate(canon, policy);
-  ctx.metrics.decisions.inc({ action: decision.action, rule: decision.rule ?? '(default)', mode: 'enforce' });
-  for (const r of decision.report) ctx.metrics.decisions.inc({ action: r.action, rule: r.rule, mode: 'report' });
-  const refusal = decision.action === 'deny' ? { status: 403, code: 'denied' as const, message: decision.reason } : null;
-  // The decision is written before anything is forwarded: a request never reaches an upstream unrecorded.
-  ctx.audit.write({
-    event: 'request',
-    request_id: x.requestId,
-    identity: canon.identity?.id ?? null,
-    owner: canon.identity?.owner ?? null,
-    method: canon.method,
-    scheme: canon.scheme,
-    host: canon.host,
-    port: canon.port,
-    path: canon.path,
-    // The audit sink redacts secret-looking parameters.
-    query: canon.query || undefined,
-    classification: canon.classification ?? undefined,
-    rules: decision.matched,
-    rule: decision.rule,
-    report: decision.report.length > 0 ? decision.report : undefined,
-    decision: decision.action,
-    reason: decision.reason,
-    status: refusal?.status,
-    error: refusal?.code,
-    client: req.socket.remoteAddress,
-    via: entry.via,
-    policy_version: policy.version,
-  });
-  if (refusal) return x.refuse({ ...refusal, rule: decision.rule }, canon, decision);
+  const x = new Exchange(req, res, entry, ctx, ctx.policy());
+  const decided = decide(x);
+  if (!decided) return;
+  const { canon, decision } = decided;
   if (decision.action === 'approve') return holdForApproval(x, canon, decision);
   await x.forward(canon, streamedBody(req), decision);
 }

@@ -9,6 +9,7 @@ import type { Entry } from './exchange.js';
 import { handleRequest } from './handle-request.js';
 import { STATUS_PREFIX } from './hold.js';
 import { sendError, writeSocketError } from './respond.js';
+import { handleUpgrade } from './websocket.js';
 
 const SERVER_OPTIONS = {
   // A strict parser: no lenient handling of malformed framing that an upstream might read differently.
@@ -28,16 +29,6 @@ function onClientError(err: NodeJS.ErrnoException, socket: Duplex, ctx: ProxyCon
   ctx.metrics.proxyResponses.inc({ code: 'bad_request' });
   const message = `malformed request: ${err.code === 'HPE_HEADER_OVERFLOW' ? 'headers too large' : (err.code ?? err.message)}`;
   writeSocketError(socket, { status: 400, code: 'bad_request', message, requestId: randomUUID() });
-}
-
-function onUpgrade(_req: IncomingMessage, socket: Duplex, ctx: ProxyContext): void {
-  ctx.metrics.proxyResponses.inc({ code: 'bad_request' });
-  writeSocketError(socket, {
-    status: 400,
-    code: 'bad_request',
-    message: 'protocol upgrades (WebSocket, h2c) are not supported',
-    requestId: randomUUID(),
-  });
 }
 
 function serve(entry: (req: IncomingMessage) => Entry | null, ctx: ProxyContext) {
@@ -76,7 +67,11 @@ export function createProxyServer(ctx: ProxyContext): ProxyServer {
     }, ctx),
   );
   inner.on('clientError', (err, socket) => onClientError(err, socket, ctx));
-  inner.on('upgrade', (req, socket) => onUpgrade(req, socket, ctx));
+  inner.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const t = tunnels.get(req.socket);
+    if (t) handleUpgrade(req, socket, head, { via: 'tunnel', ...t }, ctx);
+    else socket.destroy();
+  });
 
   const proxied = serve((req) => (req.url?.startsWith('/') ? { via: 'route' } : { via: 'proxy' }), ctx);
   const server = createServer(SERVER_OPTIONS, (req, res) => {
@@ -92,7 +87,9 @@ export function createProxyServer(ctx: ProxyContext): ProxyServer {
     handleConnect(req, socket, head, ctx, inner, tunnels);
   });
   server.on('clientError', (err, socket) => onClientError(err, socket, ctx));
-  server.on('upgrade', (req, socket) => onUpgrade(req, socket, ctx));
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+    handleUpgrade(req, socket, head, req.url?.startsWith('/') ? { via: 'route' } : { via: 'proxy' }, ctx),
+  );
   return {
     server,
     destroyTunnels: () => {

@@ -1,0 +1,91 @@
+import type { CanonicalRequest, Decision } from '../policy/types.js';
+import { evaluate } from '../policy/evaluate.js';
+import { canonicalize, type RawRequest } from '../request/canonicalize.js';
+import { credentialsRequired, identify } from '../request/identify.js';
+import type { Exchange } from './exchange.js';
+import { routeRequest, ROUTE_PLACEHOLDER } from './routes.js';
+
+export const PROXY_AUTHENTICATE = { 'proxy-authenticate': 'Basic realm="airlock"' };
+
+/**
+ * Parse, identify, route and evaluate one request, and write its decision to the audit trail. Returns
+ * the canonical request and the decision to act on, or null when the request was refused here (the
+ * refusal is already answered): malformed, unauthenticated, unroutable, aimed at Airlock itself, or denied.
+ */
+export function decide(x: Exchange): { canon: CanonicalRequest; decision: Decision } | null {
+  const { req, entry, ctx, policy } = x;
+
+  const raw: RawRequest = { method: req.method ?? '', target: req.url ?? '', rawHeaders: req.rawHeaders };
+  if (entry.via === 'tunnel') raw.destination = { scheme: entry.scheme, host: entry.host, port: entry.port };
+  if (entry.via === 'route') {
+    raw.destination = ROUTE_PLACEHOLDER;
+    raw.hostHeader = 'ignore';
+  }
+  const parsed = canonicalize(raw, null, policy);
+  if (!parsed.ok) return refused(x.refuse({ status: 400, code: 'bad_request', message: parsed.message }));
+  let canon = parsed.request;
+
+  if (entry.via === 'tunnel') {
+    canon.identity = entry.identity;
+  } else {
+    const who = identify(canon.headers['proxy-authorization'], ctx.staticIdentity, policy);
+    if (!who.ok) {
+      return refused(x.refuse({ status: 407, code: 'proxy_auth_required', message: who.message, headers: PROXY_AUTHENTICATE }, canon));
+    }
+    if (who.identity === null && credentialsRequired(ctx.staticIdentity, policy)) {
+      const message = 'proxy credentials required: set HTTP_PROXY=http://ID:TOKEN@host:port';
+      return refused(x.refuse({ status: 407, code: 'proxy_auth_required', message, headers: PROXY_AUTHENTICATE }, canon));
+    }
+    canon.identity = who.identity;
+  }
+
+  if (entry.via === 'route') {
+    const routed = routeRequest(canon, policy.routes);
+    if (!routed) {
+      const message = `no route for ${canon.path}: send absolute-form requests (HTTP_PROXY) or use a configured route prefix`;
+      return refused(x.refuse({ status: 400, code: 'bad_request', message }, canon));
+    }
+    canon = routed;
+  }
+
+  if (ctx.isOwnListener(canon.host, canon.port)) {
+    return refused(x.refuse({ status: 403, code: 'denied', message: 'Airlock does not forward requests to its own listeners' }, canon));
+  }
+
+  const decision = evaluate(canon, policy);
+  ctx.metrics.decisions.inc({ action: decision.action, rule: decision.rule ?? '(default)', mode: 'enforce' });
+  for (const r of decision.report) ctx.metrics.decisions.inc({ action: r.action, rule: r.rule, mode: 'report' });
+  const refusal = decision.action === 'deny' ? { status: 403, code: 'denied' as const, message: decision.reason } : null;
+  // The decision is written before anything is forwarded: a request never reaches an upstream unrecorded.
+  ctx.audit.write({
+    event: 'request',
+    request_id: x.requestId,
+    identity: canon.identity?.id ?? null,
+    owner: canon.identity?.owner ?? null,
+    method: canon.method,
+    scheme: canon.scheme,
+    host: canon.host,
+    port: canon.port,
+    path: canon.path,
+    // The audit sink redacts secret-looking parameters.
+    query: canon.query || undefined,
+    classification: canon.classification ?? undefined,
+    rules: decision.matched,
+    rule: decision.rule,
+    report: decision.report.length > 0 ? decision.report : undefined,
+    decision: decision.action,
+    reason: decision.reason,
+    status: refusal?.status,
+    error: refusal?.code,
+    client: req.socket.remoteAddress,
+    via: entry.via,
+    policy_version: policy.version,
+  });
+  if (refusal) return refused(x.refuse({ ...refusal, rule: decision.rule }, canon, decision));
+  return { canon, decision };
+}
+
+/** Reads as what happened at a refusal: `return refused(x.refuse(…))`. */
+function refused(_answered: void): null {
+  return null;
+}
