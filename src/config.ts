@@ -25,6 +25,10 @@ export interface ServeConfig {
   replica: string;
   /** Slack approvals, when SLACK_BOT_TOKEN is set. */
   slack: SlackConfig | null;
+  /** Extra CA certificates (PEM file) trusted for upstream TLS, besides the system's. */
+  upstreamCaFile: string | null;
+  /** The interception CA (certificate and key files); without it HTTPS to hosts whose rules inspect requests is refused. */
+  ca: { certFile?: string; keyFile?: string };
 }
 
 /**

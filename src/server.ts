@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { createAdminServer } from './admin/server.js';
 import { MemoryStore } from './approvals/memory-store.js';
 import { RedisStore } from './approvals/redis-store.js';
@@ -15,6 +16,8 @@ import type { PolicyError } from './policy/types.js';
 import { createPolicyHolder, type PolicyHolder } from './policy/watch.js';
 import { createProxyServer } from './proxy/listener.js';
 import { createUpstreamAgent } from './proxy/upstream.js';
+import { loadCaFromEnv } from './tls/ca.js';
+import { LeafCache } from './tls/leaf-cache.js';
 
 export interface Airlock {
   proxy: HostPort;
@@ -93,7 +96,11 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
     await audit.close();
     throw new PolicyLoadError(holder.errors);
   }
-  const agent = createUpstreamAgent(config.upstream);
+  const extraCa = config.upstreamCaFile ? await readFile(config.upstreamCaFile, 'utf8') : undefined;
+  const agent = createUpstreamAgent({ ...config.upstream, ...(extraCa ? { extraCa } : {}) });
+  // Without a CA, HTTPS to hosts whose rules inspect requests is refused (it can't be inspected).
+  const ca = await loadCaFromEnv({ AIRLOCK_CA_CERT: config.ca.certFile, AIRLOCK_CA_KEY: config.ca.keyFile });
+  const interception = ca ? { leaves: new LeafCache(ca) } : null;
   const store: ApprovalStore = config.redis ? await openRedisStore(config.redis, config.replica, log) : new MemoryStore();
   metrics.watchApprovalStore(() => store.ready());
   const approvals = new ApprovalService({ store, replica: config.replica, audit, metrics, log });
@@ -111,6 +118,7 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
     approvals,
     maxHeldBodyBytes: config.maxHeldBodyBytes,
     connectTimeoutMs: config.upstream.connectTimeoutMs,
+    interception,
     audit,
     metrics,
     log,

@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { registerApprovalCommands } from './approvals.js';
 import { registerAuditCommands } from './audit.js';
+import { registerCaCommands } from './ca.js';
 import { registerPolicyCommands } from './policy.js';
 import { registerServeCommand } from './serve.js';
 import { registerTokenCommands } from './token.js';
@@ -16,5 +17,6 @@ registerPolicyCommands(program);
 registerAuditCommands(program);
 registerTokenCommands(program);
 registerApprovalCommands(program);
+registerCaCommands(program);
 
 await program.parseAsync(process.argv);

@@ -20,6 +20,9 @@ interface ServeFlags {
   redis?: string;
   maxHeldBody: string;
   replica?: string;
+  upstreamCa?: string;
+  caCert?: string;
+  caKey?: string;
 }
 
 function duration(value: string, flag: string): number {
@@ -47,6 +50,8 @@ export function toServeConfig(f: ServeFlags): ServeConfig {
     maxHeldBodyBytes: parseSize(f.maxHeldBody, '--max-held-body'),
     replica: f.replica || `${hostname()}-${process.pid}`,
     slack: slackFromEnv(process.env),
+    upstreamCaFile: f.upstreamCa || null,
+    ca: { ...(f.caCert ? { certFile: f.caCert } : {}), ...(f.caKey ? { keyFile: f.caKey } : {}) },
   };
 }
 
@@ -65,6 +70,9 @@ export function registerServeCommand(program: Command): void {
     .addOption(new Option('--redis <url>', 'share approvals through Redis (redis://, rediss://); default: in memory, one instance').env('REDIS_URL'))
     .addOption(new Option('--max-held-body <size>', 'largest body of a request held for approval').env('AIRLOCK_MAX_HELD_BODY').default('1MiB'))
     .addOption(new Option('--replica <id>', 'this instance among replicas sharing Redis (default: host name and pid)').env('AIRLOCK_REPLICA_ID'))
+    .addOption(new Option('--ca-cert <file>', 'interception CA certificate (airlock ca init)').env('AIRLOCK_CA_CERT'))
+    .addOption(new Option('--ca-key <file>', 'interception CA key').env('AIRLOCK_CA_KEY'))
+    .addOption(new Option('--upstream-ca <file>', 'extra CA certificates (PEM) to trust for upstream HTTPS, besides the system ones').env('AIRLOCK_UPSTREAM_CA'))
     .addOption(new Option('--log-level <level>', 'operational log level (logs go to stderr)').env('AIRLOCK_LOG_LEVEL').default('info'))
     .action(async (flags: ServeFlags) => {
       const log = createLogger(flags.logLevel);

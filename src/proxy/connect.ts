@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { evaluateTunnel } from '../policy/evaluate.js';
 import type { Identity } from '../policy/types.js';
 import { canonicalizeAuthority } from '../request/canonicalize.js';
 import { credentialsRequired, identify } from '../request/identify.js';
-import type { ProxyContext } from './context.js';
+import type { Interception, ProxyContext } from './context.js';
 import { PROXY_AUTHENTICATE } from './decide.js';
 import { writeSocketError, type ProxyError } from './respond.js';
 
@@ -100,21 +101,29 @@ export function handleConnect(
   }
 
   const fields = { ...base, rules: verdict.rules, decision: 'inspect' };
-  if (port === 443) {
-    const message = `rules ${verdict.rules.join(', ')} inspect requests to ${host}; HTTPS to it cannot be inspected without TLS interception`;
+  const interception = ctx.interception;
+  if (port === 443 && !interception) {
+    const message = `rules ${verdict.rules.join(', ')} inspect requests to ${host}; HTTPS to it cannot be inspected without TLS interception (airlock ca init)`;
     return refuse({ status: 403, code: 'denied', message }, fields);
   }
   ctx.metrics.tunnels.inc({ decision: 'inspect' });
   audit(fields);
   socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
   const dispatch = (first: Buffer): void => {
-    if (first[0] === TLS_HANDSHAKE || !looksLikeHttp(first[0] ?? 0)) {
-      const reason = first[0] === TLS_HANDSHAKE ? 'TLS inside the tunnel cannot be inspected' : 'tunnel carries neither HTTP nor TLS';
+    socket.unshift(first);
+    if (first[0] === TLS_HANDSHAKE && interception) {
+      intercept(socket, host, port, identity, requestId, ctx, interception, (tlsSocket) => {
+        tunnels.set(tlsSocket, { scheme: 'https', host, port, identity });
+        inner.emit('connection', tlsSocket);
+      });
+      return;
+    }
+    if (!looksLikeHttp(first[0] ?? 0)) {
+      const reason = first[0] === TLS_HANDSHAKE ? 'TLS inside the tunnel cannot be inspected (no interception CA)' : 'tunnel carries neither HTTP nor TLS';
       ctx.audit.write({ event: 'tunnel_closed', request_id: requestId, ...base, decision: 'deny', reason });
       socket.destroy();
       return;
     }
-    socket.unshift(first);
     tunnels.set(socket as Socket, { scheme: 'http', host, port, identity });
     inner.emit('connection', socket);
     socket.resume();
@@ -124,6 +133,50 @@ export function handleConnect(
     socket.pause();
     dispatch(chunk);
   });
+}
+
+/**
+ * Terminate the client's TLS with a leaf certificate for the CONNECT host. The name the client asks
+ * for (SNI) must be that host: a client that connects to one host and names another is cut off, so
+ * rules for one host can't be applied to traffic meant for another.
+ */
+function intercept(
+  socket: Duplex,
+  host: string,
+  port: number,
+  identity: Identity | null,
+  requestId: string,
+  ctx: ProxyContext,
+  interception: Interception,
+  ready: (tlsSocket: TLSSocket) => void,
+): void {
+  const record = (reason: string): void =>
+    ctx.audit.write({ event: 'tunnel_closed', request_id: requestId, identity: identity?.id ?? null, host, port, decision: 'deny', reason });
+  interception.leaves.context(host).then(
+    (secureContext) => {
+      const tlsSocket = new TLSSocket(socket as Socket, {
+        isServer: true,
+        secureContext,
+        ALPNProtocols: ['http/1.1'],
+        SNICallback: (servername, cb) => {
+          if (servername.toLowerCase().replace(/\.$/, '') !== host) {
+            record(`TLS server name ${servername} does not match the CONNECT host ${host}`);
+            // Failing the handshake is enough: destroying the socket from inside this callback crashes Node.
+            cb(new Error('server name mismatch'));
+            return;
+          }
+          cb(null, secureContext);
+        },
+      });
+      tlsSocket.on('error', () => tlsSocket.destroy());
+      ready(tlsSocket);
+      socket.resume();
+    },
+    (err: Error) => {
+      record(`no certificate for ${host}: ${err.message}`);
+      socket.destroy();
+    },
+  );
 }
 
 /** A raw tunnel for a host-level allow: bytes both ways, counted when it closes. */

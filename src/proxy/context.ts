@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici';
+import type { LeafCache } from '../tls/leaf-cache.js';
 import type { ApprovalService } from '../approvals/service.js';
 import type { AuditSink } from '../audit/sink.js';
 import type { Logger } from '../log.js';
@@ -19,6 +20,12 @@ export interface ProxyContext {
   approvals: ApprovalService;
   /** Largest body a request held for approval may carry (it is buffered and stored with the approval). */
   maxHeldBodyBytes: number;
+  /** TLS interception, when a CA is configured: CONNECTs to hosts whose rules inspect requests are terminated with its leaves. */
+  interception: Interception | null;
   /** True when host:port is one of Airlock's own listeners: the proxy never forwards to itself. */
   isOwnListener(host: string, port: number): boolean;
+}
+
+export interface Interception {
+  leaves: LeafCache;
 }

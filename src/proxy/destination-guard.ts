@@ -95,11 +95,13 @@ export interface Guard {
   resolve(host: string, port: number): Promise<Verdict>;
   /**
    * `lookup` for `net.connect` / `tls.connect` / undici's `connect: { lookup }`: resolves once,
-   * checks every address like `resolve` (port taken as 0: see docs), and hands back only checked IP
-   * literals; `{ all: true }` gets all of them (every one passed), otherwise the first. Refusal is a
-   * `DestinationRefusedError` (code EAIRLOCK_DESTINATION); resolver failures pass through unchanged.
-   * NB: Node skips `lookup` entirely when the host is already an IP literal: check literals with
-   * `check`/`resolve` before dialling.
+   * checks every address like `resolve`, and hands back only checked IP literals (`{ all: true }`
+   * gets all of them — every one passed — otherwise the first of the requested family). Refusal is a
+   * `DestinationRefusedError` (code EAIRLOCK_DESTINATION); resolver failures pass through with their
+   * own code (ENOTFOUND, EAI_AGAIN, ETIMEOUT).
+   * Two limits, both inherent to `lookup`: Node never calls it when the host is already an IP
+   * literal, and it is not told the port, so it cannot refuse own listeners. Prefer `guardConnector`
+   * (undici) or `resolve` + dial the literal (raw sockets), which cover both.
    */
   lookup: LookupFunction;
 }
@@ -135,7 +137,7 @@ const V4_BITS = 32n;
 const V6_BITS = 128n;
 const LOW32 = 0xffffffffn;
 const MAPPED_PREFIX = 0xffffn; // ::ffff:0:0/96 >> 32
-const NAT64_PREFIX = (0x64n << 64n) | (0xff9bn << 48n); // 64:ff9b::/96 >> 32
+const NAT64_PREFIX = (0x64n << 80n) | (0xff9bn << 64n); // 64:ff9b::/96 >> 32
 
 function parseV4(s: string): bigint | null {
   if (!DOTTED_QUAD.test(s)) return null;
@@ -413,7 +415,6 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   if (!(ms > 0) || !Number.isFinite(ms)) return p;
   return new Promise<T>((resolve, reject) => {
     const t = setTimeout(() => reject(Object.assign(new Error(`DNS lookup timed out after ${ms} ms`), { code: 'ETIMEOUT' })), ms);
-    t.unref();
     p.then(
       (v) => {
         clearTimeout(t);
@@ -467,7 +468,8 @@ export function compileGuard(opts: GuardOptions): Guard {
 
   const allowed = (ip: Ip): boolean => allowRanges.some((r) => matches(r, ip));
 
-  const check = (address: string, port: number): Verdict => {
+  /** `port` null: the caller cannot know the port (a bare `lookup`), so own listeners are not matched. */
+  const decide = (address: string, port: number | null): Verdict => {
     const ip = parseCanonical(address);
     if (ip === null) {
       const reason = typeof address === 'string' && address.includes('%') ? 'IPv6 zone ids are not allowed' : 'not an IP address';
@@ -475,11 +477,11 @@ export function compileGuard(opts: GuardOptions): Guard {
     }
     const canon = format(ip);
     const cls = classify(ip);
-    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    if (port !== null && (!Number.isInteger(port) || port < 1 || port > 65535)) {
       return { ok: false, code: 'invalid_port', reason: `port ${port} out of range (1-65535)`, address: canon, class: cls };
     }
     const ok: Verdict = { ok: true, address: canon, family: ip.family };
-    if (isOwnListener(canon, cls, port)) {
+    if (port !== null && isOwnListener(canon, cls, port)) {
       return { ok: false, code: 'own_listener', reason: `${canon}:${port} is one of Airlock's own listeners`, address: canon, class: cls };
     }
     switch (cls) {
@@ -508,17 +510,19 @@ export function compileGuard(opts: GuardOptions): Guard {
     }
   };
 
+  const check = (address: string, port: number): Verdict => decide(address, port);
+
   const lookupImpl = opts.lookupImpl ?? defaultLookup;
   const dnsTimeoutMs = opts.dnsTimeoutMs ?? 5000;
 
   /** Every address of `host`, all checked; or the refusal. */
-  const resolveAll = async (host: string, port: number): Promise<{ ok: true; addresses: ResolvedAddress[] } | Refusal> => {
+  const resolveAll = async (host: string, port: number | null): Promise<{ ok: true; addresses: ResolvedAddress[] } | Refusal> => {
     if (typeof host !== 'string' || host === '') return { ok: false, code: 'invalid_host', reason: 'empty host' };
     const name = stripBrackets(host);
     if (name.includes('%')) return { ok: false, code: 'not_ip', reason: `${JSON.stringify(host)}: IPv6 zone ids are not allowed` };
     if (isIP(name) !== 0) {
       // An IP literal is its own answer: no lookup at all.
-      const v = check(name, port);
+      const v = decide(name, port);
       return v.ok ? { ok: true, addresses: [{ address: v.address, family: v.family }] } : v;
     }
     let answers: readonly ResolvedAddress[];
@@ -534,7 +538,7 @@ export function compileGuard(opts: GuardOptions): Guard {
     const out: ResolvedAddress[] = [];
     const seen = new Set<string>();
     for (const a of answers) {
-      const v = check(String(a?.address), port);
+      const v = decide(String(a?.address), port);
       if (!v.ok) return { ...v, reason: `${name} resolves to ${v.address ?? JSON.stringify(a?.address)}: ${v.reason}` };
       if (seen.has(v.address)) continue;
       seen.add(v.address);
@@ -544,6 +548,9 @@ export function compileGuard(opts: GuardOptions): Guard {
   };
 
   const resolve = async (host: string, port: number): Promise<Verdict> => {
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      return { ok: false, code: 'invalid_port', reason: `port ${port} out of range (1-65535)` };
+    }
     const r = await resolveAll(host, port);
     if (!r.ok) return r;
     const first = r.addresses[0];
@@ -562,9 +569,9 @@ export function compileGuard(opts: GuardOptions): Guard {
     const done = cb;
     const fail = (err: Error): void => (done as (e: Error) => void)(err);
     const family = o.family === 4 || o.family === 'IPv4' ? 4 : o.family === 6 || o.family === 'IPv6' ? 6 : 0;
-    // The port is not part of lookup's contract: own listeners are matched with port 0 → never.
-    // Callers that must refuse own listeners check (host, port) before dialling (see docs).
-    resolveAll(hostname, 0).then(
+    // lookup is never told the port, so it cannot match own listeners (they are host AND port):
+    // dial through `guardConnector` / `resolve`, which can.
+    resolveAll(hostname, null).then(
       (r) => {
         if (!r.ok) {
           if (r.code === 'dns_error') {
@@ -591,4 +598,44 @@ export function compileGuard(opts: GuardOptions): Guard {
 /** Decide one resolved address for a destination port (compiles `opts` each call: prefer `compileGuard`). */
 export function checkAddress(ip: string, port: number, opts: GuardOptions): Verdict {
   return compileGuard(opts).check(ip, port);
+}
+
+/** What undici hands a connector (`buildConnector.Options`), structurally: no undici import here. */
+export interface ConnectorOptions {
+  hostname: string;
+  protocol: string;
+  /** '' when the URL has the scheme's default port. */
+  port: string;
+}
+
+/**
+ * Wrap an undici connector (`buildConnector({...})`) so every new upstream connection is decided
+ * first: `guard.resolve(hostname, port)` (literals included, own listeners included), then the base
+ * connector dials the checked IP literal — `host` (hence TLS SNI and certificate checks) is untouched.
+ * A refusal fails the connection with a `DestinationRefusedError` (code EAIRLOCK_DESTINATION).
+ *
+ *   new Agent({ connect: guardConnector(guard, buildConnector({ timeout })) })
+ */
+export function guardConnector<O extends ConnectorOptions, S>(
+  guard: Pick<Guard, 'resolve'> | (() => Pick<Guard, 'resolve'>),
+  base: (options: O, callback: (...args: [null, S] | [Error, null]) => void) => void,
+): (options: O, callback: (...args: [null, S] | [Error, null]) => void) => void {
+  return (options, callback) => {
+    const g = typeof guard === 'function' ? guard() : guard;
+    const port = options.port === '' ? (options.protocol === 'https:' ? 443 : 80) : Number(options.port);
+    g.resolve(options.hostname, port).then(
+      (v) => {
+        if (v.ok) {
+          base({ ...options, hostname: v.address }, callback);
+          return;
+        }
+        const err =
+          v.code === 'dns_error'
+            ? Object.assign(new Error(v.reason), { code: v.dnsCode ?? 'ENOTFOUND', hostname: options.hostname })
+            : new DestinationRefusedError(options.hostname, v);
+        callback(err, null);
+      },
+      (err: unknown) => callback(err instanceof Error ? err : new Error(String(err)), null),
+    );
+  };
 }

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { rootCertificates } from 'node:tls';
 import { Agent, type Dispatcher } from 'undici';
 import type { CanonicalRequest } from '../policy/types.js';
 import { upstreamHeaders } from '../request/canonicalize.js';
@@ -14,6 +15,8 @@ export interface UpstreamOptions {
   /** Idle keep-alive sockets are closed after this long. */
   keepAliveTimeoutMs: number;
   connectionsPerOrigin: number | null;
+  /** PEM certificates trusted for upstream TLS in addition to Node's bundled roots; never instead of verification. */
+  extraCa?: string;
 }
 
 export const DEFAULT_UPSTREAM_OPTIONS: UpstreamOptions = {
@@ -27,7 +30,11 @@ export const DEFAULT_UPSTREAM_OPTIONS: UpstreamOptions = {
 /** One keep-alive pool per origin, shared by every forwarded request. */
 export function createUpstreamAgent(o: UpstreamOptions): Dispatcher {
   return new Agent({
-    connect: { timeout: o.connectTimeoutMs },
+    connect: {
+      timeout: o.connectTimeoutMs,
+      // Upstream certificates are always verified; an extra bundle adds roots, it never replaces them.
+      ...(o.extraCa ? { ca: [...rootCertificates, o.extraCa] } : {}),
+    },
     headersTimeout: o.headersTimeoutMs,
     bodyTimeout: o.bodyTimeoutMs,
     keepAliveTimeout: o.keepAliveTimeoutMs,

@@ -79,7 +79,7 @@ export interface TestAirlock {
 /** Airlock in this process on free loopback ports, with the given policy files in a temp folder. */
 export async function startTestAirlock(
   files: Record<string, string>,
-  options: { identity?: string; upstreamTimeoutMs?: number; redis?: string; replica?: string; maxHeldBodyBytes?: number; slack?: SlackConfig } = {},
+  options: { identity?: string; upstreamTimeoutMs?: number; redis?: string; replica?: string; maxHeldBodyBytes?: number; slack?: SlackConfig; upstreamCaFile?: string; caCertFile?: string; caKeyFile?: string } = {},
 ): Promise<TestAirlock> {
   const dir = await mkdtemp(join(tmpdir(), 'airlock-test-'));
   const policies = join(dir, 'policies');
@@ -99,6 +99,8 @@ export async function startTestAirlock(
     maxHeldBodyBytes: options.maxHeldBodyBytes ?? 1024 * 1024,
     replica: options.replica ?? 'test-replica',
     slack: options.slack ?? null,
+    upstreamCaFile: options.upstreamCaFile ?? null,
+    ca: { ...(options.caCertFile ? { certFile: options.caCertFile } : {}), ...(options.caKeyFile ? { keyFile: options.caKeyFile } : {}) },
   };
   const airlock = await startAirlock(config, createLogger('silent'));
   return {

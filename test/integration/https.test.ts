@@ -1,0 +1,169 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { connect as netConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { after, before, describe, it } from 'node:test';
+import { EnvHttpProxyAgent, fetch as undiciFetch } from 'undici';
+import { generateCa, loadCa } from '../../src/tls/ca.js';
+import { proxyEnv, run, startTestAirlock, type TestAirlock } from '../helpers/harness.js';
+
+interface HttpsUpstream {
+  port: number;
+  origin: string;
+  requests: { method: string; url: string; host: string }[];
+  server: Server;
+}
+
+describe('HTTPS through TLS interception', () => {
+  let dir: string;
+  let upstream: HttpsUpstream;
+  let al: TestAirlock;
+  let interceptCaFile: string;
+  let interceptCaPem: string;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'airlock-https-'));
+    // The upstream's own CA (as an internal PKI would be), trusted by Airlock through --upstream-ca.
+    const upstreamCa = await generateCa({ commonName: 'test upstream CA' });
+    const upstreamLeaf = await (await loadCa(upstreamCa.certPem, upstreamCa.keyPem)).issueLeaf('127.0.0.1');
+    const upstreamCaFile = join(dir, 'upstream-ca.crt');
+    await writeFile(upstreamCaFile, upstreamCa.certPem);
+    const requests: HttpsUpstream['requests'] = [];
+    const server = createServer({ cert: upstreamLeaf.certPem, key: upstreamLeaf.keyPem }, (req, res) => {
+      requests.push({ method: req.method ?? '', url: req.url ?? '', host: req.headers.host ?? '' });
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ tls: true, url: req.url }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    upstream = { port, origin: `https://127.0.0.1:${port}`, requests, server };
+
+    // Airlock's interception CA (airlock ca init), which agents trust.
+    const interceptCa = await generateCa();
+    interceptCaPem = interceptCa.certPem;
+    interceptCaFile = join(dir, 'ca.crt');
+    await writeFile(interceptCaFile, interceptCa.certPem);
+    await writeFile(join(dir, 'ca.key'), interceptCa.keyPem, { mode: 0o600 });
+    al = await startTestAirlock(
+      {
+        'policy.yaml': `
+version: 1
+rules:
+  - id: reads
+    match: { methods: [GET], hosts: [127.0.0.1], ports: [${port}], paths: ["/v1/**"] }
+    action: allow
+  - id: no-admin
+    match: { hosts: [127.0.0.1], ports: [${port}], paths: ["/admin/**"] }
+    action: deny
+    reason: no admin over HTTPS either
+`,
+      },
+      { caCertFile: interceptCaFile, caKeyFile: join(dir, 'ca.key'), upstreamCaFile },
+    );
+  });
+  after(async () => {
+    await al.close();
+    upstream.server.closeAllConnections();
+    await new Promise<void>((resolve) => upstream.server.close(() => resolve()));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('curl --proxy --cacert: an allowed HTTPS request is decided on method and path, and forwarded over verified TLS', async () => {
+    const before = upstream.requests.length;
+    const r = await run('curl', ['-sS', '--proxy', al.proxyUrl, '--cacert', interceptCaFile, `${upstream.origin}/v1/users?page=2`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { tls: true, url: '/v1/users?page=2' });
+    assert.equal(upstream.requests.length, before + 1);
+    const ev = (await al.audit()).filter((e) => e.event === 'request' && e.path === '/v1/users').at(-1)!;
+    assert.equal(ev.scheme, 'https');
+    assert.equal(ev.decision, 'allow');
+    assert.equal(ev.via, 'tunnel');
+  });
+
+  it('curl: a path rule denies over HTTPS as over HTTP; the upstream receives nothing', async () => {
+    const before = upstream.requests.length;
+    const r = await run('curl', ['-sS', '--proxy', al.proxyUrl, '--cacert', interceptCaFile, '-w', '\n%{http_code}', `${upstream.origin}/admin/keys`]);
+    const [body, code] = r.stdout.split('\n');
+    assert.equal(code, '403');
+    assert.equal((JSON.parse(body!) as { rule: string }).rule, 'no-admin');
+    assert.equal(upstream.requests.length, before);
+  });
+
+  it('a client that does not trust Airlock\'s CA refuses the connection (nothing is sent)', async () => {
+    const before = upstream.requests.length;
+    const r = await run('curl', ['-sS', '--proxy', al.proxyUrl, `${upstream.origin}/v1/x`]);
+    assert.notEqual(r.code, 0);
+    assert.equal(upstream.requests.length, before);
+  });
+
+  it('Python urllib through HTTPS_PROXY with an SSL context trusting the CA', async () => {
+    const script = [
+      'import ssl, urllib.request',
+      `ctx = ssl.create_default_context(cafile=${JSON.stringify(interceptCaFile)})`,
+      `print(urllib.request.urlopen("${upstream.origin}/v1/py", context=ctx).read().decode())`,
+    ].join('\n');
+    const r = await run('python3', ['-c', script], proxyEnv(al.proxyUrl));
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as { url: string }).url, '/v1/py');
+  });
+
+  it('Node fetch through EnvHttpProxyAgent trusting the CA', async () => {
+    const saved = process.env;
+    process.env = proxyEnv(al.proxyUrl);
+    const dispatcher = new EnvHttpProxyAgent({ requestTls: { ca: interceptCaPem } });
+    try {
+      const res = await undiciFetch(`${upstream.origin}/v1/node`, { dispatcher });
+      assert.equal(res.status, 200);
+      assert.equal(((await res.json()) as { url: string }).url, '/v1/node');
+    } finally {
+      await dispatcher.close();
+      process.env = saved;
+    }
+  });
+
+  it('a TLS server name (SNI) other than the CONNECT host is refused', async () => {
+    const proxy = new URL(al.proxyUrl);
+    const socket = netConnect(Number(proxy.port), proxy.hostname);
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write(`CONNECT 127.0.0.1:${upstream.port} HTTP/1.1\r\nHost: 127.0.0.1:${upstream.port}\r\n\r\n`);
+    await new Promise<void>((resolve) => socket.once('data', () => resolve()));
+    const outcome = await new Promise<string>((resolve) => {
+      const tls = tlsConnect({ socket, servername: 'bank.example.com', ca: interceptCaPem });
+      tls.once('secureConnect', () => resolve('connected'));
+      tls.once('error', (err) => resolve(`refused: ${err.message}`));
+    });
+    assert.match(outcome, /^refused/);
+    const closed = (await al.audit()).filter((e) => e.event === 'tunnel_closed').at(-1)!;
+    assert.match(String(closed.reason), /bank\.example\.com does not match/);
+  });
+
+  it('a Host header naming another host inside the intercepted tunnel is a 400', async () => {
+    const r = await run('curl', ['-sS', '--proxy', al.proxyUrl, '--cacert', interceptCaFile, '-H', 'Host: bank.example.com', '-w', '\n%{http_code}', `${upstream.origin}/v1/x`]);
+    assert.equal(r.stdout.split('\n').at(-1), '400');
+  });
+
+  it('an upstream certificate Airlock cannot verify is a 502 with a clear body, never a silent downgrade', async () => {
+    const strict = await startTestAirlock(
+      {
+        'policy.yaml': `version: 1\nrules:\n  - id: reads\n    match: { methods: [GET], hosts: [127.0.0.1], ports: [${upstream.port}], paths: ["/v1/**"] }\n    action: allow\n`,
+      },
+      { caCertFile: interceptCaFile, caKeyFile: join(dir, 'ca.key') },
+    );
+    try {
+      const before = upstream.requests.length;
+      const r = await run('curl', ['-sS', '--proxy', strict.proxyUrl, '--cacert', interceptCaFile, '-w', '\n%{http_code}', `${upstream.origin}/v1/x`]);
+      const [body, code] = r.stdout.split('\n');
+      assert.equal(code, '502');
+      const e = JSON.parse(body!) as { error: string; message: string };
+      assert.equal(e.error, 'upstream_error');
+      assert.match(e.message, /CERT|certificate|SELF_SIGNED|UNABLE_TO_VERIFY/i);
+      assert.equal(upstream.requests.length, before);
+    } finally {
+      await strict.close();
+    }
+  });
+});
