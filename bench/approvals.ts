@@ -511,7 +511,7 @@ rules:
     );
     let adminPort = 0;
     const airlock = await start(
-      ['src/cli/main.ts', 'serve', '--policies', policies, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--audit', auditFile, '--redis', redis.url],
+      ['src/cli/main.ts', 'serve', '--policies', policies, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--audit', auditFile, '--redis', redis.url, '--allow-destination', '127.0.0.0/8'],
       'stderr',
       (line) => {
         let rec: { msg?: string; proxy?: string; admin?: string };

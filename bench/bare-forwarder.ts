@@ -1,10 +1,17 @@
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Agent, stream, type Dispatcher } from 'undici';
-import { DEFAULT_UPSTREAM_OPTIONS, createUpstreamAgent } from '../src/proxy/upstream.js';
+import { DEFAULT_UPSTREAM_OPTIONS as o } from '../src/proxy/upstream.js';
 
-// The baseline: a forward proxy with no policy, no audit, no metrics, on the same undici pool settings as Airlock.
-const agent: Agent = createUpstreamAgent(DEFAULT_UPSTREAM_OPTIONS) as Agent;
+// The baseline: a forward proxy with no policy, no destination guard, no audit and no metrics, on
+// the same undici pool settings as Airlock.
+const agent = new Agent({
+  connect: { timeout: o.connectTimeoutMs },
+  headersTimeout: o.headersTimeoutMs,
+  bodyTimeout: o.bodyTimeoutMs,
+  keepAliveTimeout: o.keepAliveTimeoutMs,
+  connections: o.connectionsPerOrigin,
+});
 const server = createServer((req, res) => {
   const url = req.url ?? '/';
   const headers = { ...req.headers };

@@ -80,7 +80,7 @@ rules:
     const upstream = await start(['bench/upstream.ts'], 'stdout', readyLine);
     const bare = await start(['bench/bare-forwarder.ts'], 'stdout', readyLine);
     const airlock = await start(
-      ['src/cli/main.ts', 'serve', '--policies', dir, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--audit', join(dir, 'audit.jsonl')],
+      ['src/cli/main.ts', 'serve', '--policies', dir, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--audit', join(dir, 'audit.jsonl'), '--allow-destination', '127.0.0.0/8'],
       'stderr',
       (line) => {
         const rec = JSON.parse(line) as { msg?: string; proxy?: string };

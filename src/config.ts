@@ -27,6 +27,8 @@ export interface ServeConfig {
   slack: SlackConfig | null;
   /** Extra CA certificates (PEM file) trusted for upstream TLS, besides the system's. */
   upstreamCaFile: string | null;
+  /** Addresses the destination guard lets through besides the policy's `destinations.allow` (e.g. loopback for local testing). */
+  allowDestinations: string[];
   /** The interception CA (certificate and key files); without it HTTPS to hosts whose rules inspect requests is refused. */
   ca: { certFile?: string; keyFile?: string };
 }

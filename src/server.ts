@@ -12,7 +12,8 @@ import { createAuditSink, type AuditSink } from './audit/sink.js';
 import type { HostPort, ServeConfig } from './config.js';
 import type { Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
-import type { PolicyError } from './policy/types.js';
+import type { CompiledPolicy, PolicyError } from './policy/types.js';
+import { compileGuard, type Guard } from './proxy/destination-guard.js';
 import { createPolicyHolder, type PolicyHolder } from './policy/watch.js';
 import { createProxyServer } from './proxy/listener.js';
 import { createUpstreamAgent } from './proxy/upstream.js';
@@ -97,7 +98,19 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
     throw new PolicyLoadError(holder.errors);
   }
   const extraCa = config.upstreamCaFile ? await readFile(config.upstreamCaFile, 'utf8') : undefined;
-  const agent = createUpstreamAgent({ ...config.upstream, ...(extraCa ? { extraCa } : {}) });
+  // One guard per policy version; the listeners' real addresses are only known once they listen.
+  let ownListeners: { host: string; port: number }[] = [];
+  let guards = new WeakMap<CompiledPolicy, Guard>();
+  const guard = (): Guard => {
+    const policy = holder.current();
+    let g = guards.get(policy);
+    if (!g) {
+      g = compileGuard({ allow: [...config.allowDestinations, ...policy.destinationAllow], ownListeners });
+      guards.set(policy, g);
+    }
+    return g;
+  };
+  const agent = createUpstreamAgent({ ...config.upstream, ...(extraCa ? { extraCa } : {}) }, guard);
   // Without a CA, HTTPS to hosts whose rules inspect requests is refused (it can't be inspected).
   const ca = await loadCaFromEnv({ AIRLOCK_CA_CERT: config.ca.certFile, AIRLOCK_CA_KEY: config.ca.keyFile });
   const interception = ca ? { leaves: new LeafCache(ca) } : null;
@@ -119,6 +132,7 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
     maxHeldBodyBytes: config.maxHeldBodyBytes,
     connectTimeoutMs: config.upstream.connectTimeoutMs,
     interception,
+    guard,
     audit,
     metrics,
     log,
@@ -136,6 +150,8 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
   const admin = await listen(adminServer, config.admin);
   own = ownAddresses([proxy.host, admin.host, config.listen.host, config.admin.host]);
   ports = new Set([proxy.port, admin.port]);
+  ownListeners = [proxy, admin];
+  guards = new WeakMap();
   proxyUp = true;
   proxyServer.on('close', () => (proxyUp = false));
 

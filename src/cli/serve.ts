@@ -23,6 +23,7 @@ interface ServeFlags {
   upstreamCa?: string;
   caCert?: string;
   caKey?: string;
+  allowDestination?: string;
 }
 
 function duration(value: string, flag: string): number {
@@ -51,6 +52,7 @@ export function toServeConfig(f: ServeFlags): ServeConfig {
     replica: f.replica || `${hostname()}-${process.pid}`,
     slack: slackFromEnv(process.env),
     upstreamCaFile: f.upstreamCa || null,
+    allowDestinations: (f.allowDestination ?? '').split(',').map((a) => a.trim()).filter(Boolean),
     ca: { ...(f.caCert ? { certFile: f.caCert } : {}), ...(f.caKey ? { keyFile: f.caKey } : {}) },
   };
 }
@@ -72,6 +74,7 @@ export function registerServeCommand(program: Command): void {
     .addOption(new Option('--replica <id>', 'this instance among replicas sharing Redis (default: host name and pid)').env('AIRLOCK_REPLICA_ID'))
     .addOption(new Option('--ca-cert <file>', 'interception CA certificate (airlock ca init)').env('AIRLOCK_CA_CERT'))
     .addOption(new Option('--ca-key <file>', 'interception CA key').env('AIRLOCK_CA_KEY'))
+    .addOption(new Option('--allow-destination <cidrs>', 'comma-separated CIDRs the destination guard lets through besides the policy (e.g. 127.0.0.0/8 for local testing)').env('AIRLOCK_ALLOW_DESTINATIONS'))
     .addOption(new Option('--upstream-ca <file>', 'extra CA certificates (PEM) to trust for upstream HTTPS, besides the system ones').env('AIRLOCK_UPSTREAM_CA'))
     .addOption(new Option('--log-level <level>', 'operational log level (logs go to stderr)').env('AIRLOCK_LOG_LEVEL').default('info'))
     .action(async (flags: ServeFlags) => {

@@ -2,6 +2,7 @@
  * Semantic validation across all policy files, and compilation into the matchers and index that
  * evaluate() reads. Pure: files arrive parsed and schema-valid, each with a way to locate a node.
  */
+import { parseAllowEntry } from '../proxy/destination-guard.js';
 import { METHODS } from 'node:http';
 import { parseDuration } from './duration.js';
 import { compileGlob } from './glob.js';
@@ -67,6 +68,7 @@ export function compilePolicy(files: readonly ParsedPolicyFile[], version: strin
   const approverGroups = compileApprovers(files, p);
   const approverTokens = compileApproverTokens(files, identities, approverGroups, p);
   const routes = compileRoutes(files, p);
+  const destinationAllow = compileDestinationAllow(files, p);
   const knownGroups = new Set([...identities.values()].flatMap((i) => i.groups));
 
   const ctx: RuleContext = { classification, classificationDeclared, identities, approverGroups, knownGroups };
@@ -106,6 +108,7 @@ export function compilePolicy(files: readonly ParsedPolicyFile[], version: strin
     approverGroups,
     approverTokens,
     routes,
+    destinationAllow,
     tests,
     index: buildIndex(rules),
   };
@@ -262,6 +265,18 @@ function compileApproverTokens(
     }
   }
   return tokens;
+}
+
+function compileDestinationAllow(files: readonly ParsedPolicyFile[], p: Problems): string[] {
+  const allow: string[] = [];
+  for (const f of files) {
+    for (const [i, entry] of (f.data.destinations?.allow ?? []).entries()) {
+      const parsed = parseAllowEntry(entry);
+      if (!parsed.ok) p.error(f.locate(['destinations', 'allow', i]), parsed.message);
+      else allow.push(entry);
+    }
+  }
+  return allow;
 }
 
 function compileRoutes(files: readonly ParsedPolicyFile[], p: Problems): ReverseRoute[] {

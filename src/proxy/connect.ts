@@ -7,6 +7,7 @@ import { evaluateTunnel } from '../policy/evaluate.js';
 import type { Identity } from '../policy/types.js';
 import { canonicalizeAuthority } from '../request/canonicalize.js';
 import { credentialsRequired, identify } from '../request/identify.js';
+import { normalizeHost } from '../tls/ca.js';
 import type { Interception, ProxyContext } from './context.js';
 import { PROXY_AUTHENTICATE } from './decide.js';
 import { writeSocketError, type ProxyError } from './respond.js';
@@ -97,7 +98,8 @@ export function handleConnect(
     }
     ctx.metrics.tunnels.inc({ decision: 'allow' });
     audit(fields);
-    return splice(socket, head, host, port, requestId, ctx);
+    void splice(socket, head, host, port, requestId, ctx);
+    return;
   }
 
   const fields = { ...base, rules: verdict.rules, decision: 'inspect' };
@@ -135,6 +137,15 @@ export function handleConnect(
   });
 }
 
+/** Whether a TLS server name names `host` (IDN, IPv6 spellings and a trailing dot compared canonically). */
+function sameHost(servername: string, host: string): boolean {
+  try {
+    return normalizeHost(servername) === normalizeHost(host);
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Terminate the client's TLS with a leaf certificate for the CONNECT host. The name the client asks
  * for (SNI) must be that host: a client that connects to one host and names another is cut off, so
@@ -159,7 +170,7 @@ function intercept(
         secureContext,
         ALPNProtocols: ['http/1.1'],
         SNICallback: (servername, cb) => {
-          if (servername.toLowerCase().replace(/\.$/, '') !== host) {
+          if (!sameHost(servername, host)) {
             record(`TLS server name ${servername} does not match the CONNECT host ${host}`);
             // Failing the handshake is enough: destroying the socket from inside this callback crashes Node.
             cb(new Error('server name mismatch'));
@@ -179,9 +190,20 @@ function intercept(
   );
 }
 
-/** A raw tunnel for a host-level allow: bytes both ways, counted when it closes. */
-function splice(client: Duplex, head: Buffer, host: string, port: number, requestId: string, ctx: ProxyContext): void {
-  const upstream = netConnect({ host, port });
+/**
+ * A raw tunnel for a host-level allow: the destination guard resolves the host once and checks every
+ * address, the checked address is dialled, and bytes flow both ways, counted when it closes.
+ */
+async function splice(client: Duplex, head: Buffer, host: string, port: number, requestId: string, ctx: ProxyContext): Promise<void> {
+  const verdict = await ctx.guard().resolve(host, port);
+  if (!verdict.ok) {
+    const dns = verdict.code === 'dns_error';
+    ctx.audit.write({ event: dns ? 'tunnel_closed' : 'destination_refused', request_id: requestId, host, port, reason: verdict.reason });
+    ctx.metrics.proxyResponses.inc({ code: dns ? 'upstream_error' : 'denied' });
+    writeSocketError(client, { status: dns ? 502 : 403, code: dns ? 'upstream_error' : 'denied', message: verdict.reason, requestId });
+    return;
+  }
+  const upstream = netConnect({ host: verdict.address, port });
   let opened = false;
   upstream.setTimeout(ctx.connectTimeoutMs, () => {
     if (!opened) upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));

@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici';
 import type { LeafCache } from '../tls/leaf-cache.js';
+import type { Guard } from './destination-guard.js';
 import type { ApprovalService } from '../approvals/service.js';
 import type { AuditSink } from '../audit/sink.js';
 import type { Logger } from '../log.js';
@@ -22,6 +23,8 @@ export interface ProxyContext {
   maxHeldBodyBytes: number;
   /** TLS interception, when a CA is configured: CONNECTs to hosts whose rules inspect requests are terminated with its leaves. */
   interception: Interception | null;
+  /** The destination guard for the policy in force: which resolved addresses may be dialled. */
+  guard(): Guard;
   /** True when host:port is one of Airlock's own listeners: the proxy never forwards to itself. */
   isOwnListener(host: string, port: number): boolean;
 }

@@ -78,6 +78,11 @@ export class Exchange {
     const result = await forward(canon, body, res, ctx.agent, this.requestId, (status) => {
       ctx.metrics.upstreamDuration.observe({ status_class: statusClass(status) }, upstreamTime());
     });
+    if (!result.ok && result.status === 403) {
+      ctx.audit.write({ event: 'destination_refused', request_id: this.requestId, host: canon.host, port: canon.port, reason: result.message });
+      this.refuse({ status: 403, code: 'denied', message: result.message, rule: decision.rule }, canon, decision);
+      return;
+    }
     if (!result.ok) {
       if (!result.headersSent) ctx.metrics.upstreamDuration.observe({ status_class: 'error' }, upstreamTime());
       ctx.log.warn({ request_id: this.requestId, host: canon.host, port: canon.port, status: result.status }, result.message);

@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { rootCertificates } from 'node:tls';
-import { Agent, type Dispatcher } from 'undici';
+import { Agent, buildConnector, type Dispatcher } from 'undici';
+import { DESTINATION_REFUSED_CODE, guardConnector, type Guard } from './destination-guard.js';
 import type { CanonicalRequest } from '../policy/types.js';
 import { upstreamHeaders } from '../request/canonicalize.js';
 import { REQUEST_ID_HEADER } from './respond.js';
@@ -27,14 +28,19 @@ export const DEFAULT_UPSTREAM_OPTIONS: UpstreamOptions = {
   connectionsPerOrigin: null,
 };
 
-/** One keep-alive pool per origin, shared by every forwarded request. */
-export function createUpstreamAgent(o: UpstreamOptions): Dispatcher {
+/**
+ * One keep-alive pool per origin, shared by every forwarded request. Every new connection goes through
+ * the destination guard (read per connection, so a policy reload applies): the name is resolved once,
+ * every address checked, and the checked address dialled.
+ */
+export function createUpstreamAgent(o: UpstreamOptions, guard: () => Guard): Dispatcher {
+  const connector = buildConnector({
+    timeout: o.connectTimeoutMs,
+    // Upstream certificates are always verified; an extra bundle adds roots, it never replaces them.
+    ...(o.extraCa ? { ca: [...rootCertificates, o.extraCa] } : {}),
+  });
   return new Agent({
-    connect: {
-      timeout: o.connectTimeoutMs,
-      // Upstream certificates are always verified; an extra bundle adds roots, it never replaces them.
-      ...(o.extraCa ? { ca: [...rootCertificates, o.extraCa] } : {}),
-    },
+    connect: guardConnector(guard, connector),
     headersTimeout: o.headersTimeoutMs,
     bodyTimeout: o.bodyTimeoutMs,
     keepAliveTimeout: o.keepAliveTimeoutMs,
@@ -44,7 +50,8 @@ export function createUpstreamAgent(o: UpstreamOptions): Dispatcher {
 
 export type ForwardResult =
   | { ok: true; status: number }
-  | { ok: false; status: 502 | 504; message: string; headersSent: boolean };
+  /** 403: the destination guard refused the address the name resolved to. */
+  | { ok: false; status: 403 | 502 | 504; message: string; headersSent: boolean };
 
 /** Response headers that describe the upstream connection, not the message. */
 const HOP_BY_HOP = new Set([
@@ -73,8 +80,9 @@ function responseHeaders(h: Record<string, string | string[] | undefined>): Reco
 
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
-function describe(err: unknown, target: string): { status: 502 | 504; message: string } {
+function describe(err: unknown, target: string): { status: 403 | 502 | 504; message: string } {
   const code = (err as { code?: string }).code ?? '';
+  if (code === DESTINATION_REFUSED_CODE) return { status: 403, message: (err as Error).message };
   if (TIMEOUT_CODES.has(code)) return { status: 504, message: `upstream ${target} timed out (${code})` };
   const reason = code || (err as Error).message || 'unknown error';
   return { status: 502, message: `upstream ${target} failed: ${reason}` };

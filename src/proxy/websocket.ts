@@ -2,6 +2,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { CanonicalRequest, Decision } from '../policy/types.js';
 import { upstreamHeaders } from '../request/canonicalize.js';
 import type { ProxyContext } from './context.js';
 import { decide } from './decide.js';
@@ -40,11 +41,25 @@ export function handleUpgrade(req: IncomingMessage, socket: Duplex, bodyHead: Bu
     return;
   }
 
+  void dial(x, canon, decision, bodyHead);
+}
+
+/** Resolve and check the destination once, then send the handshake to the checked address and splice. */
+async function dial(x: Exchange, canon: CanonicalRequest, decision: Decision, bodyHead: Buffer): Promise<void> {
+  const { ctx } = x;
+  const socket = x.answer as Duplex;
+  const verdict = await ctx.guard().resolve(canon.host, canon.port);
+  if (!verdict.ok) {
+    const dns = verdict.code === 'dns_error';
+    if (!dns) ctx.audit.write({ event: 'destination_refused', request_id: x.requestId, host: canon.host, port: canon.port, reason: verdict.reason });
+    x.refuse({ status: dns ? 502 : 403, code: dns ? 'upstream_error' : 'denied', message: verdict.reason, rule: decision.rule }, canon, decision);
+    return;
+  }
   const headers = upstreamHeaders(canon);
   headers.push('connection', 'Upgrade', 'upgrade', 'websocket');
   const send = canon.scheme === 'https' ? httpsRequest : httpRequest;
   const upstream = send({
-    host: canon.host,
+    host: verdict.address,
     port: canon.port,
     method: 'GET',
     path: canon.query ? `${canon.encodedPath}?${canon.query}` : canon.encodedPath,

@@ -79,7 +79,7 @@ export interface TestAirlock {
 /** Airlock in this process on free loopback ports, with the given policy files in a temp folder. */
 export async function startTestAirlock(
   files: Record<string, string>,
-  options: { identity?: string; upstreamTimeoutMs?: number; redis?: string; replica?: string; maxHeldBodyBytes?: number; slack?: SlackConfig; upstreamCaFile?: string; caCertFile?: string; caKeyFile?: string } = {},
+  options: { identity?: string; upstreamTimeoutMs?: number; redis?: string; replica?: string; maxHeldBodyBytes?: number; slack?: SlackConfig; upstreamCaFile?: string; caCertFile?: string; caKeyFile?: string; allowDestinations?: string[] } = {},
 ): Promise<TestAirlock> {
   const dir = await mkdtemp(join(tmpdir(), 'airlock-test-'));
   const policies = join(dir, 'policies');
@@ -100,6 +100,8 @@ export async function startTestAirlock(
     replica: options.replica ?? 'test-replica',
     slack: options.slack ?? null,
     upstreamCaFile: options.upstreamCaFile ?? null,
+    // Test upstreams run on loopback, which the destination guard refuses by default.
+    allowDestinations: options.allowDestinations ?? ['127.0.0.0/8', '::1'],
     ca: { ...(options.caCertFile ? { certFile: options.caCertFile } : {}), ...(options.caKeyFile ? { keyFile: options.caKeyFile } : {}) },
   };
   const airlock = await startAirlock(config, createLogger('silent'));
