@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import { rootCertificates } from 'node:tls';
 import { readFile } from 'node:fs/promises';
 import { createAdminServer } from './admin/server.js';
 import { MemoryStore } from './approvals/memory-store.js';
@@ -131,6 +132,7 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
     approvals,
     maxHeldBodyBytes: config.maxHeldBodyBytes,
     connectTimeoutMs: config.upstream.connectTimeoutMs,
+    upstreamCa: extraCa ? [...rootCertificates, extraCa] : undefined,
     interception,
     guard,
     audit,

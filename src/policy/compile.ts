@@ -69,6 +69,7 @@ export function compilePolicy(files: readonly ParsedPolicyFile[], version: strin
   const approverTokens = compileApproverTokens(files, identities, approverGroups, p);
   const routes = compileRoutes(files, p);
   const destinationAllow = compileDestinationAllow(files, p);
+  const passthrough = compilePassthrough(files, p);
   const knownGroups = new Set([...identities.values()].flatMap((i) => i.groups));
 
   const ctx: RuleContext = { classification, classificationDeclared, identities, approverGroups, knownGroups };
@@ -109,6 +110,7 @@ export function compilePolicy(files: readonly ParsedPolicyFile[], version: strin
     approverTokens,
     routes,
     destinationAllow,
+    passthrough,
     tests,
     index: buildIndex(rules),
   };
@@ -265,6 +267,18 @@ function compileApproverTokens(
     }
   }
   return tokens;
+}
+
+function compilePassthrough(files: readonly ParsedPolicyFile[], p: Problems): HostPattern[] {
+  const out: HostPattern[] = [];
+  for (const f of files) {
+    for (const [i, raw] of (f.data.tls?.passthrough ?? []).entries()) {
+      const h = compileHost(raw.toLowerCase());
+      if (typeof h === 'string') p.error(f.locate(['tls', 'passthrough', i]), h);
+      else out.push(h);
+    }
+  }
+  return out;
 }
 
 function compileDestinationAllow(files: readonly ParsedPolicyFile[], p: Problems): string[] {

@@ -28,7 +28,16 @@ export function evaluate(req: CanonicalRequest, policy: CompiledPolicy): Decisio
  * method, path, headers or classification, the tunnel must be inspected, unless a host-level deny
  * already decides: nothing inside the tunnel could make the outcome less restrictive than deny.
  */
-export function evaluateTunnel(identity: Identity | null, host: string, port: number, policy: CompiledPolicy): TunnelDecision {
+/** Whether `host` is on the policy's `tls.passthrough` list (its TLS is never intercepted). */
+export function isPassthrough(host: string, policy: CompiledPolicy): boolean {
+  return policy.passthrough.some((h) => h.kind === 'any' || (h.kind === 'exact' ? h.host === host : host.endsWith(`.${h.suffix}`)));
+}
+
+/**
+ * `passthrough`: the host's TLS will not be intercepted, so the decision is made on host-level rules
+ * alone (rules that inspect requests cannot apply to it).
+ */
+export function evaluateTunnel(identity: Identity | null, host: string, port: number, policy: CompiledPolicy, passthrough = false): TunnelDecision {
   const hostLevel: CompiledRule[] = [];
   const needRequest: CompiledRule[] = [];
   const reported: CompiledRule[] = [];
@@ -49,7 +58,7 @@ export function evaluateTunnel(identity: Identity | null, host: string, port: nu
   visit(anyHost);
 
   const decision = decide(hostLevel, reported, policy);
-  if (needRequest.length === 0 || (decision.action === 'deny' && decision.rule !== null)) return { kind: 'decided', decision };
+  if (passthrough || needRequest.length === 0 || (decision.action === 'deny' && decision.rule !== null)) return { kind: 'decided', decision };
   return { kind: 'inspect', rules: needRequest.sort(byOrder).map((r) => r.info.id) };
 }
 

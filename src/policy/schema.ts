@@ -123,6 +123,11 @@ export const PolicyFileSchema = z
     approverTokens: z.record(z.string().min(1), tokenDigests('approver token').min(1)).optional()
       .describe('Approver name (as listed under approvers.*.api) to the SHA-256 digests of the bearer tokens they use with the approvals API.'),
     routes: z.array(RouteSchema).optional().describe('Reverse-proxy routes.'),
+    tls: z.strictObject({
+      passthrough: nonEmptyStrings('host pattern').describe(
+        'Hosts whose TLS is never intercepted (certificate-pinning clients): their CONNECTs are decided on host-level rules only, and rules that inspect requests cannot apply to them.',
+      ),
+    }).optional().describe('TLS interception settings.'),
     destinations: z.strictObject({
       allow: z.array(z.string().min(1)).min(1)
         .describe('CIDRs or addresses Airlock may dial although their class is refused by default (private ranges, loopback); metadata addresses only when named exactly.'),

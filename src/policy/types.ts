@@ -145,6 +145,8 @@ export interface CompiledPolicy {
   /** Approver name to the SHA-256 digests of their approvals-API bearer tokens. */
   readonly approverTokens: ReadonlyMap<string, readonly Buffer[]>;
   readonly routes: readonly ReverseRoute[];
+  /** `tls.passthrough` of every file: hosts whose TLS is never intercepted. */
+  readonly passthrough: readonly HostPattern[];
   /** `destinations.allow` of every file: addresses the destination guard lets through despite their class. */
   readonly destinationAllow: readonly string[];
   readonly tests: readonly PolicyTestCase[];

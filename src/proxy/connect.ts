@@ -3,7 +3,7 @@ import type { IncomingMessage, Server } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { evaluateTunnel } from '../policy/evaluate.js';
+import { evaluateTunnel, isPassthrough } from '../policy/evaluate.js';
 import type { Identity } from '../policy/types.js';
 import { canonicalizeAuthority } from '../request/canonicalize.js';
 import { credentialsRequired, identify } from '../request/identify.js';
@@ -86,10 +86,12 @@ export function handleConnect(
     return refuse({ status: 403, code: 'denied', message: 'Airlock does not tunnel to its own listeners' }, { ...base, decision: 'deny' });
   }
 
-  const verdict = evaluateTunnel(identity, host, port, policy);
+  // Passthrough hosts (certificate-pinning clients) are never intercepted: host-level rules decide.
+  const passthrough = isPassthrough(host, policy);
+  const verdict = evaluateTunnel(identity, host, port, policy, passthrough);
   if (verdict.kind === 'decided') {
     const d = verdict.decision;
-    const fields = { ...base, rules: d.matched, rule: d.rule, decision: d.action, reason: d.reason };
+    const fields = { ...base, rules: d.matched, rule: d.rule, decision: d.action, reason: d.reason, passthrough: passthrough || undefined };
     ctx.metrics.decisions.inc({ action: d.action, rule: d.rule ?? '(default)', mode: 'enforce' });
     if (d.action === 'deny') return refuse({ status: 403, code: 'denied', message: d.reason, rule: d.rule }, fields);
     if (d.action === 'approve') {

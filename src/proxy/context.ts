@@ -13,6 +13,8 @@ export interface ProxyContext {
   /** The identity of every caller without credentials, for one-agent sidecars; null = anonymous. */
   staticIdentity: string | null;
   agent: Dispatcher;
+  /** Roots for upstream TLS dialled outside the agent (WebSockets): the system's plus --upstream-ca; undefined = Node's defaults. */
+  upstreamCa: string[] | undefined;
   /** Connect timeout for raw tunnels (forwarded requests use the agent's own). */
   connectTimeoutMs: number;
   audit: AuditSink;

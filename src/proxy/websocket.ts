@@ -1,6 +1,6 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import type { Socket } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { CanonicalRequest, Decision } from '../policy/types.js';
 import { upstreamHeaders } from '../request/canonicalize.js';
@@ -64,7 +64,9 @@ async function dial(x: Exchange, canon: CanonicalRequest, decision: Decision, bo
     method: 'GET',
     path: canon.query ? `${canon.encodedPath}?${canon.query}` : canon.encodedPath,
     headers,
-    servername: canon.host,
+    // SNI names hosts only, never addresses (RFC 6066).
+    ...(isIP(canon.host) ? {} : { servername: canon.host }),
+    ...(ctx.upstreamCa ? { ca: ctx.upstreamCa } : {}),
     timeout: 30_000,
   });
   upstream.on('upgrade', (res: IncomingMessage, up: Socket, upHead: Buffer) => {

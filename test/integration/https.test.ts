@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
-import { EnvHttpProxyAgent, fetch as undiciFetch } from 'undici';
+import { EnvHttpProxyAgent, ProxyAgent, WebSocket as UndiciWebSocket, fetch as undiciFetch } from 'undici';
+import { WebSocketServer } from 'ws';
+import { hashToken } from '../../src/request/identify.js';
 import { generateCa, loadCa } from '../../src/tls/ca.js';
 import { proxyEnv, run, startTestAirlock, type TestAirlock } from '../helpers/harness.js';
 
@@ -38,6 +40,8 @@ describe('HTTPS through TLS interception', () => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ tls: true, url: req.url }));
     });
+    const wss = new WebSocketServer({ server });
+    wss.on('connection', (ws) => ws.on('message', (data) => ws.send(`tls echo: ${String(data)}`)));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as AddressInfo).port;
     upstream = { port, origin: `https://127.0.0.1:${port}`, requests, server };
@@ -60,6 +64,17 @@ rules:
     match: { hosts: [127.0.0.1], ports: [${port}], paths: ["/admin/**"] }
     action: deny
     reason: no admin over HTTPS either
+  - id: sockets
+    match: { methods: [GET], hosts: [127.0.0.1], ports: [${port}], paths: ["/ws/**"] }
+    action: allow
+  - id: exports
+    match: { methods: [POST], hosts: [127.0.0.1], ports: [${port}], paths: ["/exports/**"] }
+    action: approve
+    approval: { approvers: [owners], wait: 30s, expires: 10m }
+approvers:
+  owners: { api: [bob@example.com] }
+approverTokens:
+  bob@example.com: ["${hashToken('bob-https-token')}"]
 `,
       },
       { caCertFile: interceptCaFile, caKeyFile: join(dir, 'ca.key'), upstreamCaFile },
@@ -91,6 +106,23 @@ rules:
     assert.equal(code, '403');
     assert.equal((JSON.parse(body!) as { rule: string }).rule, 'no-admin');
     assert.equal(upstream.requests.length, before);
+  });
+
+  it('a request that needs approval over HTTPS: 202 at once, then after approval the identical retry is forwarded once', async () => {
+    const before = upstream.requests.length;
+    const send = (extra: string[]) =>
+      run('curl', ['-sS', '--proxy', al.proxyUrl, '--cacert', interceptCaFile, '-d', '{"month":11}', ...extra, '-w', '\n%{http_code}', `${upstream.origin}/exports/ledger`]);
+    const first = await send(['-H', 'Prefer: respond-async']);
+    const [body, code] = first.stdout.split('\n');
+    assert.equal(code, '202', body);
+    const id = (JSON.parse(body!) as { approval_id: string }).approval_id;
+    assert.equal(upstream.requests.length, before);
+    const approved = await fetch(`${al.adminUrl}/v1/approvals/${id}/approve`, { method: 'POST', headers: { authorization: 'Bearer bob-https-token' } });
+    assert.equal(approved.status, 200);
+    const retry = await send([]);
+    assert.equal(retry.stdout.split('\n').at(-1), '200');
+    assert.equal(upstream.requests.length, before + 1);
+    assert.equal(upstream.requests.at(-1)!.method, 'POST');
   });
 
   it('a client that does not trust Airlock\'s CA refuses the connection (nothing is sent)', async () => {
@@ -125,6 +157,26 @@ rules:
     }
   });
 
+  it('a WebSocket over intercepted TLS (wss://) is decided and spliced', async () => {
+    const dispatcher = new ProxyAgent({ uri: al.proxyUrl, requestTls: { ca: interceptCaPem } });
+    try {
+      const ws = new UndiciWebSocket(`wss://127.0.0.1:${upstream.port}/ws/secure`, { dispatcher } as never);
+      await new Promise<void>((resolve, reject) => {
+        ws.addEventListener('open', () => resolve());
+        ws.addEventListener('error', () => reject(new Error('wss did not open through the proxy')));
+      });
+      const got = new Promise<string>((resolve) => ws.addEventListener('message', (e) => resolve(String(e.data))));
+      ws.send('hi');
+      assert.equal(await got, 'tls echo: hi');
+      ws.close();
+      const ev = (await al.audit()).filter((e) => e.event === 'request' && e.path === '/ws/secure').at(-1)!;
+      assert.equal(ev.scheme, 'https');
+      assert.equal(ev.rule, 'sockets');
+    } finally {
+      await dispatcher.close();
+    }
+  });
+
   it('a TLS server name (SNI) other than the CONNECT host is refused', async () => {
     const proxy = new URL(al.proxyUrl);
     const socket = netConnect(Number(proxy.port), proxy.hostname);
@@ -144,6 +196,36 @@ rules:
   it('a Host header naming another host inside the intercepted tunnel is a 400', async () => {
     const r = await run('curl', ['-sS', '--proxy', al.proxyUrl, '--cacert', interceptCaFile, '-H', 'Host: bank.example.com', '-w', '\n%{http_code}', `${upstream.origin}/v1/x`]);
     assert.equal(r.stdout.split('\n').at(-1), '400');
+  });
+
+  it('a passthrough host is tunnelled without interception: the client sees the upstream\'s own certificate', async () => {
+    const pinned = await startTestAirlock(
+      {
+        'policy.yaml': `
+version: 1
+tls: { passthrough: ["127.0.0.1"] }
+rules:
+  - id: host-ok
+    match: { hosts: [127.0.0.1], ports: [${upstream.port}] }
+    action: allow
+  - id: reads
+    match: { methods: [GET], hosts: [127.0.0.1], paths: ["/v1/**"] }
+    action: allow
+`,
+      },
+      { caCertFile: interceptCaFile, caKeyFile: join(dir, 'ca.key') },
+    );
+    try {
+      // Trusting only the upstream's CA: works only if nothing in between re-signs the connection.
+      const r = await run('curl', ['-sS', '--proxy', pinned.proxyUrl, '--cacert', join(dir, 'upstream-ca.crt'), `${upstream.origin}/anything`]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal((JSON.parse(r.stdout) as { url: string }).url, '/anything');
+      const tunnel = (await pinned.audit()).filter((e) => e.event === 'tunnel').at(-1)!;
+      assert.equal(tunnel.passthrough, true);
+      assert.equal(tunnel.decision, 'allow');
+    } finally {
+      await pinned.close();
+    }
   });
 
   it('an upstream certificate Airlock cannot verify is a 502 with a clear body, never a silent downgrade', async () => {
