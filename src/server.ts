@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { rootCertificates } from 'node:tls';
+import { createSecureContext, rootCertificates } from 'node:tls';
 import { readFile } from 'node:fs/promises';
 import { createAdminServer } from './admin/server.js';
 import { MemoryStore } from './approvals/memory-store.js';
@@ -111,7 +111,9 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
     }
     return g;
   };
-  const agent = createUpstreamAgent({ ...config.upstream, ...(extraCa ? { extraCa } : {}) }, guard);
+  // Upstream TLS trust, built once: Node's bundled roots plus --upstream-ca, never instead of verifying.
+  const upstreamTls = extraCa ? createSecureContext({ ca: [...rootCertificates, extraCa] }) : undefined;
+  const agent = createUpstreamAgent({ ...config.upstream, ...(upstreamTls ? { secureContext: upstreamTls } : {}) }, guard);
   // Without a CA, HTTPS to hosts whose rules inspect requests is refused (it can't be inspected).
   const ca = await loadCaFromEnv({ AIRLOCK_CA_CERT: config.ca.certFile, AIRLOCK_CA_KEY: config.ca.keyFile });
   const interception = ca ? { leaves: new LeafCache(ca) } : null;
@@ -132,7 +134,7 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
     approvals,
     maxHeldBodyBytes: config.maxHeldBodyBytes,
     connectTimeoutMs: config.upstream.connectTimeoutMs,
-    upstreamCa: extraCa ? [...rootCertificates, extraCa] : undefined,
+    upstreamTls,
     interception,
     guard,
     audit,

@@ -232,6 +232,8 @@ async function splice(client: Duplex, head: Buffer, host: string, port: number, 
       ctx.audit.write({
         event: 'tunnel_closed',
         request_id: requestId,
+        host,
+        port,
         bytes_up: upstream.bytesWritten,
         bytes_down: upstream.bytesRead,
       });

@@ -1,3 +1,4 @@
+import type { SecureContext } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import type { LeafCache } from '../tls/leaf-cache.js';
 import type { Guard } from './destination-guard.js';
@@ -13,8 +14,8 @@ export interface ProxyContext {
   /** The identity of every caller without credentials, for one-agent sidecars; null = anonymous. */
   staticIdentity: string | null;
   agent: Dispatcher;
-  /** Roots for upstream TLS dialled outside the agent (WebSockets): the system's plus --upstream-ca; undefined = Node's defaults. */
-  upstreamCa: string[] | undefined;
+  /** Upstream TLS trust for dials outside the agent (WebSockets), built once; undefined = Node's defaults. */
+  upstreamTls: SecureContext | undefined;
   /** Connect timeout for raw tunnels (forwarded requests use the agent's own). */
   connectTimeoutMs: number;
   audit: AuditSink;

@@ -66,7 +66,7 @@ async function dial(x: Exchange, canon: CanonicalRequest, decision: Decision, bo
     headers,
     // SNI names hosts only, never addresses (RFC 6066).
     ...(isIP(canon.host) ? {} : { servername: canon.host }),
-    ...(ctx.upstreamCa ? { ca: ctx.upstreamCa } : {}),
+    ...(ctx.upstreamTls ? { secureContext: ctx.upstreamTls } : {}),
     timeout: 30_000,
   });
   upstream.on('upgrade', (res: IncomingMessage, up: Socket, upHead: Buffer) => {
