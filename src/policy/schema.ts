@@ -85,7 +85,7 @@ const IdentitySchema = z.strictObject({
 });
 
 const ApproverGroupSchema = z.strictObject({
-  slack: z.array(z.string().min(1)).optional().describe('Slack user ids.'),
+  slack: z.array(z.string().min(1)).optional().describe('Who may decide in Slack: user ids (U…, W…), user groups (S…), or emails matched to Slack profiles.'),
   api: z.array(z.string().min(1)).optional().describe('Names approvers use with the approvals API.'),
 });
 
