@@ -1,0 +1,45 @@
+# syntax=docker/dockerfile:1
+# Airlock container image: `docker build -t airlock .` (see docs/deployment.md).
+# Two stages: the build stage compiles TypeScript with the dev dependencies; the runtime stage holds
+# only production dependencies, dist/ and the default policies, and runs as a fixed non-root UID.
+
+FROM node:24-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+# --ignore-scripts: the `prepare` script builds, but the sources are not copied yet (keeps this layer cached).
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src/ ./src/
+RUN npm run build
+
+FROM node:24-bookworm-slim AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json package-lock.json ./
+# Production dependencies only; --ignore-scripts skips `prepare` (no TypeScript here, dist/ comes from the build stage).
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+ && npm cache clean --force \
+ && groupadd --gid 10001 airlock \
+ && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin airlock
+COPY --from=build /src/dist/ ./dist/
+# Default policies (the example); mount your own folder over /etc/airlock/policies.
+COPY policies/ /etc/airlock/policies/
+VOLUME /etc/airlock/policies
+
+ENV AIRLOCK_POLICIES=/etc/airlock/policies \
+    AIRLOCK_LISTEN=0.0.0.0:8080 \
+    AIRLOCK_ADMIN_LISTEN=0.0.0.0:9090
+# 8080: the agent-facing proxy; 9090: the admin listener (/healthz, /readyz, /metrics, approvals API).
+EXPOSE 8080 9090
+
+# Files stay owned by root (read-only for the process); the process runs as UID 10001.
+# Kubernetes' runAsUser and the egress-lock iptables rule (--uid-owner) use the same number.
+USER 10001
+
+# No curl in the slim image: Node's fetch. Follows the port of AIRLOCK_ADMIN_LISTEN (over loopback,
+# so the admin listener must be bound to 0.0.0.0 or 127.0.0.1).
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
+  CMD ["node", "-e", "const p=(process.env.AIRLOCK_ADMIN_LISTEN||':9090').split(':').pop();fetch('http://127.0.0.1:'+p+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+
+ENTRYPOINT ["node", "/app/dist/cli/main.js"]
+CMD ["serve"]

@@ -1,0 +1,362 @@
+/**
+ * The deployment files (Dockerfile, compose, Kubernetes) agree with the code: ports, environment
+ * variable names, probe paths, the UID, the policy mount. Nothing here runs Docker or a cluster: the
+ * files are parsed, and the policies they ship are checked with `airlock policy check|test`.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { parse, parseAllDocuments } from 'yaml';
+
+const ROOT = join(import.meta.dirname, '../..');
+const K8S = join(ROOT, 'deploy/kubernetes');
+const read = (p: string): string => readFileSync(join(ROOT, p), 'utf8');
+const run = promisify(execFile);
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Doc = any;
+
+// ---- what the code reads ------------------------------------------------------------------------
+
+function envNamesFromCode(): Set<string> {
+  const names = new Set<string>();
+  for (const m of read('src/cli/serve.ts').matchAll(/\.env\('([A-Z0-9_]+)'\)/g)) names.add(m[1]!);
+  const config = read('src/config.ts');
+  const start = config.indexOf('export function slackFromEnv');
+  assert.ok(start >= 0, 'slackFromEnv not found in src/config.ts');
+  const body = config.slice(start, config.indexOf('\n}\n', start));
+  for (const m of body.matchAll(/env\.([A-Z0-9_]+)/g)) names.add(m[1]!);
+  return names;
+}
+const CODE_ENV = envNamesFromCode();
+/** Variables Node itself reads, allowed beside Airlock's. */
+const NODE_ENV_NAMES = new Set(['NODE_ENV', 'NODE_OPTIONS', 'NODE_EXTRA_CA_CERTS']);
+
+function assertKnownEnv(names: Iterable<string>, where: string): void {
+  for (const n of names) assert.ok(CODE_ENV.has(n) || NODE_ENV_NAMES.has(n), `${where}: ${n} is not an environment variable airlock serve reads`);
+}
+
+const ADMIN_SOURCE = read('src/admin/server.ts');
+function assertAdminServes(path: string): void {
+  assert.ok(ADMIN_SOURCE.includes(`case '${path}'`), `src/admin/server.ts does not serve ${path}`);
+}
+
+function portOf(hostPort: string): number {
+  const port = Number(/:(\d+)$/.exec(hostPort)?.[1]);
+  assert.ok(Number.isInteger(port), `no port in ${hostPort}`);
+  return port;
+}
+
+// ---- Dockerfile ---------------------------------------------------------------------------------
+
+interface Instruction { op: string; args: string }
+function parseDockerfile(text: string): Instruction[][] {
+  const stages: Instruction[][] = [];
+  const logical = text.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  for (const line of logical) {
+    const m = /^([A-Za-z]+)\s+(.*)$/.exec(line);
+    assert.ok(m, `Dockerfile: cannot parse "${line}"`);
+    const op = m[1]!.toUpperCase();
+    if (op === 'FROM') stages.push([]);
+    assert.ok(stages.length > 0, 'Dockerfile: instruction before FROM');
+    stages[stages.length - 1]!.push({ op, args: m[2]! });
+  }
+  return stages;
+}
+const stages = parseDockerfile(read('Dockerfile'));
+const runtime = stages[stages.length - 1]!;
+const all = (op: string): Instruction[] => runtime.filter((i) => i.op === op);
+const one = (op: string): string => {
+  const found = all(op);
+  assert.equal(found.length, 1, `Dockerfile runtime stage: expected one ${op}`);
+  return found[0]!.args;
+};
+function dockerEnv(): Map<string, string> {
+  const env = new Map<string, string>();
+  for (const i of all('ENV')) for (const m of i.args.matchAll(/([A-Z0-9_]+)=("[^"]*"|\S+)/g)) env.set(m[1]!, m[2]!.replace(/^"|"$/g, ''));
+  return env;
+}
+const DOCKER_ENV = dockerEnv();
+const PROXY_PORT = portOf(DOCKER_ENV.get('AIRLOCK_LISTEN') ?? '');
+const ADMIN_PORT = portOf(DOCKER_ENV.get('AIRLOCK_ADMIN_LISTEN') ?? '');
+const POLICY_DIR = DOCKER_ENV.get('AIRLOCK_POLICIES') ?? '';
+const UID = Number(one('USER'));
+
+describe('Dockerfile', () => {
+  it('is multi-stage on node:24-bookworm-slim, building in the first stage', () => {
+    assert.ok(stages.length >= 2);
+    for (const s of stages) assert.match(s[0]!.args, /^node:24-bookworm-slim\b/);
+    const build = stages[0]!.filter((i) => i.op === 'RUN').map((i) => i.args).join('\n');
+    assert.match(build, /npm ci\b/);
+    assert.match(build, /npm run build/);
+  });
+
+  it('runtime: production dependencies only, dist/ from the build stage, a fixed numeric non-root USER', () => {
+    const runs = all('RUN').map((i) => i.args).join('\n');
+    assert.match(runs, /npm ci\b[^\n]*--omit=dev/);
+    assert.match(runs, /--ignore-scripts/, 'prepare would run tsc, which is a dev dependency');
+    assert.ok(all('COPY').some((i) => /--from=\S+\s+\S*dist\/?\s/.test(i.args)), 'dist/ is not copied from the build stage');
+    assert.ok(Number.isInteger(UID) && UID > 0, `USER must be a numeric UID, got "${one('USER')}"`);
+  });
+
+  it('sets the listeners and policy folder in the environment, and they are variables serve reads', () => {
+    assertKnownEnv(DOCKER_ENV.keys(), 'Dockerfile ENV');
+    assert.deepEqual(one('EXPOSE').split(/\s+/).map(Number).sort(), [PROXY_PORT, ADMIN_PORT].sort());
+    assert.match(DOCKER_ENV.get('AIRLOCK_LISTEN')!, /^0\.0\.0\.0:/);
+    assert.match(DOCKER_ENV.get('AIRLOCK_ADMIN_LISTEN')!, /^0\.0\.0\.0:/);
+  });
+
+  it('ships the default policies in the policy folder, declared as a volume', () => {
+    assert.equal(POLICY_DIR, '/etc/airlock/policies');
+    assert.ok(all('COPY').some((i) => i.args.startsWith('policies/') && i.args.trim().endsWith(`${POLICY_DIR}/`)));
+    assert.equal(one('VOLUME'), POLICY_DIR);
+  });
+
+  it('health-checks /healthz with node and starts dist/cli/main.js serve', () => {
+    const hc = one('HEALTHCHECK');
+    assert.match(hc, /CMD \["node", "-e",/);
+    assert.match(hc, /\/healthz/);
+    assert.match(hc, /':9090'/);
+    assertAdminServes('/healthz');
+    assert.deepEqual(JSON.parse(one('ENTRYPOINT')), ['node', '/app/dist/cli/main.js']);
+    assert.deepEqual(JSON.parse(one('CMD')), ['serve']);
+    // dist/cli/main.js is what tsconfig.build.json makes of src/cli/main.ts.
+    const build = JSON.parse(read('tsconfig.build.json')) as { compilerOptions: { rootDir: string; outDir: string } };
+    assert.deepEqual([build.compilerOptions.rootDir, build.compilerOptions.outDir], ['src', 'dist']);
+    assert.ok(existsSync(join(ROOT, 'src/cli/main.ts')));
+    assert.ok(all('WORKDIR').some((i) => i.args === '/app'));
+  });
+
+  it('.dockerignore keeps node_modules, dist, .git and test artefacts out of the context', () => {
+    const lines = read('.dockerignore').split('\n').map((l) => l.trim());
+    for (const p of ['node_modules', 'dist', '.git', 'coverage', 'test', '.tmp']) assert.ok(lines.includes(p), `.dockerignore lacks ${p}`);
+    for (const p of ['src', 'policies', 'package.json', 'package-lock.json']) assert.ok(!lines.includes(p), `.dockerignore must not exclude ${p}`);
+  });
+});
+
+// ---- policies -----------------------------------------------------------------------------------
+
+async function policyCli(cmd: 'check' | 'test', dir: string): Promise<string> {
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'policy', cmd, dir], { cwd: ROOT });
+  return stdout;
+}
+
+// ---- compose ------------------------------------------------------------------------------------
+
+const composeText = read('deploy/docker-compose.yml');
+const compose = parse(composeText) as Doc;
+const services = compose.services as Record<string, Doc>;
+
+describe('deploy/docker-compose.yml', () => {
+  const airlock = services.airlock;
+  const env = airlock.environment as Record<string, string>;
+
+  it('has redis, airlock, demo-api and agent, started in order of health', () => {
+    assert.deepEqual(Object.keys(services).sort(), ['agent', 'airlock', 'demo-api', 'redis']);
+    assert.equal(airlock.build.context, '..');
+    assert.ok(existsSync(join(ROOT, 'deploy', airlock.build.context, airlock.build.dockerfile)));
+    assert.deepEqual(airlock.depends_on.redis, { condition: 'service_healthy' });
+    assert.equal(services.agent.depends_on.airlock.condition, 'service_healthy');
+    for (const name of ['redis', 'airlock', 'demo-api']) assert.ok(services[name].healthcheck, `${name} has no healthcheck`);
+  });
+
+  it('airlock: known variables, the Dockerfile ports published on loopback, a health check the admin server answers', () => {
+    assertKnownEnv(Object.keys(env), 'compose airlock.environment');
+    assert.equal(portOf(env.AIRLOCK_LISTEN!), PROXY_PORT);
+    assert.equal(portOf(env.AIRLOCK_ADMIN_LISTEN!), ADMIN_PORT);
+    assert.deepEqual((airlock.ports as string[]).sort(), [`127.0.0.1:${PROXY_PORT}:${PROXY_PORT}`, `127.0.0.1:${ADMIN_PORT}:${ADMIN_PORT}`].sort());
+    const hc = (airlock.healthcheck.test as string[]).join(' ');
+    const path = /127\.0\.0\.1:(\d+)(\/[a-z]+)/.exec(hc);
+    assert.ok(path, 'no admin URL in the airlock healthcheck');
+    assert.equal(Number(path[1]), ADMIN_PORT);
+    assertAdminServes(path[2]!);
+  });
+
+  it('airlock: REDIS_URL names the redis service', () => {
+    const url = new URL(env.REDIS_URL!);
+    assert.equal(url.protocol, 'redis:');
+    assert.ok(services[url.hostname], `REDIS_URL host ${url.hostname} is not a service`);
+  });
+
+  it('airlock: the demo policies are mounted read-only at AIRLOCK_POLICIES', () => {
+    const [src, target, mode] = (airlock.volumes as string[])[0]!.split(':');
+    assert.equal(target, POLICY_DIR);
+    assert.equal(env.AIRLOCK_POLICIES, POLICY_DIR);
+    assert.equal(mode, 'ro');
+    assert.ok(statSync(join(ROOT, 'deploy', src!)).isDirectory());
+  });
+
+  it('agent: proxies (lower and upper case) point at the airlock service', () => {
+    const agentEnv = services.agent.environment as Record<string, string>;
+    for (const name of ['http_proxy', 'HTTP_PROXY', 'https_proxy', 'HTTPS_PROXY']) {
+      assert.equal(agentEnv[name], `http://airlock:${PROXY_PORT}`, name);
+    }
+  });
+
+  it('has no stray $ in its values (compose would interpolate it; shell variables are $$)', () => {
+    assert.doesNotMatch(JSON.stringify(compose).replace(/\$\$/g, ''), /\$/);
+  });
+
+  it('the demo policy names compose services, allows the pinned subnet, and passes policy check and test', async () => {
+    const policy = parse(read('deploy/compose/policies/demo.yaml')) as Doc;
+    const hosts = new Set((policy.rules as Doc[]).flatMap((r) => (r.match.hosts ?? []) as string[]));
+    assert.ok(hosts.size > 0);
+    for (const h of hosts) assert.ok(services[h], `policy host ${h} is not a compose service`);
+    const subnets = (compose.networks.demo.ipam.config as Doc[]).map((c) => c.subnet as string);
+    assert.deepEqual(policy.destinations.allow, subnets);
+    assert.equal(policy.identities[env.AIRLOCK_IDENTITY!] !== undefined, true, 'AIRLOCK_IDENTITY is not an identity of the demo policy');
+    const agentScript = (services.agent.command as string[]).join('\n');
+    for (const h of hosts) assert.ok(agentScript.includes(`http://${h}:`), `the agent never calls ${h}`);
+    assert.match(await policyCli('check', 'deploy/compose/policies'), /^ok: /);
+    assert.match(await policyCli('test', 'deploy/compose/policies'), / 0 failed/);
+  });
+});
+
+// ---- Kubernetes ---------------------------------------------------------------------------------
+
+function yamlFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? yamlFiles(join(dir, e.name)) : /\.ya?ml$/.test(e.name) ? [join(dir, e.name)] : [],
+  );
+}
+const k8sDocs: { file: string; doc: Doc }[] = yamlFiles(K8S)
+  .filter((f) => !relative(K8S, f).startsWith('policies/'))
+  .flatMap((file) =>
+    parseAllDocuments(readFileSync(file, 'utf8')).map((d) => {
+      assert.deepEqual(d.errors, [], `${file}: YAML errors`);
+      return { file: relative(K8S, file), doc: d.toJS() as Doc };
+    }),
+  );
+const kind = (k: string, name?: string): Doc[] =>
+  k8sDocs.filter(({ doc }) => doc?.kind === k && (name === undefined || doc.metadata?.name === name)).map(({ doc }) => doc);
+const kustomization = kind('Kustomization')[0];
+const agentDeployment = kind('Deployment', 'agent').find((d) => d.spec.selector);
+const podSpec = agentDeployment.spec.template.spec;
+const containers = podSpec.containers as Doc[];
+const airlockC = containers.find((c) => c.name === 'airlock');
+const agentC = containers.find((c) => c.name === 'agent');
+const generator = (name: string): Doc => (kustomization.configMapGenerator as Doc[]).find((g) => g.name === name);
+const configLiterals = new Map<string, string>(
+  (generator('airlock-config').literals as string[]).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+);
+
+describe('deploy/kubernetes', () => {
+  it('kustomization lists files that exist, and every component is a Component', () => {
+    for (const r of kustomization.resources as string[]) assert.ok(existsSync(join(K8S, r)), `missing resource ${r}`);
+    for (const dir of readdirSync(join(K8S, 'components'))) {
+      const c = parse(readFileSync(join(K8S, 'components', dir, 'kustomization.yaml'), 'utf8')) as Doc;
+      assert.equal(c.kind, 'Component');
+      for (const p of [...(c.resources ?? []), ...((c.patches ?? []) as Doc[]).map((x) => x.path)]) assert.ok(existsSync(join(K8S, 'components', dir, p)));
+    }
+  });
+
+  it('policies: a ConfigMap generated in place (no hash) from every policy file, mounted as a directory at AIRLOCK_POLICIES', () => {
+    const g = generator('airlock-policies');
+    assert.equal(g.options?.disableNameSuffixHash, true);
+    const files = readdirSync(join(K8S, 'policies')).filter((f) => /\.ya?ml$/.test(f)).map((f) => `policies/${f}`);
+    assert.deepEqual([...(g.files as string[])].sort(), files.sort());
+    assert.equal(configLiterals.get('AIRLOCK_POLICIES'), POLICY_DIR);
+    const volume = (podSpec.volumes as Doc[]).find((v) => v.configMap?.name === 'airlock-policies');
+    assert.ok(volume);
+    const mounts = (airlockC.volumeMounts as Doc[]).filter((m) => m.name === volume.name);
+    assert.equal(mounts.length, 1);
+    assert.equal(mounts[0].mountPath, POLICY_DIR);
+    assert.equal(mounts[0].subPath, undefined, 'a subPath mount never receives ConfigMap updates');
+    assert.equal(mounts[0].readOnly, true);
+  });
+
+  it('airlock container: only variables serve reads, from the ConfigMap, the Slack Secret and env', () => {
+    const secret = kind('Secret', 'airlock-slack')[0];
+    assertKnownEnv(configLiterals.keys(), 'airlock-config');
+    assertKnownEnv(Object.keys(secret.stringData), 'secret-slack.example.yaml');
+    assertKnownEnv((airlockC.env as Doc[]).map((e) => e.name), 'airlock container env');
+    const refs = (airlockC.envFrom as Doc[]).map((e) => e.configMapRef?.name ?? e.secretRef?.name);
+    assert.deepEqual(refs.sort(), ['airlock-config', 'airlock-slack']);
+    assert.equal((airlockC.envFrom as Doc[]).find((e) => e.secretRef)?.secretRef.optional, true);
+    // Tokens only from the Secret, never as ConfigMap literals.
+    for (const k of configLiterals.keys()) assert.doesNotMatch(k, /TOKEN|SECRET/);
+  });
+
+  it('airlock container: ports and probes match the listeners and the admin server', () => {
+    const ports = new Map((airlockC.ports as Doc[]).map((p) => [p.name as string, p.containerPort as number]));
+    assert.equal(ports.get('proxy'), PROXY_PORT);
+    assert.equal(ports.get('metrics'), ADMIN_PORT);
+    assert.equal(portOf(configLiterals.get('AIRLOCK_LISTEN')!), PROXY_PORT);
+    assert.equal(portOf(configLiterals.get('AIRLOCK_ADMIN_LISTEN')!), ADMIN_PORT);
+    assert.match(configLiterals.get('AIRLOCK_ADMIN_LISTEN')!, /^0\.0\.0\.0:/, 'probes reach the pod IP');
+    assert.deepEqual([airlockC.livenessProbe.httpGet.path, airlockC.readinessProbe.httpGet.path], ['/healthz', '/readyz']);
+    for (const p of [airlockC.livenessProbe, airlockC.readinessProbe]) {
+      assert.ok(p.httpGet.port === 'metrics' || p.httpGet.port === ADMIN_PORT);
+      assertAdminServes(p.httpGet.path);
+    }
+  });
+
+  it('airlock container: the Dockerfile UID, non-root, read-only root, no capabilities, resources', () => {
+    assert.equal(podSpec.securityContext.runAsNonRoot, true);
+    for (const c of containers) {
+      assert.equal(c.securityContext.readOnlyRootFilesystem, true, c.name);
+      assert.deepEqual(c.securityContext.capabilities.drop, ['ALL'], c.name);
+      assert.equal(c.securityContext.capabilities.add, undefined, c.name);
+      assert.equal(c.securityContext.allowPrivilegeEscalation, false, c.name);
+      assert.ok(c.resources?.requests?.memory && c.resources?.limits?.memory, `${c.name} has no memory request/limit`);
+    }
+    assert.equal(airlockC.securityContext.runAsUser, UID);
+    assert.notEqual(agentC.securityContext.runAsUser ?? podSpec.securityContext.runAsUser, UID, 'the agent must not share Airlock\'s UID');
+  });
+
+  it('agent container: proxied through the sidecar on loopback', () => {
+    const env = new Map((agentC.env as Doc[]).map((e) => [e.name as string, e.value as string]));
+    for (const name of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy']) assert.equal(env.get(name), `http://127.0.0.1:${PROXY_PORT}`, name);
+  });
+
+  it('REDIS_URL names the Redis Service and its port', () => {
+    const url = new URL(configLiterals.get('REDIS_URL')!);
+    const svc = kind('Service', url.hostname)[0];
+    assert.ok(svc, `no Service ${url.hostname}`);
+    assert.ok((svc.spec.ports as Doc[]).some((p) => p.port === Number(url.port || 6379)));
+  });
+
+  it('the metrics Service selects the agent pods on the admin port, and the ServiceMonitor selects the Service', () => {
+    const svc = kind('Service', 'agent-airlock-metrics')[0];
+    const labels = agentDeployment.spec.template.metadata.labels as Record<string, string>;
+    for (const [k, v] of Object.entries(svc.spec.selector as Record<string, string>)) assert.equal(labels[k], v);
+    const port = (svc.spec.ports as Doc[]).find((p) => p.name === 'metrics');
+    assert.equal(port.targetPort, 'metrics');
+    const sm = kind('ServiceMonitor')[0];
+    for (const [k, v] of Object.entries(sm.spec.selector.matchLabels as Record<string, string>)) assert.equal(svc.metadata.labels[k], v);
+    assert.deepEqual([sm.spec.endpoints[0].port, sm.spec.endpoints[0].path], ['metrics', '/metrics']);
+    assertAdminServes('/metrics');
+  });
+
+  it('the NetworkPolicy selects the agent pods and allows egress to DNS, Redis and 443/80 only', () => {
+    const np = kind('NetworkPolicy')[0];
+    const labels = agentDeployment.spec.template.metadata.labels as Record<string, string>;
+    for (const [k, v] of Object.entries(np.spec.podSelector.matchLabels as Record<string, string>)) assert.equal(labels[k], v);
+    const ports = (np.spec.egress as Doc[]).flatMap((r) => (r.ports as Doc[]).map((p) => `${p.protocol}/${p.port}`));
+    assert.deepEqual([...new Set(ports)].sort(), ['TCP/443', 'TCP/53', 'TCP/6379', 'TCP/80', 'UDP/53']);
+    assert.ok((np.spec.ingress as Doc[]).every((r) => (r.ports as Doc[]).every((p) => p.port === ADMIN_PORT)));
+  });
+
+  it('the egress-lock component lets only the Dockerfile UID out, with NET_ADMIN in the init container only', () => {
+    const patch = k8sDocs.find(({ file }) => file === 'components/egress-lock/init-container.yaml')!.doc;
+    const [init] = patch.spec.template.spec.initContainers as Doc[];
+    const script = (init.args as string[]).join('\n');
+    const uids = [...script.matchAll(/--uid-owner (\d+)/g)].map((m) => Number(m[1]));
+    assert.ok(uids.length > 0);
+    for (const u of uids) assert.equal(u, UID);
+    assert.match(script, new RegExp(`--dport ${ADMIN_PORT} -m owner ! --uid-owner`));
+    assert.match(script, /-A OUTPUT -j REJECT/);
+    assert.ok((init.securityContext.capabilities.add as string[]).includes('NET_ADMIN'));
+    for (const c of containers) assert.ok(!JSON.stringify(c.securityContext).includes('NET_ADMIN'), c.name);
+  });
+
+  it('the policy files of the ConfigMap pass policy check and test, and name AIRLOCK_IDENTITY', async () => {
+    const policy = parse(readFileSync(join(K8S, 'policies/agent.yaml'), 'utf8')) as Doc;
+    assert.ok(policy.identities[configLiterals.get('AIRLOCK_IDENTITY')!]);
+    assert.match(await policyCli('check', 'deploy/kubernetes/policies'), /^ok: /);
+    assert.match(await policyCli('test', 'deploy/kubernetes/policies'), / 0 failed/);
+  });
+});
