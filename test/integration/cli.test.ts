@@ -104,6 +104,9 @@ describe('airlock serve', () => {
       // The README's first request.
       const iam = await run('curl', ['-s', '-x', `http://${listening.proxy}`, 'http://iam.amazonaws.com/']);
       assert.match(iam.stdout, /^\{"error":"denied".*"rule":"no-iam"/);
+      // The README's second request: allowed by "reads", forwarded, and answered 502 here (no such host).
+      const reads = await run('curl', ['-s', '-x', `http://${listening.proxy}`, 'http://api.internal/v1/users']);
+      assert.match(reads.stdout, /^\{"error":"upstream_error".*"rule":"reads"/);
       const decisions = await (await fetch(`${admin}/metrics`)).text();
       assert.match(decisions, /airlock_decisions_total\{action="deny",rule="no-iam",mode="enforce"\} 1/);
 
@@ -114,7 +117,7 @@ describe('airlock serve', () => {
       assert.equal(verify.code, 0, verify.stdout + verify.stderr);
       assert.match(verify.stdout, /chain intact/);
       const events = (await readFile(auditFile, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { event: string });
-      assert.deepEqual(events.map((e) => e.event), ['policy_loaded', 'request', 'request']);
+      assert.deepEqual(events.map((e) => e.event), ['policy_loaded', 'request', 'request', 'request']);
     } finally {
       child.kill('SIGKILL');
       await up.close();
