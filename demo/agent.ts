@@ -7,7 +7,7 @@
 import { writeFile } from 'node:fs/promises';
 import { EnvHttpProxyAgent, fetch } from 'undici';
 
-interface CallResult {
+export interface CallResult {
   name: string;
   method: string;
   path: string;

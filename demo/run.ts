@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseDocument } from 'yaml';
 import { hashToken } from '../src/request/identify.js';
+import type { CallResult } from './agent.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const APPROVER = 'demo-approver@example.com';
@@ -168,14 +169,6 @@ async function stopAirlock(al: AirlockProcess): Promise<number | null> {
 }
 
 // ── 3. The agent ─────────────────────────────────────────────────────────────────────────────────
-
-interface CallResult {
-  name: string;
-  method: string;
-  path: string;
-  status: number;
-  body: string;
-}
 
 function startAgent(api: string, proxy: string, resultFile: string): Promise<number | null> {
   const env: NodeJS.ProcessEnv = { ...process.env, HTTP_PROXY: proxy, http_proxy: proxy, HTTPS_PROXY: proxy, https_proxy: proxy, DEMO_API: api, DEMO_RESULT: resultFile };

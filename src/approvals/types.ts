@@ -11,6 +11,8 @@
  * several replicas agree on one outcome, and an approved request is executed exactly once.
  */
 
+import type { CanonicalRequest } from '../policy/types.js';
+
 export type ApprovalState = 'pending' | 'approved' | 'denied' | 'expired' | 'cancelled' | 'executed';
 
 /** How long a finished record stays readable (the API, the CLI, a retry's answer) unless a store is told otherwise. */
@@ -19,22 +21,12 @@ export const DEFAULT_RETENTION_MS = 24 * 60 * 60 * 1000;
 export const FINAL_STATES: ReadonlySet<ApprovalState> = new Set(['denied', 'expired', 'cancelled', 'executed']);
 
 /** The canonical request as it will be forwarded once approved. */
-export interface StoredRequest {
-  method: string;
-  scheme: 'http' | 'https';
-  host: string;
-  port: number;
-  /** Decoded path, for people reading it. */
-  path: string;
-  /** What is sent upstream. */
-  encodedPath: string;
-  query: string;
+export type StoredRequest = Pick<CanonicalRequest, 'method' | 'scheme' | 'host' | 'port' | 'path' | 'encodedPath' | 'query' | 'classification'> & {
   /** Flat [name, value, …] list exactly as it will be sent upstream (hop-by-hop and credentials removed). */
   headers: string[];
   /** The buffered body, base64. */
   body: string;
-  classification: string | null;
-}
+};
 
 export interface ApprovalVote {
   approver: string;
