@@ -107,7 +107,8 @@ describe('audit sink', () => {
     const sink = await createAuditSink({ destination: file });
     sink.write({
       event: 'request',
-      query: 'api_key=abc&x=1',
+      // Secrets spelled so no hex digest on the line can contain them by chance.
+      query: 'api_key=sekrit-0&x=1',
       authorization: 'Bearer sekrit-1',
       cookie: 'sid=sekrit-2',
       'proxy-authorization': 'Basic sekrit-3',
@@ -115,7 +116,7 @@ describe('audit sink', () => {
     });
     await sink.close();
     const text = await readFile(file, 'utf8');
-    assert.doesNotMatch(text, /sekrit|abc/);
+    assert.doesNotMatch(text, /sekrit/);
     const [line] = await lines(file);
     assert.equal(line?.query, 'api_key=REDACTED&x=1');
     assert.equal('authorization' in (line ?? {}), false);
