@@ -215,7 +215,9 @@ describe('plain HTTP through HTTP_PROXY', () => {
     await al.writePolicy('policy.yaml', policy);
     await al.airlock.policies.reload();
     try {
-      for (const target of [`${al.adminUrl}/metrics`, `http://localhost:${admin.port}/healthz`, `${al.proxyUrl}/v1/x`]) {
+      // Every spelling of this machine, even with loopback allowed for the tests' upstreams.
+      const spellings = ['localhost', '127.1', '0x7f000001', '[::1]', '[::ffff:127.0.0.1]', '0.0.0.0'];
+      for (const target of [`${al.adminUrl}/metrics`, ...spellings.map((h) => `http://${h}:${admin.port}/healthz`), `${al.proxyUrl}/v1/x`]) {
         const r = await run('curl', ['-sS', '-x', al.proxyUrl, '-w', '\n%{http_code}', target]);
         const [body, code] = r.stdout.split('\n');
         assert.equal(code, '403', target);
