@@ -14,7 +14,7 @@ import type { HostPort, ServeConfig } from './config.js';
 import type { Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import type { CompiledPolicy, PolicyError } from './policy/types.js';
-import { compileGuard, type Guard } from './proxy/destination-guard.js';
+import { canonicalIp, compileGuard, type Guard } from './proxy/destination-guard.js';
 import { createPolicyHolder, type PolicyHolder } from './policy/watch.js';
 import { createProxyServer } from './proxy/listener.js';
 import { createUpstreamAgent } from './proxy/upstream.js';
@@ -59,7 +59,9 @@ function ownAddresses(extra: string[]): Set<string> {
 }
 
 function isLocalHost(host: string, own: Set<string>): boolean {
-  return own.has(host) || host.endsWith('.localhost') || host.startsWith('127.') || host.startsWith('::ffff:127.');
+  // IPv4-mapped and other IPv6 spellings of an IPv4 address are compared as that address.
+  const ip = canonicalIp(host) ?? host;
+  return own.has(ip) || own.has(host) || host.endsWith('.localhost') || ip.startsWith('127.');
 }
 
 function closeServer(server: Server, graceMs: number, forceAlso: () => void = () => {}): Promise<void> {
