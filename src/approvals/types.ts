@@ -18,8 +18,6 @@ export type ApprovalState = 'pending' | 'approved' | 'denied' | 'expired' | 'can
 /** How long a finished record stays readable (the API, the CLI, a retry's answer) unless a store is told otherwise. */
 export const DEFAULT_RETENTION_MS = 24 * 60 * 60 * 1000;
 
-export const FINAL_STATES: ReadonlySet<ApprovalState> = new Set(['denied', 'expired', 'cancelled', 'executed']);
-
 /** The canonical request as it will be forwarded once approved. */
 export type StoredRequest = Pick<CanonicalRequest, 'method' | 'scheme' | 'host' | 'port' | 'path' | 'encodedPath' | 'query' | 'classification'> & {
   /** Flat [name, value, …] list exactly as it will be sent upstream (hop-by-hop and credentials removed). */

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { SlackConfig } from '../../src/approvals/slack/channel.js';
 import type { ServeConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
-import { EnvHttpProxyAgent } from 'undici';
+import { EnvHttpProxyAgent, WebSocket, type Dispatcher } from 'undici';
 import { DEFAULT_UPSTREAM_OPTIONS } from '../../src/proxy/upstream.js';
 import { startAirlock, type Airlock } from '../../src/server.js';
 
@@ -172,6 +172,25 @@ export async function withEnvProxyAgent<T>(proxyUrl: string, fn: (dispatcher: En
   } finally {
     await dispatcher.close();
     process.env = saved;
+  }
+}
+
+/**
+ * Open a WebSocket through `dispatcher` (a ProxyAgent: undici's WebSocket takes a dispatcher, which its
+ * typings don't show yet), send `text`, and resolve with the first message back.
+ */
+export async function webSocketRoundTrip(url: string, dispatcher: Dispatcher, text: string): Promise<string> {
+  const ws = new WebSocket(url, { dispatcher } as never);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      ws.addEventListener('open', () => resolve());
+      ws.addEventListener('error', () => reject(new Error(`${url} did not open through the proxy`)));
+    });
+    const got = new Promise<string>((resolve) => ws.addEventListener('message', (e) => resolve(String(e.data))));
+    ws.send(text);
+    return await got;
+  } finally {
+    ws.close();
   }
 }
 

@@ -7,11 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
-import { EnvHttpProxyAgent, ProxyAgent, WebSocket as UndiciWebSocket, fetch as undiciFetch } from 'undici';
+import { EnvHttpProxyAgent, ProxyAgent, fetch as undiciFetch } from 'undici';
 import { WebSocketServer } from 'ws';
 import { hashToken } from '../../src/request/identify.js';
 import { generateCa, loadCa } from '../../src/tls/ca.js';
-import { proxyEnv, run, startTestAirlock, type TestAirlock } from '../helpers/harness.js';
+import { proxyEnv, run, startTestAirlock, webSocketRoundTrip, type TestAirlock } from '../helpers/harness.js';
 
 interface HttpsUpstream {
   port: number;
@@ -160,15 +160,7 @@ approverTokens:
   it('a WebSocket over intercepted TLS (wss://) is decided and spliced', async () => {
     const dispatcher = new ProxyAgent({ uri: al.proxyUrl, requestTls: { ca: interceptCaPem } });
     try {
-      const ws = new UndiciWebSocket(`wss://127.0.0.1:${upstream.port}/ws/secure`, { dispatcher } as never);
-      await new Promise<void>((resolve, reject) => {
-        ws.addEventListener('open', () => resolve());
-        ws.addEventListener('error', () => reject(new Error('wss did not open through the proxy')));
-      });
-      const got = new Promise<string>((resolve) => ws.addEventListener('message', (e) => resolve(String(e.data))));
-      ws.send('hi');
-      assert.equal(await got, 'tls echo: hi');
-      ws.close();
+      assert.equal(await webSocketRoundTrip(`wss://127.0.0.1:${upstream.port}/ws/secure`, dispatcher, 'hi'), 'tls echo: hi');
       const ev = (await al.audit()).filter((e) => e.event === 'request' && e.path === '/ws/secure').at(-1)!;
       assert.equal(ev.scheme, 'https');
       assert.equal(ev.rule, 'sockets');

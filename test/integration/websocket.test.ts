@@ -4,9 +4,9 @@ import { once } from 'node:events';
 import { request, type IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { ProxyAgent, WebSocket as UndiciWebSocket } from 'undici';
+import { ProxyAgent } from 'undici';
 import { WebSocketServer } from 'ws';
-import { startTestAirlock, type TestAirlock } from '../helpers/harness.js';
+import { startTestAirlock, webSocketRoundTrip, type TestAirlock } from '../helpers/harness.js';
 
 /** A masked client text frame (payload < 126 bytes), as RFC 6455 requires clients to send. */
 function clientFrame(text: string): Buffer {
@@ -86,16 +86,7 @@ rules:
   it('undici WebSocket through a ProxyAgent (CONNECT, then the upgrade inside the tunnel)', async () => {
     const dispatcher = new ProxyAgent(al.proxyUrl);
     try {
-      // undici's WebSocket takes a dispatcher (its typings lag behind), so it opens through the proxy.
-      const ws = new UndiciWebSocket(`ws://127.0.0.1:${port}/ws/undici`, { dispatcher } as never);
-      await new Promise<void>((resolve, reject) => {
-        ws.addEventListener('open', () => resolve());
-        ws.addEventListener('error', () => reject(new Error('the WebSocket did not open through the proxy')));
-      });
-      const got = new Promise<string>((resolve) => ws.addEventListener('message', (e) => resolve(String(e.data))));
-      ws.send('through the tunnel');
-      assert.equal(await got, 'echo: through the tunnel');
-      ws.close();
+      assert.equal(await webSocketRoundTrip(`ws://127.0.0.1:${port}/ws/undici`, dispatcher, 'through the tunnel'), 'echo: through the tunnel');
       const ev = (await al.audit()).filter((e) => e.event === 'request' && e.path === '/ws/undici').at(-1)!;
       assert.equal(ev.via, 'tunnel');
     } finally {

@@ -4,7 +4,17 @@ import type { WebClient } from '@slack/web-api';
 import type { Logger } from '../../log.js';
 import { selfApproval, type ApprovalChannel, type ApprovalService } from '../service.js';
 import type { ApprovalRecord } from '../types.js';
-import { approvalOutcomeMessage, approvalRequestMessage, denyReasonModal } from './message.js';
+import {
+  APPROVE_ACTION,
+  DENY_ACTION,
+  DENY_REASON_ACTION,
+  DENY_REASON_BLOCK,
+  DENY_REASON_INPUT,
+  DENY_REASON_MODAL,
+  approvalOutcomeMessage,
+  approvalRequestMessage,
+  denyReasonModal,
+} from './message.js';
 
 export interface SlackConfig {
   botToken: string;
@@ -19,9 +29,6 @@ export interface SlackConfig {
 }
 
 export const SLACK_EVENTS_PATH = '/slack/events';
-const ACTIONS = /^airlock_(approve|deny)$/;
-const DENY_WITH_REASON = 'airlock_deny_reason';
-const DENY_MODAL = 'airlock_deny_reason_modal';
 /** Slack's own tolerance for request timestamps, in both directions (Bolt checks only the past). */
 const MAX_SKEW_S = 300;
 const CACHE_MS = 10 * 60 * 1000;
@@ -148,21 +155,25 @@ export class SlackChannel implements ApprovalChannel {
   }
 
   private registerHandlers(): void {
-    this.app.action<BlockAction<ButtonAction>>(ACTIONS, async ({ ack, body, action, client }) => {
-      await ack();
-      const verdict = action.action_id === 'airlock_approve' ? 'approve' : 'deny';
-      await this.decide(client, action.value ?? '', body.user.id, verdict, null, body.channel?.id ?? null);
-    });
-    this.app.action<BlockAction<ButtonAction>>(DENY_WITH_REASON, async ({ ack, body, action, client }) => {
+    for (const [actionId, verdict] of [
+      [APPROVE_ACTION, 'approve'],
+      [DENY_ACTION, 'deny'],
+    ] as const) {
+      this.app.action<BlockAction<ButtonAction>>(actionId, async ({ ack, body, action, client }) => {
+        await ack();
+        await this.decide(client, action.value ?? '', body.user.id, verdict, null, body.channel?.id ?? null);
+      });
+    }
+    this.app.action<BlockAction<ButtonAction>>(DENY_REASON_ACTION, async ({ ack, body, action, client }) => {
       await ack();
       const channel = body.channel?.id ?? '';
       const ts = body.message?.ts ?? '';
       await client.views.open({ trigger_id: body.trigger_id, view: denyReasonModal(action.value ?? '', channel, ts) });
     });
-    this.app.view(DENY_MODAL, async ({ ack, body, view, client }) => {
-      const reason = view.state.values.reason?.text?.value?.trim() ?? '';
+    this.app.view(DENY_REASON_MODAL, async ({ ack, body, view, client }) => {
+      const reason = view.state.values[DENY_REASON_BLOCK]?.[DENY_REASON_INPUT]?.value?.trim() ?? '';
       if (reason === '') {
-        await ack({ response_action: 'errors', errors: { reason: 'Say why, so the agent and its owner know.' } });
+        await ack({ response_action: 'errors', errors: { [DENY_REASON_BLOCK]: 'Say why, so the agent and its owner know.' } });
         return;
       }
       await ack();
