@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
+import { MAX_CLIENT_HELLO, readClientHello } from './client-hello.js';
 import type { Duplex } from 'node:stream';
 import { evaluateTunnel, isPassthrough } from '../policy/evaluate.js';
 import type { Identity } from '../policy/types.js';
@@ -193,6 +194,34 @@ function intercept(
 }
 
 /**
+ * A raw tunnel is decided for the CONNECT host. If the client speaks TLS, the server name in its
+ * ClientHello must be that host: otherwise a CDN or shared front end could route the connection to
+ * another site (domain fronting) that no rule allowed. A ClientHello that cannot be read whole from the
+ * first record is refused. Other protocols pass as they are.
+ */
+function screenFirstBytes(client: Duplex, head: Buffer, host: string, done: (refusal: string | null, first: Buffer) => void): void {
+  let buffered = head;
+  const check = (): boolean => {
+    const hello = readClientHello(buffered);
+    if (hello.kind === 'incomplete' && buffered.length < MAX_CLIENT_HELLO) return false;
+    client.off('data', onData);
+    // Nothing may flow past while nobody listens: pipe() resumes it.
+    client.pause();
+    if (hello.kind === 'incomplete' || hello.kind === 'malformed') done('unreadable TLS ClientHello', buffered);
+    else if (hello.kind === 'hello' && hello.serverName !== null && !sameHost(hello.serverName, host)) {
+      done(`TLS server name ${hello.serverName} does not match the CONNECT host ${host}`, buffered);
+    } else done(null, buffered);
+    return true;
+  };
+  const onData = (chunk: Buffer): void => {
+    buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+    check();
+  };
+  if (buffered.length > 0 && check()) return;
+  client.on('data', onData);
+}
+
+/**
  * A raw tunnel for a host-level allow: the destination guard resolves the host once and checks every
  * address, the checked address is dialled, and bytes flow both ways, counted when it closes.
  */
@@ -214,9 +243,17 @@ async function splice(client: Duplex, head: Buffer, host: string, port: number, 
     opened = true;
     upstream.setTimeout(0);
     client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-    if (head.length > 0) upstream.write(head);
-    client.pipe(upstream);
+    // The server may speak first (SSH, SMTP, …); the client's first bytes are screened before they go on.
     upstream.pipe(client);
+    screenFirstBytes(client, head, host, (refusal, first) => {
+      if (refusal !== null) {
+        ctx.audit.write({ event: 'tunnel_closed', request_id: requestId, host, port, decision: 'deny', reason: refusal });
+        client.destroy();
+        return;
+      }
+      upstream.write(first);
+      client.pipe(upstream);
+    });
   });
   upstream.on('error', (err: NodeJS.ErrnoException) => {
     if (!opened) {

@@ -26,6 +26,7 @@ describe('HTTPS through TLS interception', () => {
   let al: TestAirlock;
   let interceptCaFile: string;
   let interceptCaPem: string;
+  let upstreamCaPem: string;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'airlock-https-'));
@@ -34,6 +35,7 @@ describe('HTTPS through TLS interception', () => {
     const upstreamLeaf = await (await loadCa(upstreamCa.certPem, upstreamCa.keyPem)).issueLeaf('127.0.0.1');
     const upstreamCaFile = join(dir, 'upstream-ca.crt');
     await writeFile(upstreamCaFile, upstreamCa.certPem);
+    upstreamCaPem = upstreamCa.certPem;
     const requests: HttpsUpstream['requests'] = [];
     const server = createServer({ cert: upstreamLeaf.certPem, key: upstreamLeaf.keyPem }, (req, res) => {
       requests.push({ method: req.method ?? '', url: req.url ?? '', host: req.headers.host ?? '' });
@@ -217,6 +219,39 @@ rules:
       assert.equal(tunnel.decision, 'allow');
     } finally {
       await pinned.close();
+    }
+  });
+
+  it('a raw tunnel refuses a TLS server name other than the CONNECT host (domain fronting)', async () => {
+    const hostLevel = await startTestAirlock({
+      'policy.yaml': `version: 1\nrules:\n  - id: host-ok\n    match: { hosts: [127.0.0.1], ports: [${upstream.port}] }\n    action: allow\n`,
+    });
+    try {
+      const tunnelWith = async (servername: string): Promise<string> => {
+        const proxy = new URL(hostLevel.proxyUrl);
+        const socket = netConnect(Number(proxy.port), proxy.hostname);
+        await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+        socket.write(`CONNECT 127.0.0.1:${upstream.port} HTTP/1.1\r\nHost: 127.0.0.1:${upstream.port}\r\n\r\n`);
+        await new Promise<void>((resolve) => socket.once('data', () => resolve()));
+        return new Promise<string>((resolve) => {
+          // Trusting the upstream's own CA: this is the upstream's certificate, end to end.
+          const tls = tlsConnect({ socket, servername, ca: upstreamCaPem, checkServerIdentity: () => undefined });
+          tls.once('secureConnect', () => {
+            tls.destroy();
+            resolve('connected');
+          });
+          tls.once('error', () => resolve('refused'));
+          tls.once('close', () => resolve('refused'));
+        });
+      };
+      assert.equal(await tunnelWith('127.0.0.1.nip.example'), 'refused');
+      const closed = (await hostLevel.audit()).filter((e) => e.event === 'tunnel_closed' && e.decision === 'deny').at(-1)!;
+      assert.match(String(closed.reason), /127\.0\.0\.1\.nip\.example does not match the CONNECT host 127\.0\.0\.1/);
+      // Without SNI (as clients connecting to an address send it) the tunnel works.
+      const r = await run('curl', ['-sS', '--proxy', hostLevel.proxyUrl, '--cacert', join(dir, 'upstream-ca.crt'), `${upstream.origin}/anything`]);
+      assert.equal((JSON.parse(r.stdout) as { url: string }).url, '/anything');
+    } finally {
+      await hostLevel.close();
     }
   });
 
