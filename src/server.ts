@@ -122,7 +122,7 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
   const store: ApprovalStore = config.redis ? await openRedisStore(config.redis, config.replica, log) : new MemoryStore();
   metrics.watchApprovalStore(() => store.ready());
   const approvals = new ApprovalService({ store, replica: config.replica, audit, metrics, log });
-  const slack = config.slack ? new SlackChannel(config.slack, approvals, log) : null;
+  const slack = config.slack ? new SlackChannel(config.slack, approvals, holder.current, log) : null;
   if (slack) {
     approvals.addChannel(slack);
     await slack.start();

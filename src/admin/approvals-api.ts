@@ -1,6 +1,6 @@
 import { hash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ApprovalService } from '../approvals/service.js';
+import { refusalToVote, stillEligible, type ApprovalService } from '../approvals/service.js';
 import type { ApprovalState } from '../approvals/types.js';
 import { approvalView } from '../approvals/view.js';
 import type { CompiledPolicy } from '../policy/types.js';
@@ -96,7 +96,7 @@ export async function handleApprovalsApi(
       if (action === 'deny' && reason === null) {
         return fail(res, { status: 400, error: 'bad_request', message: 'a denial needs a reason: {"reason": "…"}' });
       }
-      const outcome = await approvals.vote(id, approver, action, reason);
+      const outcome = await approvals.vote(id, approver, action, reason, (r, a) => refusalToVote({ ...r, eligible: stillEligible(policy, r) }, a));
       if (!outcome.ok) {
         const error = outcome.status === 403 ? 'forbidden' : outcome.status === 404 ? 'not_found' : 'conflict';
         return fail(res, { status: outcome.status, error, message: outcome.message });

@@ -30,6 +30,17 @@ export function refusalToVote(record: ApprovalRecord, approver: string): string 
   return selfApproval(record, approver);
 }
 
+/**
+ * Who may decide `r` now: those named when it was held AND still named by its rule in the policy in
+ * force, so removing someone from an approver group (or the rule) takes effect for pending requests too.
+ */
+export function stillEligible(policy: CompiledPolicy, r: ApprovalRecord): ApprovalRecord['eligible'] {
+  const groups = (policy.rules.find((rule) => rule.id === r.rule)?.approval?.approvers ?? []).map((g) => policy.approverGroups.get(g));
+  const api = new Set(groups.flatMap((g) => g?.api ?? []));
+  const slack = new Set(groups.flatMap((g) => g?.slack ?? []));
+  return { api: r.eligible.api.filter((a) => api.has(a)), slack: r.eligible.slack.filter((a) => slack.has(a)) };
+}
+
 /** Where approvers are told about approvals (Slack), and told again whenever one changes. */
 export interface ApprovalChannel {
   /** A new approval needs deciding (called on the replica that created it). */

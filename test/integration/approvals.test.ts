@@ -221,6 +221,24 @@ describe('approvals: hold, return, retry', () => {
     assert.notEqual(second.approval_id, first.approval_id);
   });
 
+  it('removing an approver from the group takes effect for requests already pending', async () => {
+    const r = await run('curl', ['-sS', '-x', proxy, '-d', 'revoked', '-H', 'Prefer: respond-async', `${up.origin}/exports/revocation`]);
+    const id = (JSON.parse(r.stdout) as { approval_id: string }).approval_id;
+    const revoked = policy(up).replace('data-owners: { api: [bob@example.com, dana@example.com, alice@example.com] }', 'data-owners: { api: [bob@example.com, alice@example.com] }');
+    assert.notEqual(revoked, policy(up));
+    await al.writePolicy('policy.yaml', revoked);
+    await al.airlock.policies.reload();
+    try {
+      const dana = await api('POST', `/v1/approvals/${id}/approve`, TOKENS.dana);
+      assert.equal(dana.status, 403);
+      assert.match(String(dana.json.message), /not an approver/);
+      assert.equal((await api('POST', `/v1/approvals/${id}/approve`, TOKENS.bob)).status, 200);
+    } finally {
+      await al.writePolicy('policy.yaml', policy(up));
+      await al.airlock.policies.reload();
+    }
+  });
+
   it('the status URL answers only the identity that asked', async () => {
     const r = await run('curl', ['-sS', '-x', proxy, '-d', 'x', '-H', 'Prefer: respond-async', `${up.origin}/exports/private`]);
     const id = (JSON.parse(r.stdout) as { approval_id: string }).approval_id;

@@ -2,7 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { App, HTTPReceiver, LogLevel, type BlockAction, type ButtonAction } from '@slack/bolt';
 import type { WebClient } from '@slack/web-api';
 import type { Logger } from '../../log.js';
-import { selfApproval, type ApprovalChannel, type ApprovalService } from '../service.js';
+import type { CompiledPolicy } from '../../policy/types.js';
+import { selfApproval, stillEligible, type ApprovalChannel, type ApprovalService } from '../service.js';
 import type { ApprovalRecord } from '../types.js';
 import {
   APPROVE_ACTION,
@@ -81,6 +82,8 @@ export class SlackChannel implements ApprovalChannel {
   constructor(
     private readonly config: SlackConfig,
     private readonly approvals: ApprovalService,
+    /** The policy in force: who may decide is checked against it at every click. */
+    private readonly policy: () => CompiledPolicy,
     private readonly log: Logger,
   ) {
     const clientOptions = {
@@ -189,7 +192,7 @@ export class SlackChannel implements ApprovalChannel {
     const record = await this.approvals.get(id);
     if (!record) return tell('This approval no longer exists.');
     const clicker = await this.clicker(client, userId);
-    const allowed = await this.mayDecide(client, record, clicker);
+    const allowed = await this.mayDecide(client, { ...record, eligible: stillEligible(this.policy(), record) }, clicker);
     // API approvers are named by email: the same person is one approver whichever way they decide.
     const name = clicker.email ?? `slack:${userId}`;
     const outcome = await this.approvals.vote(id, name, verdict, reason, (r, approver) =>
