@@ -30,10 +30,10 @@ export function readClientHello(data: Buffer): ClientHello {
   try {
     if (r.u8() !== CLIENT_HELLO) return { kind: 'malformed' };
     const hello = new Reader(r.bytes(r.u24()));
-    hello.skip(2 + 32); // client_version, random
-    hello.skip(hello.u8()); // session_id
-    hello.skip(hello.u16()); // cipher_suites
-    hello.skip(hello.u8()); // compression_methods
+    hello.advance(2 + 32); // client_version, random
+    hello.advance(hello.u8()); // session_id
+    hello.advance(hello.u16()); // cipher_suites
+    hello.advance(hello.u8()); // compression_methods
     if (hello.done()) return { kind: 'hello', serverName: null };
     const extensions = new Reader(hello.bytes(hello.u16()));
     while (!extensions.done()) {
@@ -80,7 +80,7 @@ class Reader {
     const i = this.take(n);
     return this.buf.subarray(i, i + n);
   }
-  skip(n: number): void {
+  advance(n: number): void {
     this.take(n);
   }
 }
