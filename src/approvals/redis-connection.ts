@@ -141,7 +141,11 @@ function roleOptions(role: RedisRole, opts: RedisClientOptions): RedisOptions {
     // even for a socket that is already gone (Redis down), which would keep the process alive for
     // the default 2 s after close().
     disconnectTimeout: 200,
-    // RESP2 (ioredis 5 default); connection retries use ioredis' default backoff (min(n·50, 2000) ms).
+    // RESP2: every Redis version and managed service speaks it, and nothing here needs RESP3.
+    protocol: 2,
+    // Reconnect within about 2 s of Redis coming back (ioredis' own backoff grows to 5 s), so held
+    // approvals fail closed for no longer than the outage; the jitter spreads replicas out.
+    retryStrategy: (attempt: number) => Math.min(attempt * 50, 2000) + Math.floor(Math.random() * 100),
   };
   if (opts.connectionName !== undefined) common.connectionName = opts.connectionName;
   if (role === 'command') {

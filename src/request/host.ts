@@ -3,6 +3,8 @@
  * authorities (and usable by whatever needs to compare a host the same way, e.g. rule hosts).
  */
 
+import { domainToASCII, domainToUnicode } from 'node:url';
+
 export type Failure = { ok: false; message: string };
 export type HostResult = { ok: true; host: string } | Failure;
 export type AuthorityResult = { ok: true; host: string; port: number } | Failure;
@@ -45,9 +47,23 @@ export function canonicalHost(raw: string): HostResult {
     if (!LAST_LABEL_STARTS_WITH_DIGIT.test(lower) && !lower.includes('xn--')) return { ok: true, host: lower };
   }
   const parsed = whatwgHost(name);
-  if (parsed === null) return { ok: false, message: 'invalid host' };
+  if (parsed === null || !punycodeValid(parsed)) return { ok: false, message: 'invalid host' };
   if (!CANONICAL_DOMAIN.test(parsed)) return { ok: false, message: 'host contains characters not allowed in a domain name' };
   return { ok: true, host: parsed };
+}
+
+/**
+ * Every `xn--` label must decode and encode back to itself. The URL parser lets undecodable labels
+ * (`xn--zz`) through as they are, and resolvers and upstream frameworks disagree on what such a name is.
+ */
+function punycodeValid(host: string): boolean {
+  if (!host.includes('xn--')) return true;
+  for (const label of host.split('.')) {
+    if (!label.startsWith('xn--')) continue;
+    const unicode = domainToUnicode(label);
+    if (unicode === '' || unicode === label || domainToASCII(unicode) !== label) return false;
+  }
+  return true;
 }
 
 /** The WHATWG host parser (IDNA, IPv4 number forms, IPv6 compression), or null when it refuses. */

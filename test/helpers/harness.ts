@@ -161,12 +161,17 @@ export const ROOT = join(import.meta.dirname, '../..');
 
 /**
  * Run `fn` with undici's EnvHttpProxyAgent configured the way an agent's container configures it:
- * from HTTP_PROXY/HTTPS_PROXY in the environment.
+ * from HTTP_PROXY/HTTPS_PROXY in the environment. By default undici sends plain `http://` requests in
+ * absolute form; `{ proxyTunnel: true }` makes it open a CONNECT tunnel to the port instead.
  */
-export async function withEnvProxyAgent<T>(proxyUrl: string, fn: (dispatcher: EnvHttpProxyAgent) => Promise<T>): Promise<T> {
+export async function withEnvProxyAgent<T>(
+  proxyUrl: string,
+  fn: (dispatcher: EnvHttpProxyAgent) => Promise<T>,
+  options: EnvHttpProxyAgent.Options = {},
+): Promise<T> {
   const saved = process.env;
   process.env = proxyEnv(proxyUrl);
-  const dispatcher = new EnvHttpProxyAgent();
+  const dispatcher = new EnvHttpProxyAgent(options);
   try {
     return await fn(dispatcher);
   } finally {

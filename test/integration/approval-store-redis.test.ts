@@ -58,7 +58,7 @@ describe('RedisStore', () => {
       assert.equal(await raw.type(recordKey), 'hash');
       assert.equal(await raw.get(activeKey), recordKey);
       assert.equal(await raw.get(refKey), tag);
-      assert.deepEqual(await raw.zrange(`${prefix}:list`, 0, -1, 'WITHSCORES'), [`${tag}:${rec.id}`, String(rec.createdAt)]);
+      assert.deepEqual(await raw.zrange(`${prefix}:list`, 0, '-1', 'WITHSCORES'), [`${tag}:${rec.id}`, String(rec.createdAt)]);
       assert.equal(await raw.call('PEXPIRETIME', recordKey), rec.expiresAt + RETENTION_MS);
       assert.equal(await raw.call('PEXPIRETIME', refKey), rec.expiresAt + RETENTION_MS);
       assert.equal(await raw.call('PEXPIRETIME', activeKey), rec.expiresAt);

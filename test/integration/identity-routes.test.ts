@@ -81,14 +81,14 @@ describe('identity from proxy credentials', () => {
     assert.equal(opsOwn.stdout, '200');
   });
 
-  it('Node fetch through EnvHttpProxyAgent: credentials on CONNECT identify every request in the tunnel', async () => {
+  it('Node fetch through EnvHttpProxyAgent with proxyTunnel: credentials on CONNECT identify every request in the tunnel', async () => {
     await withEnvProxyAgent(proxyWith(al, 'billing-bot', BILLING_TOKEN), async (dispatcher) => {
       const res = await undiciFetch(`${up.origin}/v1/statements`, { dispatcher });
       assert.equal(res.status, 200);
       const [ev] = eventsFor(await al.audit(), res.headers.get('airlock-request-id')!);
       assert.equal(ev!.identity, 'billing-bot');
       assert.equal(ev!.via, 'tunnel');
-    });
+    }, { proxyTunnel: true });
   });
 
   it('Python urllib with credentials in HTTP_PROXY', async () => {

@@ -46,7 +46,9 @@ async function pendingFor(al: TestAirlock, path: string): Promise<View> {
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
     const res = await fetch(`${al.adminUrl}/v1/approvals?state=pending`, { headers: { authorization: `Bearer ${TOKENS.bob}` } });
-    const found = ((await res.json()) as { approvals: View[] }).approvals.find((v) => new URL(v.request.url).pathname === path);
+    // 503 while this replica is still reconnecting to Redis: ask again.
+    const list = res.ok ? ((await res.json()) as { approvals: View[] }).approvals : [];
+    const found = list.find((v) => new URL(v.request.url).pathname === path);
     if (found) return found;
     await new Promise<void>((resolve) => setImmediate(resolve));
   }

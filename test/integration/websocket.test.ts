@@ -84,7 +84,7 @@ rules:
   });
 
   it('undici WebSocket through a ProxyAgent (CONNECT, then the upgrade inside the tunnel)', async () => {
-    const dispatcher = new ProxyAgent(al.proxyUrl);
+    const dispatcher = new ProxyAgent({ uri: al.proxyUrl, proxyTunnel: true });
     try {
       assert.equal(await webSocketRoundTrip(`ws://127.0.0.1:${port}/ws/undici`, dispatcher, 'through the tunnel'), 'echo: through the tunnel');
       const ev = (await al.audit()).filter((e) => e.event === 'request' && e.path === '/ws/undici').at(-1)!;

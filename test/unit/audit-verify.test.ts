@@ -149,7 +149,7 @@ describe('airlock audit verify', () => {
     const program = new Command('airlock').exitOverride();
     registerAuditCommands(program);
     await program.parseAsync(['audit', 'verify', file], { from: 'user' });
-    const code = process.exitCode;
+    const code = process.exitCode ?? undefined;
     process.exitCode = undefined;
     return { out: out.join('\n'), err: err.join('\n'), code };
   }
