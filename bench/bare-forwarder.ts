@@ -1,10 +1,14 @@
-import { createServer, type ServerResponse } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Agent, stream, type Dispatcher } from 'undici';
+import { pipeline } from 'node:stream/promises';
+import { Agent, type Dispatcher } from 'undici';
 import { DEFAULT_UPSTREAM_OPTIONS as o } from '../src/proxy/upstream.js';
 
-// The baseline: a forward proxy with no policy, no destination guard, no audit and no metrics, on
-// the same undici pool settings as Airlock.
+// The baseline: a forward proxy in a few lines (a Node http server and undici's Agent.request, with
+// hop-by-hop headers stripped both ways), with no policy, no destination guard, no audit and no
+// metrics, on the same undici pool settings as Airlock.
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
+
 const agent = new Agent({
   connect: { timeout: o.connectTimeoutMs },
   headersTimeout: o.headersTimeoutMs,
@@ -12,21 +16,21 @@ const agent = new Agent({
   keepAliveTimeout: o.keepAliveTimeoutMs,
   connections: o.connectionsPerOrigin,
 });
-const server = createServer((req, res) => {
-  const url = req.url ?? '/';
-  const headers = { ...req.headers };
-  delete headers['proxy-connection'];
-  delete headers.connection;
-  stream(url, { method: req.method as Dispatcher.HttpMethod, headers, body: req.method === 'GET' ? null : req, dispatcher: agent, opaque: res }, ({ statusCode, headers: h, opaque }) => {
-    const out = opaque as ServerResponse;
-    delete h.connection;
-    delete h['keep-alive'];
-    out.writeHead(statusCode, h as Record<string, string>);
-    return out;
-  }).catch(() => {
+
+const server = createServer(async (req, res) => {
+  try {
+    const url = new URL(req.url ?? '/');
+    const headers = { ...req.headers };
+    for (const h of HOP_BY_HOP) delete headers[h];
+    const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+    const up = await agent.request({ origin: url.origin, path: url.pathname + url.search, method: req.method as Dispatcher.HttpMethod, headers, body: hasBody ? req : null });
+    for (const h of HOP_BY_HOP) delete up.headers[h];
+    res.writeHead(up.statusCode, up.headers as Record<string, string | string[]>);
+    await pipeline(up.body, res);
+  } catch {
     if (!res.headersSent) res.writeHead(502);
     res.end();
-  });
+  }
 });
 server.keepAliveTimeout = 65_000;
 server.listen(0, '127.0.0.1', () => console.log(`READY ${(server.address() as AddressInfo).port}`));

@@ -1,7 +1,16 @@
+import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createAuditSink } from '../src/audit/sink.js';
+import { createLogger } from '../src/log.js';
+import { createMetrics } from '../src/metrics/metrics.js';
 import { evaluate } from '../src/policy/evaluate.js';
 import { loadPolicySources } from '../src/policy/load.js';
 import type { CompiledPolicy } from '../src/policy/types.js';
+import { createPolicyHolder } from '../src/policy/watch.js';
 import { canonicalize } from '../src/request/canonicalize.js';
+import { median } from './lib/stats.js';
 
 export const RULES = 1000;
 
@@ -38,15 +47,15 @@ export function largePolicyText(n = RULES): string {
   return lines.join('\n') + '\n';
 }
 
-function compileLarge(): CompiledPolicy {
-  const r = loadPolicySources([{ file: 'large.yaml', text: largePolicyText() }]);
+function compileLarge(n: number): CompiledPolicy {
+  const r = loadPolicySources([{ file: 'large.yaml', text: largePolicyText(n) }]);
   if (!r.ok) throw new Error(`benchmark policy does not load: ${r.errors.map((e) => e.message).join('; ')}`);
   return r.policy;
 }
 
-/** Median and p99 time per `evaluate` call over batches of canonical requests with 1,000 rules loaded. */
-export function benchPolicyEvaluation(): { rules: number; medianNs: number; p99Ns: number } {
-  const policy = compileLarge();
+/** Median and p99 time per `evaluate` call over batches of canonical requests with `n` rules loaded. */
+export function benchPolicyEvaluation(n = RULES): { rules: number; medianNs: number; p99Ns: number } {
+  const policy = compileLarge(n);
   const identity = { id: 'bot', groups: ['agents'] };
   const targets = [
     ['GET', 'http://svc17.internal/v2/items?x=1', []],
@@ -70,5 +79,68 @@ export function benchPolicyEvaluation(): { rules: number; medianNs: number; p99N
   }
   if (sink < 0) console.log(sink);
   const measured = batches.slice(50).sort((a, b) => a - b);
-  return { rules: RULES, medianNs: measured[Math.floor(measured.length / 2)]!, p99Ns: measured[Math.floor(measured.length * 0.99)]! };
+  return { rules: n, medianNs: measured[Math.floor(measured.length / 2)]!, p99Ns: measured[Math.floor(measured.length * 0.99)]! };
+}
+
+/**
+ * A policy folder of `n` rules held as `airlock serve` holds it: how long an edit takes to come into
+ * force after it is written (the folder watch, its 100 ms settling time, reading, parsing, compiling),
+ * the longest the event loop stalled meanwhile (what requests in flight would wait), and what a poll
+ * costs when nothing changed.
+ */
+export async function benchPolicyLoad(n: number): Promise<{ loadMs: number; stallMs: number; unchangedMs: number }> {
+  const dir = await mkdtemp(join(tmpdir(), 'airlock-policy-bench-'));
+  const file = join(dir, 'large.yaml');
+  await writeFile(file, largePolicyText(n));
+  const audit = await createAuditSink({ destination: join(dir, 'audit.jsonl') });
+  const holder = await createPolicyHolder(dir, 3_600_000, { log: createLogger('silent'), metrics: createMetrics(), audit });
+  if ('errors' in holder) throw new Error('benchmark policy does not load');
+  try {
+    const loads: number[] = [];
+    const stalls: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const id = `edit${i}`;
+      const inForce = new Promise<void>((resolve) => {
+        const onLoaded = (p: CompiledPolicy): void => {
+          if (!p.rules.some((r) => r.id === id)) return;
+          holder.events.off('loaded', onLoaded);
+          resolve();
+        };
+        holder.events.on('loaded', onLoaded);
+      });
+      const stall = stallMeter();
+      const t0 = performance.now();
+      await appendFile(file, `  - { id: ${id}, match: { hosts: [${id}.internal] }, action: deny }\n`);
+      await inForce;
+      loads.push(performance.now() - t0);
+      stalls.push(await stall.stop());
+    }
+    const t0 = performance.now();
+    const r = await holder.reload();
+    const unchangedMs = performance.now() - t0;
+    if (!r.ok || r.changed) throw new Error('an unchanged benchmark policy was reloaded');
+    return { loadMs: median(loads), stallMs: Math.max(...stalls), unchangedMs };
+  } finally {
+    holder.close();
+    await audit.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The longest gap between 1 ms timer ticks from now until stop(): how long the event loop was blocked. */
+function stallMeter(): { stop(): Promise<number> } {
+  let last = performance.now();
+  let max = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    max = Math.max(max, now - last);
+    last = now;
+  }, 1);
+  return {
+    async stop() {
+      await sleep(5);
+      clearInterval(timer);
+      return max;
+    },
+  };
 }

@@ -1,127 +1,179 @@
 /**
- * `npm run bench`: the allowed path through Airlock against a bare undici forwarder, same upstream,
- * same load, same run, then the policy-evaluation micro-benchmark. Everything runs on loopback and
- * stops by itself. Options (environment): BENCH_SECONDS (per round, default 8), BENCH_CONNECTIONS
- * (default 32), BENCH_ROUNDS (alternating rounds per target, default 3).
+ * `npm run bench`: the allowed path. In one run, under the same load, against the same upstream:
+ * Airlock with a 2-rule and with a 10,000-rule policy (polling the policy folder every 5 s, as by
+ * default), a bare forwarder (bench/bare-forwarder.ts), and squid and nginx as forward proxies where
+ * they are installed. Then the policy engine with 10,000 rules: load + compile time and evaluation.
+ *
+ * Every round checks that each response it counted was a 200 from the upstream: no errors, no
+ * non-2xx answer, and the upstream's own request count grew by at least as many requests.
+ *
+ * Environment: BENCH_SECONDS (per round, default 6), BENCH_CONNECTIONS (default 32), BENCH_ROUNDS
+ * (rounds per target, default 3), BENCH_RULES (the large policy, default 10000), BENCH_TARGETS
+ * (comma-separated subset of: bare, airlock, airlock-large, squid, nginx).
  */
-import autocannon from 'autocannon';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { benchPolicyEvaluation } from './policy-eval.js';
+import { benchPolicyEvaluation, benchPolicyLoad, largePolicyText } from './policy-eval.js';
+import { treeCpuMs } from './lib/cpu.js';
+import { load, loadGenerator, type LoadResult } from './lib/load.js';
+import { startNginxProxy, startSquid, startUpstream, versionOf, which } from './lib/peers.js';
+import { Processes, ROOT } from './lib/processes.js';
+import { median } from './lib/stats.js';
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const ROOT = join(import.meta.dirname, '..');
+const LARGE = Number(process.env.BENCH_RULES ?? 10_000);
+const ONLY = process.env.BENCH_TARGETS?.split(',').map((s) => s.trim());
 
-const children: ChildProcess[] = [];
+const procs = new Processes();
 
-/** Start a helper process and wait for the line that carries its port. */
-async function start(args: string[], stream: 'stdout' | 'stderr', pick: (line: string) => number | null, env = process.env): Promise<number> {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  for await (const line of createInterface({ input: child[stream]! })) {
-    const port = pick(line);
-    if (port !== null) return port;
-  }
-  throw new Error(`${args.join(' ')} exited before it was ready`);
-}
-
-const readyLine = (line: string): number | null => (line.startsWith('READY ') ? Number(line.slice(6)) : null);
-
-interface Round {
-  requests: number;
-  p50: number;
-  p99: number;
-  errors: number;
-}
-
-async function load(proxyPort: number, upstreamPort: number): Promise<Round> {
-  const result = await autocannon({
-    url: `http://127.0.0.1:${proxyPort}`,
-    connections: CONNECTIONS,
-    duration: SECONDS,
-    // As a proxy client does: absolute-form target, Host naming the upstream (not the proxy).
-    headers: { host: `127.0.0.1:${upstreamPort}` },
-    requests: [{ method: 'GET', path: `http://127.0.0.1:${upstreamPort}/v1/items?limit=3` }],
-  });
-  return {
-    requests: result.requests.average,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    errors: result.errors + result.non2xx,
-  };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
-async function main(): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'airlock-bench-'));
-  try {
-    await writeFile(
-      join(dir, 'bench.yaml'),
-      `version: 1
-defaults: { action: deny }
-rules:
-  - id: reads
+function benchRules(): string {
+  return `  - id: reads
     match: { methods: [GET, HEAD], hosts: [127.0.0.1], paths: ["/v1/**"] }
     action: allow
   - id: no-admin
     match: { hosts: [127.0.0.1], paths: ["/v1/admin/**"] }
     action: deny
-`,
-    );
-    const upstream = await start(['bench/upstream.ts'], 'stdout', readyLine);
-    const bare = await start(['bench/bare-forwarder.ts'], 'stdout', readyLine);
-    const airlock = await start(
-      ['src/cli/main.ts', 'serve', '--policies', dir, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--audit', join(dir, 'audit.jsonl'), '--allow-destination', '127.0.0.0/8'],
-      'stderr',
-      (line) => {
+`;
+}
+
+async function startAirlock(dir: string, name: string, policyText: string): Promise<{ port: number; pid: number | undefined }> {
+  const policies = join(dir, name);
+  await mkdir(policies);
+  await writeFile(join(policies, 'bench.yaml'), policyText);
+  const { child, value } = await procs.start(
+    process.execPath,
+    [
+      join(ROOT, 'dist/cli/main.js'),
+      'serve',
+      '--policies', policies,
+      '--listen', '127.0.0.1:0',
+      '--admin', '127.0.0.1:0',
+      '--audit', join(dir, `${name}-audit.jsonl`),
+      '--allow-destination', '127.0.0.0/8',
+      '--policy-poll', '5s',
+    ],
+    {
+      env: { ...process.env, AIRLOCK_LOG_LEVEL: 'info' },
+      ready: (line, stream) => {
+        if (stream !== 'stderr' || !line.startsWith('{')) return null;
         const rec = JSON.parse(line) as { msg?: string; proxy?: string };
         return rec.msg === 'airlock listening' ? Number(rec.proxy!.split(':').pop()) : null;
       },
-      { ...process.env, AIRLOCK_LOG_LEVEL: 'info' },
-    );
+    },
+  );
+  return { port: value, pid: child.pid };
+}
 
-    // Warm both paths (JIT, keep-alive pools) before measuring.
-    for (const port of [bare, airlock]) {
-      const warm = await autocannon({ url: `http://127.0.0.1:${port}`, connections: CONNECTIONS, duration: 2, headers: { host: `127.0.0.1:${upstream}` }, requests: [{ path: `http://127.0.0.1:${upstream}/v1/warm` }] });
-      if (warm.non2xx + warm.errors > 0) throw new Error(`warm-up through port ${port} failed: ${warm.non2xx} non-2xx, ${warm.errors} errors`);
-    }
+interface Target {
+  name: string;
+  label: string;
+  port: number;
+  pid: number | undefined;
+  rounds: (LoadResult & { cpuUsPerRequest: number; upstreamShort: number })[];
+}
 
-    const rounds: { bare: Round[]; airlock: Round[] } = { bare: [], airlock: [] };
-    for (let i = 0; i < ROUNDS; i++) {
-      rounds.bare.push(await load(bare, upstream));
-      rounds.airlock.push(await load(airlock, upstream));
-    }
-    const summary = (rs: Round[]) => ({
-      rps: median(rs.map((r) => r.requests)),
-      p50: median(rs.map((r) => r.p50)),
-      p99: median(rs.map((r) => r.p99)),
-      errors: rs.reduce((n, r) => n + r.errors, 0),
+function fmt(n: number, digits = 0, width = 8): string {
+  return (Number.isFinite(n) ? n.toFixed(digits) : '–').padStart(width);
+}
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'airlock-bench-'));
+  let failed = false;
+  try {
+    const upstream = await startUpstream(procs, dir);
+    const url = `http://127.0.0.1:${upstream.port}/v1/items?limit=3`;
+    const targets: Target[] = [];
+    const add = async (name: string, label: string, start: () => Promise<{ port: number; pid: number | undefined }>): Promise<void> => {
+      if (ONLY && !ONLY.includes(name)) return;
+      const { port, pid } = await start();
+      targets.push({ name, label, port, pid, rounds: [] });
+    };
+    const notes: string[] = [];
+    await add('bare', 'bare forwarder (Node http + undici)', async () => {
+      const { child, port } = await procs.startTs(['bench/bare-forwarder.ts']);
+      return { port, pid: child.pid };
     });
-    const b = summary(rounds.bare);
-    const a = summary(rounds.airlock);
-    console.log(`\nAllowed path, ${CONNECTIONS} connections, ${ROUNDS} × ${SECONDS}s rounds each (medians):`);
-    console.log('target            req/s     p50 ms   p99 ms   errors');
-    for (const [name, s] of [['bare undici fwd', b], ['airlock', a]] as const) {
-      console.log(`${name.padEnd(16)} ${s.rps.toFixed(0).padStart(7)} ${s.p50.toFixed(2).padStart(9)} ${s.p99.toFixed(2).padStart(8)} ${String(s.errors).padStart(8)}`);
-    }
-    console.log(`throughput ratio airlock / bare: ${(a.rps / b.rps).toFixed(3)} (target ≥ 0.9)`);
+    const header = 'version: 1\ndefaults: { action: deny }\nrules:\n';
+    await add('airlock', 'Airlock, 2 rules', () => startAirlock(dir, 'small', header + benchRules()));
+    await add('airlock-large', `Airlock, ${LARGE.toLocaleString('en')} rules`, () => startAirlock(dir, 'large', largePolicyText(LARGE) + benchRules()));
+    if (which('squid')) {
+      await add('squid', 'squid (1 worker, no cache)', async () => ({ port: await startSquid(procs, dir), pid: undefined }));
+    } else notes.push('squid is not installed (apt-get install -y squid): skipped');
+    if (which('nginx')) {
+      await add('nginx', 'nginx (1 worker, keep-alive pool)', async () => ({ port: await startNginxProxy(procs, dir, upstream.port), pid: undefined }));
+    } else notes.push('nginx is not installed (apt-get install -y nginx): skipped, and the upstream is a Node server');
+    if (loadGenerator() !== 'wrk') notes.push('wrk is not installed (apt-get install -y wrk): load from autocannon, which takes more CPU');
 
-    const evalResult = benchPolicyEvaluation();
-    console.log(`\nPolicy evaluation, ${evalResult.rules} rules: median ${evalResult.medianNs.toFixed(0)} ns per decision (p99 of batches ${evalResult.p99Ns.toFixed(0)} ns; target median ≤ 5000 ns)`);
-    if (a.errors > 0 || b.errors > 0) process.exitCode = 1;
+    // Warm each target (JIT, keep-alive pools) before measuring.
+    for (const t of targets) {
+      const warm = await load({ proxyPort: t.port, url, connections: CONNECTIONS, seconds: 2, dir });
+      if (warm.errors > 0) throw new Error(`warm-up through ${t.label} failed: ${warm.errors} errors`);
+    }
+
+    // Rounds alternate between targets, each round starting with the next one, so drift in the
+    // machine's speed spreads evenly.
+    for (let r = 0; r < ROUNDS; r++) {
+      for (let i = 0; i < targets.length; i++) {
+        const t = targets[(i + r) % targets.length]!;
+        const before = await upstream.requests();
+        const cpuBefore = treeCpuMs(t.pid);
+        const result = await load({ proxyPort: t.port, url, connections: CONNECTIONS, seconds: SECONDS, dir });
+        const cpu = treeCpuMs(t.pid) - cpuBefore;
+        const served = (await upstream.requests()) - before;
+        t.rounds.push({ ...result, cpuUsPerRequest: (cpu * 1000) / result.requests, upstreamShort: Math.max(0, result.requests - served) });
+      }
+    }
+
+    const cpu = cpus();
+    console.log(`\nAllowed path: GET through each proxy, ${CONNECTIONS} connections, ${ROUNDS} rounds × ${SECONDS} s per target (medians)`);
+    console.log(`machine: ${cpu.length} × ${cpu[0]?.model ?? '?'}; Node ${process.versions.node}; load: ${loadGenerator()}; upstream: ${upstream.kind}`);
+    console.log(`peers: ${versionOf('squid')}; ${versionOf('nginx')}`);
+    for (const n of notes) console.log(`note: ${n}`);
+    console.log(`\n${'target'.padEnd(36)}   req/s   p50 ms   p99 ms  CPU µs/req  errors`);
+    const summary = new Map<string, { rps: number; p50: number; p99: number }>();
+    for (const t of targets) {
+      const s = {
+        rps: median(t.rounds.map((x) => x.rps)),
+        p50: median(t.rounds.map((x) => x.p50ms)),
+        p99: median(t.rounds.map((x) => x.p99ms)),
+      };
+      summary.set(t.name, s);
+      const errors = t.rounds.reduce((n, x) => n + x.errors, 0);
+      const short = t.rounds.reduce((n, x) => n + x.upstreamShort, 0);
+      console.log(
+        `${t.label.padEnd(36)}${fmt(s.rps)}${fmt(s.p50, 2, 9)}${fmt(s.p99, 2, 9)}${fmt(median(t.rounds.map((x) => x.cpuUsPerRequest)), 0, 12)}${fmt(errors, 0, 8)}`,
+      );
+      if (errors > 0 || short > 0) {
+        failed = true;
+        console.log(`  FAILED: ${errors} errors or non-2xx answers; ${short} counted responses the upstream never answered`);
+      }
+    }
+
+    const ratio = (a: string, b: string, what: 'rps' | 'p99', target: string): void => {
+      const x = summary.get(a);
+      const y = summary.get(b);
+      if (!x || !y) return;
+      console.log(`${`${a} / ${b} ${what === 'rps' ? 'throughput' : 'p99'}`.padEnd(40)} ${(x[what] / y[what]).toFixed(2)}×   (target ${target})`);
+    };
+    console.log('');
+    ratio('airlock', 'bare', 'rps', '≥ 1.0');
+    ratio('airlock', 'squid', 'rps', '≥ 1.0');
+    ratio('airlock', 'nginx', 'rps', 'for reference');
+    ratio('airlock-large', 'bare', 'rps', '≥ 1.0');
+    ratio('airlock-large', 'airlock', 'p99', '≤ 2.0');
+
+    const loaded = await benchPolicyLoad(LARGE);
+    console.log(`\nPolicy, ${LARGE.toLocaleString('en')} rules: an edit is in force ${loaded.loadMs.toFixed(0)} ms after it is written; the event loop stalled at most ${loaded.stallMs.toFixed(1)} ms meanwhile; a poll with nothing changed takes ${loaded.unchangedMs.toFixed(2)} ms`);
+    const evalResult = benchPolicyEvaluation(LARGE);
+    console.log(`Policy evaluation, ${evalResult.rules.toLocaleString('en')} rules: median ${evalResult.medianNs.toFixed(0)} ns per decision (p99 of batches ${evalResult.p99Ns.toFixed(0)} ns; target median ≤ 2000 ns)`);
   } finally {
-    for (const c of children) c.kill('SIGTERM');
+    await procs.stopAll();
     await rm(dir, { recursive: true, force: true });
   }
+  if (failed) process.exitCode = 1;
 }
 
 await main();

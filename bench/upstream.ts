@@ -1,13 +1,20 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { COUNT_PATH, UPSTREAM_BODY } from './lib/peers.js';
 
-// The upstream of every benchmark: a small JSON answer, like a typical internal API read.
-const body = JSON.stringify({ ok: true, items: [1, 2, 3], note: 'benchmark upstream' });
+// The upstream of the benchmarks where nginx is not installed: the same small JSON answer, and the
+// number of requests answered so far at COUNT_PATH.
+let answered = 0;
 const server = createServer((req, res) => {
   req.resume();
   req.on('end', () => {
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-    res.end(body);
+    if (req.url === COUNT_PATH) {
+      res.end(String(answered));
+      return;
+    }
+    answered++;
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(UPSTREAM_BODY) });
+    res.end(UPSTREAM_BODY);
   });
 });
 server.keepAliveTimeout = 60_000;
