@@ -169,7 +169,7 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
     audit,
     approvals,
     async close(graceMs = 10_000) {
-      holder.close();
+      await holder.close();
       await slack?.stop();
       await approvals.close();
       await Promise.all([closeServer(proxyServer, graceMs, destroyTunnels), closeServer(adminServer, 0)]);

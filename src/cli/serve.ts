@@ -90,7 +90,7 @@ export function registerServeCommand(program: Command): void {
       try {
         const airlock = await startAirlock(config, log);
         log.info({ proxy: formatHostPort(airlock.proxy), admin: formatHostPort(airlock.admin), policies: config.policies }, 'airlock listening');
-        process.on('SIGHUP', () => void airlock.policies.reload());
+        process.on('SIGHUP', () => void airlock.policies.reload(true));
         const stop = (signal: string): void => {
           log.info({ signal }, 'shutting down');
           airlock.close().then(

@@ -192,7 +192,7 @@ function compileIdentities(files: readonly ParsedPolicyFile[], p: Problems): Map
         continue;
       }
       sources.set(id, source);
-      const tokenSha256: Buffer[] = [];
+      const tokenSha256: Uint8Array[] = [];
       for (const [i, token] of (def.tokens ?? []).entries()) {
         const hex = token.slice('sha256:'.length);
         const owner = tokenOwners.get(hex);
@@ -236,11 +236,11 @@ function compileApproverTokens(
   identities: ReadonlyMap<string, IdentityConfig>,
   groups: ReadonlyMap<string, { api: readonly string[] }>,
   p: Problems,
-): Map<string, Buffer[]> {
+): Map<string, Uint8Array[]> {
   const owners = new Map<string, string>();
-  for (const identity of identities.values()) for (const d of identity.tokenSha256) owners.set(d.toString('hex'), `identity "${identity.id}"`);
+  for (const identity of identities.values()) for (const d of identity.tokenSha256) owners.set(Buffer.from(d).toString('hex'), `identity "${identity.id}"`);
   const apiApprovers = new Set([...groups.values()].flatMap((g) => g.api));
-  const tokens = new Map<string, Buffer[]>();
+  const tokens = new Map<string, Uint8Array[]>();
   const sources = new Map<string, SourcePosition>();
   for (const f of files) {
     for (const [name, digests] of Object.entries(f.data.approverTokens ?? {})) {
@@ -252,7 +252,7 @@ function compileApproverTokens(
       }
       sources.set(name, source);
       if (!apiApprovers.has(name)) p.warn(source, `"${name}" is in no approver group's api list: the token can list approvals but decide none`);
-      const list: Buffer[] = [];
+      const list: Uint8Array[] = [];
       for (const [i, token] of digests.entries()) {
         const hex = token.slice('sha256:'.length);
         const owner = owners.get(hex);

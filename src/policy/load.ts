@@ -4,18 +4,15 @@
  * pointing at the offending node, so an operator can fix a policy without guessing.
  */
 import { createHash } from 'node:crypto';
-import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import type { z } from 'zod';
+import { PolicyFolder, type PolicySource } from './folder.js';
 import { compilePolicy, type Locate, type ParsedPolicyFile, type YamlPath } from './compile.js';
 import { policyJsonSchema, PolicyFileSchema } from './schema.js';
 import type { CompiledPolicy, PolicyError, SourcePosition } from './types.js';
 
-export interface PolicySource {
-  file: string;
-  text: string;
-}
+export type { PolicySource };
 
 export type LoadResult =
   | { ok: true; policy: CompiledPolicy; warnings: PolicyError[] }
@@ -26,33 +23,11 @@ export function formatPolicyError(e: PolicyError): string {
   return e.line > 0 ? `${e.file}:${e.line}:${e.col} ${e.message}` : `${e.file}: ${e.message}`;
 }
 
-const POLICY_FILE = /\.ya?ml$/i;
-
-/**
- * Load every `*.yaml`/`*.yml` directly in `dir`. Names starting with `.` are skipped (a Kubernetes
- * ConfigMap mount keeps its real files under `..data`; the visible names are symlinks to them).
- */
+/** Load every policy file in `dir` (see PolicyFolder for which files those are). */
 export async function loadPolicyDir(dir: string): Promise<LoadResult> {
-  const folderError = (message: string): LoadResult => ({ ok: false, errors: [{ file: dir, line: 0, col: 0, message }], warnings: [] });
-  let entries;
-  try {
-    entries = await readdir(dir, { withFileTypes: true });
-  } catch (err) {
-    return folderError(`cannot read the policy folder: ${(err as Error).message}`);
-  }
-  const sources: PolicySource[] = [];
-  for (const entry of entries) {
-    if (entry.name.startsWith('.') || !POLICY_FILE.test(entry.name)) continue;
-    const file = path.join(dir, entry.name);
-    try {
-      if (!entry.isFile() && !(entry.isSymbolicLink() && (await stat(file)).isFile())) continue;
-      sources.push({ file, text: await readFile(file, 'utf8') });
-    } catch (err) {
-      return { ok: false, errors: [{ file, line: 0, col: 0, message: `cannot read: ${(err as Error).message}` }], warnings: [] };
-    }
-  }
-  if (sources.length === 0) return folderError('no policy files (*.yaml, *.yml) in the policy folder; refusing to run without a policy');
-  return loadPolicySources(sources);
+  const read = await new PolicyFolder(dir).read();
+  if (!read.ok) return { ok: false, errors: [read.error], warnings: [] };
+  return loadPolicySources(read.sources);
 }
 
 /** The pure half of loading: parse, validate and compile sources given as text. */

@@ -87,9 +87,13 @@ export interface ClassificationConfig {
   missing: string;
 }
 
-/** A configured identity with the SHA-256 digests of its proxy tokens (never the tokens themselves). */
+/**
+ * A configured identity with the SHA-256 digests of its proxy tokens (never the tokens themselves).
+ * Digests are plain bytes: a policy compiled on the loader thread arrives by structured clone, which
+ * keeps bytes but not the Buffer class.
+ */
 export interface IdentityConfig extends Identity {
-  tokenSha256: readonly Buffer[];
+  tokenSha256: readonly Uint8Array[];
 }
 
 /** A reverse-proxy route: origin-form requests whose path starts with `prefix` go to `upstream`. */
@@ -143,7 +147,7 @@ export interface CompiledPolicy {
   readonly identities: ReadonlyMap<string, IdentityConfig>;
   readonly approverGroups: ReadonlyMap<string, { slack: readonly string[]; api: readonly string[] }>;
   /** Approver name to the SHA-256 digests of their approvals-API bearer tokens. */
-  readonly approverTokens: ReadonlyMap<string, readonly Buffer[]>;
+  readonly approverTokens: ReadonlyMap<string, readonly Uint8Array[]>;
   readonly routes: readonly ReverseRoute[];
   /** `tls.passthrough` of every file: hosts whose TLS is never intercepted. */
   readonly passthrough: readonly HostPattern[];

@@ -3,7 +3,8 @@ import { watch, type FSWatcher } from 'node:fs';
 import type { AuditSink } from '../audit/sink.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { formatPolicyError, loadPolicyDir } from './load.js';
+import { formatPolicyError } from './load.js';
+import { createPolicyLoader, type LoadOutcome } from './loader.js';
 import type { CompiledPolicy, PolicyError } from './types.js';
 
 export type ReloadResult =
@@ -12,10 +13,11 @@ export type ReloadResult =
 
 export interface PolicyHolder {
   current(): CompiledPolicy;
-  reload(): Promise<ReloadResult>;
+  /** Load the folder if it changed; `force` reads every file again (SIGHUP). */
+  reload(force?: boolean): Promise<ReloadResult>;
   /** Emits `loaded` (policy) when a changed policy takes force and `rejected` (errors) when an edit is refused. */
   events: EventEmitter;
-  close(): void;
+  close(): Promise<void>;
 }
 
 interface Deps {
@@ -29,33 +31,43 @@ const SETTLE_MS = 100;
 
 /**
  * Holds the policy in force and replaces it when the folder changes. A new policy is compiled in
- * full before it replaces the old one; a broken edit leaves the old one in force, logged and counted.
- * Changes are seen through fs.watch on the folder (which also sees the `..data` symlink swap of a
- * Kubernetes ConfigMap) and, as a backstop for filesystems where watching is unreliable, by polling.
+ * full before it replaces the old one, on the loader's thread (loader.ts); a broken edit leaves the
+ * old one in force, logged and counted once. Changes are seen through fs.watch on the folder (which
+ * also sees the `..data` symlink swap of a Kubernetes ConfigMap) and, as a backstop for filesystems
+ * where watching is unreliable, by polling, which reads only files whose signature changed.
  */
 export async function createPolicyHolder(dir: string, pollMs: number, deps: Deps): Promise<PolicyHolder | { errors: readonly PolicyError[] }> {
-  const first = await loadPolicyDir(dir);
-  if (!first.ok) return { errors: first.errors };
-  let policy = first.policy;
+  const loader = createPolicyLoader(dir);
+  const first = await loader.load(true).catch((err: unknown) => loadFailure(dir, err));
+  if (!first.changed || !first.result.ok) {
+    await loader.close();
+    return { errors: first.changed && !first.result.ok ? first.result.errors : [{ file: dir, line: 0, col: 0, message: 'the policy loader returned nothing' }] };
+  }
+  let policy = first.result.policy;
   const events = new EventEmitter();
-  for (const w of first.warnings) deps.log.warn({ file: w.file, line: w.line, col: w.col }, `policy warning: ${formatPolicyError(w)}`);
+  for (const w of first.result.warnings) deps.log.warn({ file: w.file, line: w.line, col: w.col }, `policy warning: ${formatPolicyError(w)}`);
   announce(policy, deps);
 
-  const reload = async (): Promise<ReloadResult> => {
-    const result = await loadPolicyDir(dir);
-    if (!result.ok) {
-      deps.metrics.policyReloads.inc({ result: 'failure' });
-      deps.metrics.policyLoaded.set(0);
-      for (const e of result.errors) deps.log.error({ file: e.file, line: e.line, col: e.col }, `policy rejected: ${formatPolicyError(e)}`);
-      deps.audit.write({
-        event: 'policy_rejected',
-        policy_version: policy.version,
-        reason: 'the edited policy has errors; the previous policy stays in force',
-        errors: result.errors.map(formatPolicyError),
-      });
-      events.emit('rejected', result.errors);
-      return { ok: false, errors: result.errors };
-    }
+  const reject = (errors: readonly PolicyError[]): ReloadResult => {
+    deps.metrics.policyReloads.inc({ result: 'failure' });
+    deps.metrics.policyLoaded.set(0);
+    for (const e of errors) deps.log.error({ file: e.file, line: e.line, col: e.col }, `policy rejected: ${formatPolicyError(e)}`);
+    deps.audit.write({
+      event: 'policy_rejected',
+      policy_version: policy.version,
+      reason: 'the edited policy has errors; the previous policy stays in force',
+      errors: errors.map(formatPolicyError),
+    });
+    events.emit('rejected', errors);
+    return { ok: false, errors };
+  };
+
+  const reload = async (force: boolean): Promise<ReloadResult> => {
+    const outcome = await loader.load(force).catch((err: unknown) => loadFailure(dir, err));
+    // Unchanged files: whatever their last load decided still stands (a rejected edit is reported once).
+    if (!outcome.changed) return { ok: true, changed: false, policy };
+    const result = outcome.result;
+    if (!result.ok) return reject(result.errors);
     deps.metrics.policyLoaded.set(1);
     if (result.policy.version === policy.version) return { ok: true, changed: false, policy };
     policy = result.policy;
@@ -67,8 +79,8 @@ export async function createPolicyHolder(dir: string, pollMs: number, deps: Deps
   };
   // One reload at a time, in order: a reload asked for during another one sees the files as they are after it.
   let queue: Promise<unknown> = Promise.resolve();
-  const serialized = (): Promise<ReloadResult> => {
-    const next = queue.then(reload);
+  const serialized = (force = false): Promise<ReloadResult> => {
+    const next = queue.then(() => reload(force));
     queue = next.catch(() => undefined);
     return next;
   };
@@ -105,12 +117,18 @@ export async function createPolicyHolder(dir: string, pollMs: number, deps: Deps
     current: () => policy,
     reload: serialized,
     events,
-    close: () => {
+    close: async () => {
       clearInterval(poll);
       if (timer) clearTimeout(timer);
       watcher?.close();
+      await loader.close();
     },
   };
+}
+
+/** A loader that died is reported like a folder that can't be read: the policy in force stays. */
+function loadFailure(dir: string, err: unknown): LoadOutcome {
+  return { changed: true, result: { ok: false, errors: [{ file: dir, line: 0, col: 0, message: (err as Error).message }], warnings: [] } };
 }
 
 function announce(policy: CompiledPolicy, deps: Deps): void {

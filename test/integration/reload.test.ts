@@ -65,6 +65,10 @@ describe('policy reload', () => {
     assert.match(await metric(al, 'airlock_policy_loaded_ok'), / 0$/m);
     const ev = (await al.audit()).filter((e) => e.event === 'policy_rejected').at(-1)!;
     assert.match(String((ev.errors as string[])[0]), /policy\.yaml:4:\d+ .*methds/);
+    // Polls of the same broken files change nothing and report nothing again.
+    const rejections = (await al.audit()).filter((e) => e.event === 'policy_rejected').length;
+    assert.deepEqual(await al.airlock.policies.reload(), { ok: true, changed: false, policy: al.airlock.policies.current() });
+    assert.equal((await al.audit()).filter((e) => e.event === 'policy_rejected').length, rejections);
 
     const loaded = once(al.airlock.policies.events, 'loaded');
     await al.writePolicy('policy.yaml', allowV1);

@@ -125,7 +125,7 @@ describe('compiled values', () => {
     const p = r.policy;
     const bot = p.identities.get('bot');
     assert.deepEqual(bot?.groups, ['g']);
-    assert.equal(bot?.tokenSha256[0]?.toString('hex'), digest);
+    assert.equal(Buffer.from(bot!.tokenSha256[0]!).toString('hex'), digest);
     assert.deepEqual(
       p.routes.map(({ prefix, scheme, host, port, upstreamPath }) => ({ prefix, scheme, host, port, upstreamPath })),
       [
