@@ -2,20 +2,21 @@
  * Prometheus metrics. Every instance owns its registry (tests and embedded uses create many);
  * labels are bounded sets only: no hosts, paths, identities or request ids.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, exponentialBuckets } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics, exponentialBuckets } from 'prom-client';
+import { FastCounter, FastHistogram } from './labelled.js';
 
 export interface Metrics {
   registry: Registry;
   /** airlock_decisions_total{action,rule,mode}: rule is the deciding rule id or "(default)"; mode enforce|report. */
-  decisions: Counter<'action' | 'rule' | 'mode'>;
+  decisions: FastCounter<'action' | 'rule' | 'mode'>;
   /** airlock_request_duration_seconds{action}: from receipt of the request to the end of the response. */
-  requestDuration: Histogram<'action'>;
+  requestDuration: FastHistogram<'action'>;
   /** airlock_upstream_duration_seconds{status_class}: to the upstream's response headers; 1xx..5xx or error. */
-  upstreamDuration: Histogram<'status_class'>;
+  upstreamDuration: FastHistogram<'status_class'>;
   /** airlock_proxy_errors_total{code}: responses Airlock made itself, by their `error` code. */
-  proxyResponses: Counter<'code'>;
+  proxyResponses: FastCounter<'code'>;
   /** airlock_policy_reloads_total{result}: success|failure. */
-  policyReloads: Counter<'result'>;
+  policyReloads: FastCounter<'result'>;
   /** airlock_policy_rules: rules in the policy in force. */
   policyRules: Gauge;
   /** airlock_policy_last_reload_success_timestamp_seconds. */
@@ -23,19 +24,19 @@ export interface Metrics {
   /** airlock_policy_loaded_ok: 1 when the last load attempt succeeded (on failure the old policy stays in force). */
   policyLoaded: Gauge;
   /** airlock_tunnels_total{decision}: CONNECT tunnels by outcome. */
-  tunnels: Counter<'decision'>;
+  tunnels: FastCounter<'decision'>;
   /** airlock_audit_events_total{event}: events handed to the audit sink. */
-  auditEvents: Counter<'event'>;
+  auditEvents: FastCounter<'event'>;
   /** airlock_audit_errors_total: audit writes that failed (the trail has a gap). */
   auditErrors: Counter;
   /** airlock_approvals_requested_total{rule}: new approvals (identical requests joining one are not counted). */
-  approvalsRequested: Counter<'rule'>;
+  approvalsRequested: FastCounter<'rule'>;
   /** airlock_approvals_held: client connections held waiting for a decision on this replica. */
   approvalsHeld: Gauge;
   /** airlock_approval_outcomes_total{state}: approved, denied, expired, cancelled, executed. */
-  approvalOutcomes: Counter<'state'>;
+  approvalOutcomes: FastCounter<'state'>;
   /** airlock_approval_decision_seconds{state}: from the request being held to the decision. */
-  approvalDecisionSeconds: Histogram<'state'>;
+  approvalDecisionSeconds: FastHistogram<'state'>;
   /** airlock_approval_store_up: 1 when the approval store answers; read at scrape time from what `watchApprovalStore` was given. */
   approvalStoreUp: Gauge;
   watchApprovalStore(ready: () => boolean): void;
@@ -51,33 +52,33 @@ export function createMetrics(): Metrics {
   collectDefaultMetrics({ register: registry, prefix: 'airlock_' });
   return {
     registry,
-    decisions: new Counter({
+    decisions: new FastCounter({
       name: 'airlock_decisions_total',
       help: 'Policy decisions, by action, deciding rule ("(default)" when none matched) and mode (enforce or report).',
       labelNames: ['action', 'rule', 'mode'] as const,
       registers,
     }),
-    requestDuration: new Histogram({
+    requestDuration: new FastHistogram({
       name: 'airlock_request_duration_seconds',
       help: 'Time from receiving a proxied request to the end of its response, by decided action.',
       labelNames: ['action'] as const,
       buckets: LATENCY_BUCKETS,
       registers,
     }),
-    upstreamDuration: new Histogram({
+    upstreamDuration: new FastHistogram({
       name: 'airlock_upstream_duration_seconds',
       help: 'Time from sending a request upstream to its response headers, by status class (or "error").',
       labelNames: ['status_class'] as const,
       buckets: LATENCY_BUCKETS,
       registers,
     }),
-    proxyResponses: new Counter({
+    proxyResponses: new FastCounter({
       name: 'airlock_proxy_errors_total',
       help: 'Responses Airlock made itself instead of forwarding, by error code (denied, bad_request, ...).',
       labelNames: ['code'] as const,
       registers,
     }),
-    policyReloads: new Counter({
+    policyReloads: new FastCounter({
       name: 'airlock_policy_reloads_total',
       help: 'Policy load attempts, by result (success or failure).',
       labelNames: ['result'] as const,
@@ -98,13 +99,13 @@ export function createMetrics(): Metrics {
       help: '1 if the last policy load attempt succeeded, 0 if it failed (the previous policy stays in force).',
       registers,
     }),
-    tunnels: new Counter({
+    tunnels: new FastCounter({
       name: 'airlock_tunnels_total',
       help: 'CONNECT tunnels, by decision.',
       labelNames: ['decision'] as const,
       registers,
     }),
-    auditEvents: new Counter({
+    auditEvents: new FastCounter({
       name: 'airlock_audit_events_total',
       help: 'Events written to the audit trail, by event type.',
       labelNames: ['event'] as const,
@@ -115,7 +116,7 @@ export function createMetrics(): Metrics {
       help: 'Audit writes that failed: the audit trail is missing events.',
       registers,
     }),
-    approvalsRequested: new Counter({
+    approvalsRequested: new FastCounter({
       name: 'airlock_approvals_requested_total',
       help: 'Requests held for approval (new approvals; identical requests that join one are not counted), by rule.',
       labelNames: ['rule'] as const,
@@ -126,13 +127,13 @@ export function createMetrics(): Metrics {
       help: 'Client connections this replica holds open while a human decides.',
       registers,
     }),
-    approvalOutcomes: new Counter({
+    approvalOutcomes: new FastCounter({
       name: 'airlock_approval_outcomes_total',
       help: 'Approvals leaving pending (approved, denied, expired, cancelled) and approvals spent (executed).',
       labelNames: ['state'] as const,
       registers,
     }),
-    approvalDecisionSeconds: new Histogram({
+    approvalDecisionSeconds: new FastHistogram({
       name: 'airlock_approval_decision_seconds',
       help: 'Time from a request being held to the decision, by outcome.',
       labelNames: ['state'] as const,

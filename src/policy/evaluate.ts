@@ -95,16 +95,11 @@ function matchesBesidesHost(rule: CompiledRule, req: CanonicalRequest): boolean 
     if (!any) return false;
   }
   for (const h of rule.headers) {
-    if (!headerMatches(h, headerValue(req, h.name))) return false;
+    if (!headerMatches(h, req.headers.get(h.name))) return false;
   }
   if (rule.classification && (req.classification === null || !rule.classification.levels.has(req.classification))) return false;
   if (rule.identities && !identityMatches(rule.identities, req.identity)) return false;
   return true;
-}
-
-/** Own properties only: a header named `constructor` must not find Object.prototype's. */
-export function headerValue(req: CanonicalRequest, name: string): string | string[] | undefined {
-  return Object.hasOwn(req.headers, name) ? req.headers[name] : undefined;
 }
 
 /** A header sent more than once (an array) never equals anything: which copy counts would be a guess. */

@@ -3,7 +3,7 @@
  * one that fails. For `airlock policy explain`; slow on purpose (no index), so it can't disagree
  * with evaluate() by sharing a bug in the index.
  */
-import { evaluate, headerMatches, headerValue, identityMatches } from './evaluate.js';
+import { evaluate, headerMatches, identityMatches } from './evaluate.js';
 import type { Action, CanonicalRequest, CompiledPolicy, CompiledRule, Decision, HostPattern, RuleMode, SourcePosition } from './types.js';
 
 export type Criterion = 'method' | 'host' | 'port' | 'path' | 'header' | 'classification' | 'identity';
@@ -77,7 +77,7 @@ function checkAll(rule: CompiledRule, req: CanonicalRequest, check: (c: Criterio
     if (!check('path', hit !== undefined, detail)) return false;
   }
   for (const h of rule.headers) {
-    const value = headerValue(req, h.name);
+    const value = req.headers.get(h.name);
     const ok = headerMatches(h, value);
     const shown = value === undefined ? 'is absent' : Array.isArray(value) ? `is sent ${value.length} times` : `is ${JSON.stringify(value)}`;
     const wanted =

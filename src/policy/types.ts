@@ -3,6 +3,8 @@
  * is pure: everything it needs arrives in these values.
  */
 
+import type { HeaderList } from '../request/headers.js';
+
 export type Action = 'allow' | 'deny' | 'approve';
 
 /** Restrictiveness order: a higher number wins when several rules match. */
@@ -32,8 +34,8 @@ export interface CanonicalRequest {
   encodedPath: string;
   /** Raw query string without the leading `?` ('' when absent). Forwarded as-is. */
   query: string;
-  /** Lower-cased header names to their single value (duplicates of inspected headers are refused earlier). */
-  headers: Readonly<Record<string, string | string[] | undefined>>;
+  /** Header fields with lower-cased names, in order (duplicates of inspected headers are refused earlier). */
+  headers: HeaderList;
   identity: Identity | null;
   /** The request's data-classification level, or null when the policy defines no classification. */
   classification: string | null;

@@ -28,7 +28,7 @@ export function decide(x: Exchange): { canon: CanonicalRequest; decision: Decisi
   if (entry.via === 'tunnel') {
     canon.identity = entry.identity;
   } else {
-    const who = identify(canon.headers['proxy-authorization'], ctx.staticIdentity, policy);
+    const who = identify(canon.headers.get('proxy-authorization'), ctx.staticIdentity, policy);
     if (!who.ok) {
       return refused(x.refuse({ status: 407, code: 'proxy_auth_required', message: who.message, headers: PROXY_AUTHENTICATE }, canon));
     }

@@ -58,10 +58,10 @@ export async function holdForApproval(x: Exchange, canon: CanonicalRequest, deci
       identity: canon.identity,
       decision,
       policy: x.policy,
-      reason: statedReason(canon.headers[REASON_HEADER]),
+      reason: statedReason(canon.headers.get(REASON_HEADER)),
     }));
     if (record.state === 'pending') {
-      if (wantsAsync(canon.headers.prefer)) return accepted(x, record, rule);
+      if (wantsAsync(canon.headers.get('prefer'))) return accepted(x, record, rule);
       const gone = new Promise<void>((resolve) => res.once('close', () => resolve()));
       record = await approvals.wait(record.id, Math.min(settings.waitMs, record.expiresAt - Date.now()), gone);
       if (res.destroyed) return;

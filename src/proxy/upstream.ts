@@ -1,5 +1,4 @@
-import { EventEmitter } from 'node:events';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { SecureContext } from 'node:tls';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
 import { DESTINATION_REFUSED_CODE, guardConnector, type Guard } from './destination-guard.js';
@@ -66,15 +65,20 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 
-function responseHeaders(h: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
+/**
+ * The upstream's response headers as the flat [name, value, …] list writeHead takes, without
+ * hop-by-hop headers and those the upstream's Connection header names, plus Airlock's request id.
+ */
+function responseHeaders(h: IncomingHttpHeaders, requestId: string): (string | string[])[] {
+  const out: (string | string[])[] = [];
   const nominated = h.connection;
   const extra = nominated ? new Set(String(nominated).toLowerCase().split(/\s*,\s*/)) : null;
   for (const name in h) {
     const v = h[name];
-    if (v === undefined || HOP_BY_HOP.has(name) || extra?.has(name)) continue;
-    out[name] = v;
+    if (v === undefined || HOP_BY_HOP.has(name) || extra?.has(name) === true) continue;
+    out.push(name, v);
   }
+  out.push(REQUEST_ID_HEADER, requestId);
   return out;
 }
 
@@ -95,12 +99,72 @@ export function streamedBody(req: IncomingMessage): IncomingMessage | null {
 }
 
 /**
+ * Writes one upstream response into the client's ServerResponse as it arrives: undici's dispatch
+ * handler interface, without the stream API's async resource, writable plumbing and promise per request.
+ * Backpressure is passed on (the upstream is paused while the client is not reading), and a client
+ * that goes away aborts the upstream request.
+ */
+class ResponseWriter implements Dispatcher.DispatchHandler {
+  private controller: Dispatcher.DispatchController | null = null;
+  private readonly onClose = (): void => {
+    if (!this.res.writableFinished) this.controller?.abort(new ClientClosedError());
+  };
+  private readonly onDrain = (): void => this.controller?.resume();
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly requestId: string,
+    private readonly origin: string,
+    private readonly onHeaders: (status: number) => void,
+    private readonly done: (result: ForwardResult) => void,
+  ) {
+    res.once('close', this.onClose);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.res.destroyed) controller.abort(new ClientClosedError());
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    this.onHeaders(statusCode);
+    this.res.writeHead(statusCode, responseHeaders(headers, this.requestId));
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.res.write(chunk)) {
+      controller.pause();
+      this.res.once('drain', this.onDrain);
+    }
+  }
+
+  onResponseEnd(): void {
+    this.res.off('close', this.onClose);
+    this.res.end();
+    this.done({ ok: true, status: this.res.statusCode });
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.res.off('close', this.onClose);
+    this.res.off('drain', this.onDrain);
+    this.done({ ok: false, ...describe(err, this.origin), headersSent: this.res.headersSent });
+  }
+}
+
+class ClientClosedError extends Error {
+  readonly code = 'UND_ERR_ABORTED';
+  constructor() {
+    super('the client closed the connection');
+  }
+}
+
+/**
  * Send the canonical request upstream and stream the answer back. `body` is the client's request
  * streaming through, or the buffered body of a request that was held for approval.
  * Redirects are passed to the client, never followed: a client that follows one comes back
  * through the proxy and is decided again.
  */
-export async function forward(
+export function forward(
   canon: CanonicalRequest,
   body: IncomingMessage | Buffer | null,
   res: ServerResponse,
@@ -109,40 +173,16 @@ export async function forward(
   onHeaders: (status: number) => void,
 ): Promise<ForwardResult> {
   const origin = `${canon.scheme}://${canon.host.includes(':') ? `[${canon.host}]` : canon.host}:${canon.port}`;
-  // undici accepts any emitter of 'abort' as a signal; an AbortController costs several times more
-  // on this path, which every allowed request takes.
-  const clientGone = new EventEmitter();
-  const onClose = (): void => {
-    if (!res.writableFinished) clientGone.emit('abort');
-  };
-  res.once('close', onClose);
-  try {
-    // The dispatcher's own stream() takes origin and path as they are; undici's top-level stream()
-    // would parse a URL string again.
-    await agent.stream(
+  return new Promise((resolve) => {
+    agent.dispatch(
       {
         origin,
         path: canon.query ? `${canon.encodedPath}?${canon.query}` : canon.encodedPath,
         method: canon.method as Dispatcher.HttpMethod,
         headers: upstreamHeaders(canon),
         body,
-        signal: clientGone,
-        opaque: res,
       },
-      ({ statusCode, headers, opaque }) => {
-        const out = opaque as ServerResponse;
-        onHeaders(statusCode);
-        const h = responseHeaders(headers);
-        h[REQUEST_ID_HEADER] = requestId;
-        out.writeHead(statusCode, h);
-        return out;
-      },
+      new ResponseWriter(res, requestId, origin, onHeaders, resolve),
     );
-    return { ok: true, status: res.statusCode };
-  } catch (err) {
-    const d = describe(err, origin);
-    return { ok: false, ...d, headersSent: res.headersSent };
-  } finally {
-    res.off('close', onClose);
-  }
+  });
 }

@@ -6,6 +6,7 @@
 
 import type { CanonicalRequest, CompiledPolicy, Identity } from '../policy/types.js';
 import { DEFAULT_PORT, canonicalHost, formatAuthority, parseAuthority } from './host.js';
+import { HeaderList } from './headers.js';
 import { canonicalPath } from './path.js';
 
 export interface RawRequest {
@@ -27,8 +28,6 @@ export interface RawRequest {
 }
 
 export type CanonicalizeResult = { ok: true; request: CanonicalRequest } | { ok: false; message: string };
-
-type Headers = Record<string, string | string[]>;
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const DIGITS = /^[0-9]+$/;
@@ -134,9 +133,15 @@ export function canonicalize(raw: RawRequest, identity: Identity | null, policy:
   const inspected = policy.inspectedHeaders;
   const classHeader = policy.classification?.header ?? null;
   const aliases = aliasesOf(policy);
-  const headers: Headers = Object.create(null) as Headers; // header names like `__proto__` stay plain keys
   const rh = raw.rawHeaders;
   if (rh.length % 2 !== 0) return fail('malformed header list');
+  const flat: string[] = new Array<string>(rh.length);
+  // The headers read below, taken as the pass meets them (each may appear once: SINGLE or inspected).
+  let te: string | undefined;
+  let cl: string | undefined;
+  let hostValue: string | undefined;
+  let classValue: string | undefined;
+  let connection = false;
   for (let i = 0; i < rh.length; i += 2) {
     const rawName = rh[i] as string;
     const value = rh[i + 1] as string;
@@ -149,35 +154,34 @@ export function canonicalize(raw: RawRequest, identity: Identity | null, policy:
         return fail(`header ${rawName} is too similar to a header the policy inspects (_ versus -)`);
       }
     }
-    const prev = headers[name];
-    if (prev === undefined) {
-      headers[name] = value;
-    } else {
-      if (SINGLE.has(name) || isInspected) return fail(`more than one ${rawName} header`);
-      if (typeof prev === 'string') headers[name] = [prev, value];
-      else prev.push(value);
+    if (SINGLE.has(name) || isInspected) {
+      for (let j = 0; j < i; j += 2) if (flat[j] === name) return fail(`more than one ${rawName} header`);
+      if (name === 'transfer-encoding') te = value;
+      else if (name === 'content-length') cl = value;
+      else if (name === 'host') hostValue = value;
+      if (name === classHeader) classValue = value;
+    } else if (name === 'connection') {
+      connection = true;
     }
+    flat[i] = name;
+    flat[i + 1] = value;
   }
+  const headers = new HeaderList(flat);
 
-  // Values of SINGLE and inspected headers are strings here: duplicates were refused above.
-  const te = headers['transfer-encoding'] as string | undefined;
   if (te !== undefined) {
     if (te.trim().toLowerCase() !== 'chunked') return fail('Transfer-Encoding must be exactly "chunked"');
-    if (headers['content-length'] !== undefined) return fail('both Transfer-Encoding and Content-Length are set');
+    if (cl !== undefined) return fail('both Transfer-Encoding and Content-Length are set');
   }
-  const cl = headers['content-length'] as string | undefined;
   if (cl !== undefined && !DIGITS.test(cl.trim())) return fail('invalid Content-Length');
 
-  const conn = headers['connection'];
-  if (conn !== undefined) {
-    for (const n of connectionTokens(conn)) {
+  if (connection) {
+    for (const n of connectionTokens(headers.get('connection')!)) {
       if (n === 'host' || n === 'content-length' || inspected.has(n) || n === classHeader) {
         return fail(`Connection header may not name ${n}: it would be dropped before forwarding`);
       }
     }
   }
 
-  const hostValue = headers['host'] as string | undefined;
   if (hostValue !== undefined && raw.hostHeader !== 'ignore') {
     // Node hands header bytes over as latin1, so non-ASCII here is not the Unicode the client meant.
     if (hasNonAscii(hostValue)) return fail('Host header contains a non-ASCII character');
@@ -192,7 +196,7 @@ export function canonicalize(raw: RawRequest, identity: Identity | null, policy:
   let classification: string | null = null;
   const cc = policy.classification;
   if (cc !== null) {
-    const v = headers[cc.header] as string | undefined;
+    const v = classValue;
     if (v === undefined) {
       classification = cc.missing;
     } else {
@@ -235,16 +239,15 @@ export function canonicalizeAuthority(
  * with `host` set to the canonical authority (default port omitted).
  */
 export function upstreamHeaders(req: CanonicalRequest): string[] {
-  const conn = req.headers['connection'];
+  const conn = req.headers.get('connection');
   const nominated = conn === undefined ? null : new Set(connectionTokens(conn));
   // A flat [name, value, …] list: undici takes it as it is, without walking an object's keys again.
+  const f = req.headers.flat;
   const out: string[] = [];
-  for (const name in req.headers) {
-    const value = req.headers[name];
-    if (value === undefined || name === 'host') continue;
-    if (NOT_FORWARDED.has(name) || name.startsWith('x-airlock-') || nominated?.has(name) === true) continue;
-    if (typeof value === 'string') out.push(name, value);
-    else for (const v of value) out.push(name, v);
+  for (let i = 0; i < f.length; i += 2) {
+    const name = f[i]!;
+    if (name === 'host' || NOT_FORWARDED.has(name) || name.startsWith('x-airlock-') || nominated?.has(name) === true) continue;
+    out.push(name, f[i + 1]!);
   }
   out.push('host', formatAuthority(req.scheme, req.host, req.port));
   return out;

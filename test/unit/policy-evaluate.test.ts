@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { HeaderList } from '../../src/request/headers.js';
 import { evaluate, evaluateTunnel } from '../../src/policy/evaluate.js';
 import { explain } from '../../src/policy/explain.js';
 import { loadPolicySources, type PolicySource } from '../../src/policy/load.js';
@@ -29,7 +30,7 @@ function req(method: string, url: string, o: ReqOptions = {}): CanonicalRequest 
     path: decodeURIComponent(u.pathname),
     encodedPath: u.pathname,
     query: u.search.slice(1),
-    headers: o.headers ?? {},
+    headers: new HeaderList(Object.entries(o.headers ?? {}).flatMap(([name, v]) => (Array.isArray(v) ? v : [v]).flatMap((x) => [name, x]))),
     identity: o.identity ?? null,
     classification: o.classification ?? null,
   };
