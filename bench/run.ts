@@ -100,10 +100,10 @@ async function main(): Promise<void> {
     await add('airlock', 'Airlock, 2 rules', () => startAirlock(dir, 'small', header + benchRules()));
     await add('airlock-large', `Airlock, ${LARGE.toLocaleString('en')} rules`, () => startAirlock(dir, 'large', largePolicyText(LARGE) + benchRules()));
     if (which('squid')) {
-      await add('squid', 'squid (1 worker, no cache)', async () => ({ port: await startSquid(procs, dir), pid: undefined }));
+      await add('squid', 'squid (1 worker, no cache)', () => startSquid(procs, dir));
     } else notes.push('squid is not installed (apt-get install -y squid): skipped');
     if (which('nginx')) {
-      await add('nginx', 'nginx (1 worker, keep-alive pool)', async () => ({ port: await startNginxProxy(procs, dir, upstream.port), pid: undefined }));
+      await add('nginx', 'nginx (1 worker, keep-alive pool)', () => startNginxProxy(procs, dir, upstream.port));
     } else notes.push('nginx is not installed (apt-get install -y nginx): skipped, and the upstream is a Node server');
     if (loadGenerator() !== 'wrk') notes.push('wrk is not installed (apt-get install -y wrk): load from autocannon, which takes more CPU');
 

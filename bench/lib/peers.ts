@@ -109,8 +109,8 @@ export async function startUpstream(procs: Processes, dir: string): Promise<Upst
 }
 
 /** nginx proxying every request to the upstream over a keep-alive pool (absolute-form requests are accepted). */
-export async function startNginxProxy(procs: Processes, dir: string, upstreamPort: number): Promise<number> {
-  const { port } = await startNginx(
+export async function startNginxProxy(procs: Processes, dir: string, upstreamPort: number): Promise<{ port: number; pid: number | undefined }> {
+  const { port, child } = await startNginx(
     procs,
     dir,
     'nginx-proxy',
@@ -126,11 +126,11 @@ export async function startNginxProxy(procs: Processes, dir: string, upstreamPor
     }
   }`,
   );
-  return port;
+  return { port, pid: child.pid };
 }
 
 /** squid as a forward proxy with caching off (every response must come from the upstream). */
-export async function startSquid(procs: Processes, dir: string): Promise<number> {
+export async function startSquid(procs: Processes, dir: string): Promise<{ port: number; pid: number | undefined }> {
   const d = await workDir(dir, 'squid');
   const port = await freePort();
   const conf = join(d, 'squid.conf');
@@ -154,9 +154,9 @@ max_filedescriptors 8192
 `,
   );
   // -N: foreground, no daemon; -f: this configuration only.
-  await procs.start(which('squid')!, ['-N', '-f', conf]);
+  const { child } = await procs.start(which('squid')!, ['-N', '-f', conf]);
   await waitForPort(port);
-  return port;
+  return { port, pid: child.pid };
 }
 
 /** The first line a command prints of its version (nginx prints it on stderr, squid on stdout). */

@@ -11,30 +11,45 @@ interface Slot<L extends string> {
   value: number;
 }
 
-/** Slots by label values, in the declared label order. */
+/**
+ * Slots by label values, one Map level per label in the declared order: label values are mostly
+ * strings the policy or the code already holds, whose hashes V8 keeps, so finding a slot builds no
+ * new string.
+ */
 class Slots<L extends string, S extends { labels: Record<L, string> }> {
-  private readonly byKey = new Map<string, S>();
+  private readonly root = new Map<string, unknown>();
+  private readonly all: S[] = [];
 
   constructor(
     private readonly labelNames: readonly L[],
     private readonly create: (labels: Record<L, string>) => S,
-  ) {}
+  ) {
+    if (labelNames.length === 0) throw new Error('a metric without labels needs no slots: use prom-client directly');
+  }
 
   get(labels: Record<L, string>): S {
-    let key = '';
-    for (const n of this.labelNames) key += `${labels[n]}\u0000`;
-    let slot = this.byKey.get(key);
+    const names = this.labelNames;
+    let level = this.root;
+    for (let i = 0; i < names.length - 1; i++) {
+      const v = labels[names[i]!];
+      let next = level.get(v) as Map<string, unknown> | undefined;
+      if (next === undefined) level.set(v, (next = new Map()));
+      level = next;
+    }
+    const last = labels[names[names.length - 1]!];
+    let slot = level.get(last) as S | undefined;
     if (slot === undefined) {
       const own = {} as Record<L, string>;
-      for (const n of this.labelNames) own[n] = labels[n];
+      for (const n of names) own[n] = labels[n];
       slot = this.create(own);
-      this.byKey.set(key, slot);
+      level.set(last, slot);
+      this.all.push(slot);
     }
     return slot;
   }
 
-  values(): IterableIterator<S> {
-    return this.byKey.values();
+  values(): readonly S[] {
+    return this.all;
   }
 }
 
