@@ -26,7 +26,9 @@ COPY --from=build /src/dist/ ./dist/
 COPY policies/ /etc/airlock/policies/
 VOLUME /etc/airlock/policies
 
-ENV AIRLOCK_POLICIES=/etc/airlock/policies \
+# The young generation capped as in dist/cli/main.js's own start line (see docs/architecture.md).
+ENV NODE_OPTIONS=--max-semi-space-size=8 \
+    AIRLOCK_POLICIES=/etc/airlock/policies \
     AIRLOCK_LISTEN=0.0.0.0:8080 \
     AIRLOCK_ADMIN_LISTEN=0.0.0.0:9090
 # 8080: the agent-facing proxy; 9090: the admin listener (/healthz, /readyz, /metrics, approvals API).

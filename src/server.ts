@@ -5,9 +5,7 @@ import { createSecureContext, rootCertificates } from 'node:tls';
 import { readFile } from 'node:fs/promises';
 import { createAdminServer } from './admin/server.js';
 import { MemoryStore } from './approvals/memory-store.js';
-import { RedisStore } from './approvals/redis-store.js';
 import { ApprovalService } from './approvals/service.js';
-import { SlackChannel } from './approvals/slack/channel.js';
 import type { ApprovalStore } from './approvals/types.js';
 import { createAuditSink, type AuditSink } from './audit/sink.js';
 import type { HostPort, ServeConfig } from './config.js';
@@ -16,10 +14,9 @@ import { createMetrics, type Metrics } from './metrics/metrics.js';
 import type { CompiledPolicy, PolicyError } from './policy/types.js';
 import { canonicalIp, compileGuard, type Guard } from './proxy/destination-guard.js';
 import { createPolicyHolder, type PolicyHolder } from './policy/watch.js';
+import type { Interception } from './proxy/context.js';
 import { createProxyServer } from './proxy/listener.js';
 import { createUpstreamAgent } from './proxy/upstream.js';
-import { loadCaFromEnv } from './tls/ca.js';
-import { LeafCache } from './tls/leaf-cache.js';
 
 export interface Airlock {
   proxy: HostPort;
@@ -83,12 +80,25 @@ function closeServer(server: Server, graceMs: number, forceAlso: () => void = ()
  * keeps reconnecting: requests that need approval fail closed until it answers, everything else flows.
  */
 async function openRedisStore(url: string, replica: string, log: Logger): Promise<ApprovalStore> {
+  const { RedisStore } = await import('./approvals/redis-store.js');
   try {
     return await RedisStore.connect(url, { replica, logger: log });
   } catch (err) {
     log.warn({ err }, 'approval store not reachable at start; requests that need approval fail closed until it is');
     return RedisStore.connect(url, { replica, logger: log, readyTimeoutMs: 0 });
   }
+}
+
+/**
+ * TLS interception when a CA is configured: without one, HTTPS to hosts whose rules inspect requests
+ * is refused. Like Redis and Slack, its modules (tens of MiB) are loaded only when configured.
+ */
+async function openInterception(config: ServeConfig): Promise<Interception | null> {
+  if (config.ca.certFile === undefined && config.ca.keyFile === undefined) return null;
+  const { loadCaFromEnv } = await import('./tls/ca.js');
+  const { LeafCache } = await import('./tls/leaf-cache.js');
+  const ca = await loadCaFromEnv({ AIRLOCK_CA_CERT: config.ca.certFile, AIRLOCK_CA_KEY: config.ca.keyFile });
+  return ca ? { leaves: new LeafCache(ca) } : null;
 }
 
 /** Start the proxy and admin listeners with the policy folder in force. */
@@ -117,12 +127,11 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
   const upstreamTls = extraCa ? createSecureContext({ ca: [...rootCertificates, extraCa] }) : undefined;
   const agent = createUpstreamAgent({ ...config.upstream, ...(upstreamTls ? { secureContext: upstreamTls } : {}) }, guard);
   // Without a CA, HTTPS to hosts whose rules inspect requests is refused (it can't be inspected).
-  const ca = await loadCaFromEnv({ AIRLOCK_CA_CERT: config.ca.certFile, AIRLOCK_CA_KEY: config.ca.keyFile });
-  const interception = ca ? { leaves: new LeafCache(ca) } : null;
+  const interception = await openInterception(config);
   const store: ApprovalStore = config.redis ? await openRedisStore(config.redis, config.replica, log) : new MemoryStore();
   metrics.watchApprovalStore(() => store.ready());
   const approvals = new ApprovalService({ store, replica: config.replica, audit, metrics, log });
-  const slack = config.slack ? new SlackChannel(config.slack, approvals, holder.current, log) : null;
+  const slack = config.slack ? new (await import('./approvals/slack/channel.js')).SlackChannel(config.slack, approvals, holder.current, log) : null;
   if (slack) {
     approvals.addChannel(slack);
     await slack.start();

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Registry } from 'prom-client';
 import type { ApprovalService } from '../approvals/service.js';
 import type { CompiledPolicy } from '../policy/types.js';
-import { SLACK_EVENTS_PATH } from '../approvals/slack/channel.js';
+import { SLACK_EVENTS_PATH } from '../approvals/slack/endpoint.js';
 import { API_PREFIX, handleApprovalsApi } from './approvals-api.js';
 
 export interface AdminState {

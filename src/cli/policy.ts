@@ -4,7 +4,8 @@
  */
 import { Option, type Command } from 'commander';
 import { explain, type Explanation, type RuleExplanation } from '../policy/explain.js';
-import { formatPolicyError, loadPolicyDir, type LoadResult } from '../policy/load.js';
+import { formatPolicyError } from '../policy/errors.js';
+import { loadPolicyDir, type LoadResult } from '../policy/load.js';
 import { formatDuration } from '../policy/duration.js';
 import { resolveIdentity, runTestCases } from '../policy/testcases.js';
 import type { CanonicalRequest, CompiledPolicy, Decision, SourcePosition } from '../policy/types.js';

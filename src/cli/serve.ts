@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { formatHostPort, parseHostPort, parseSize, slackFromEnv, type ServeConfig } from '../config.js';
 import { createLogger } from '../log.js';
 import { parseDuration } from '../policy/duration.js';
-import { formatPolicyError } from '../policy/load.js';
+import { formatPolicyError } from '../policy/errors.js';
 import { DEFAULT_UPSTREAM_OPTIONS } from '../proxy/upstream.js';
 import { PolicyLoadError, startAirlock } from '../server.js';
 

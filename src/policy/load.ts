@@ -18,11 +18,6 @@ export type LoadResult =
   | { ok: true; policy: CompiledPolicy; warnings: PolicyError[] }
   | { ok: false; errors: PolicyError[]; warnings: PolicyError[] };
 
-/** `file:line:col message`; problems with a whole folder or file (line 0) have no position. */
-export function formatPolicyError(e: PolicyError): string {
-  return e.line > 0 ? `${e.file}:${e.line}:${e.col} ${e.message}` : `${e.file}: ${e.message}`;
-}
-
 /** Load every policy file in `dir` (see PolicyFolder for which files those are). */
 export async function loadPolicyDir(dir: string): Promise<LoadResult> {
   const read = await new PolicyFolder(dir).read();

@@ -3,7 +3,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import type { AuditSink } from '../audit/sink.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { formatPolicyError } from './load.js';
+import { formatPolicyError } from './errors.js';
 import { createPolicyLoader, type LoadOutcome } from './loader.js';
 import type { CompiledPolicy, PolicyError } from './types.js';
 

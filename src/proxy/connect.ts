@@ -8,7 +8,7 @@ import { evaluateTunnel, isPassthrough } from '../policy/evaluate.js';
 import type { Identity } from '../policy/types.js';
 import { canonicalizeAuthority } from '../request/canonicalize.js';
 import { credentialsRequired, identify } from '../request/identify.js';
-import { normalizeHost } from '../tls/ca.js';
+import { normalizeHost } from '../tls/host-name.js';
 import type { Interception, ProxyContext } from './context.js';
 import { PROXY_AUTHENTICATE } from './decide.js';
 import { writeSocketError, type ProxyError } from './respond.js';

@@ -6,7 +6,8 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { createSecureContext, type SecureContext } from 'node:tls';
-import { normalizeHost, type Ca } from './ca.js';
+import type { Ca } from './ca.js';
+import { normalizeHost } from './host-name.js';
 
 const HOUR_MS = 3_600_000;
 /** Leaves live 7 days; contexts are replaced after 6. */

@@ -75,8 +75,12 @@ describe('airlock serve', () => {
     const up = await startUpstream();
     // Exactly what `npm start` runs (README quick start), on free ports.
     const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
-    assert.equal(pkg.scripts.start, 'node dist/cli/main.js serve --policies policies');
-    const child = spawn(process.execPath, [AIRLOCK_BIN, 'serve', '--policies', 'policies', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {
+    const [node, ...startArgs] = pkg.scripts.start.split(' ');
+    assert.equal(node, 'node');
+    // The same V8 flags as the installed command's own start line (src/cli/main.ts).
+    const flags = /^#!\/usr\/bin\/env -S node (.*)$/m.exec(await readFile(join(ROOT, 'src/cli/main.ts'), 'utf8'))![1]!.split(' ');
+    assert.deepEqual(startArgs, [...flags, 'dist/cli/main.js', 'serve', '--policies', 'policies']);
+    const child = spawn(process.execPath, [...flags, AIRLOCK_BIN, 'serve', '--policies', 'policies', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {
       cwd: ROOT,
       env: { ...process.env, AIRLOCK_AUDIT: auditFile },
       stdio: ['ignore', 'pipe', 'pipe'],

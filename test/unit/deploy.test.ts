@@ -122,6 +122,10 @@ describe('Dockerfile', () => {
     assert.match(hc, /':9090'/);
     assertAdminServes('/healthz');
     assert.deepEqual(JSON.parse(one('ENTRYPOINT')), ['node', '/app/dist/cli/main.js']);
+    // The image runs node itself, not the bin's start line: it must pass the same V8 flags.
+    const binFlags = /^#!\/usr\/bin\/env -S node (.*)$/m.exec(read('src/cli/main.ts'))?.[1];
+    assert.ok(binFlags, 'src/cli/main.ts starts with #!/usr/bin/env -S node <flags>');
+    assert.equal(DOCKER_ENV.get('NODE_OPTIONS'), binFlags);
     assert.deepEqual(JSON.parse(one('CMD')), ['serve']);
     // dist/cli/main.js is what tsconfig.build.json makes of src/cli/main.ts.
     const build = JSON.parse(read('tsconfig.build.json')) as { compilerOptions: { rootDir: string; outDir: string } };

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { formatPolicyError, loadPolicyDir, loadPolicySources } from '../../src/policy/load.js';
+import { formatPolicyError } from '../../src/policy/errors.js';
+import { loadPolicyDir, loadPolicySources } from '../../src/policy/load.js';
 import { policyJsonSchemaText } from '../../src/policy/schema.js';
 import { runTestCases } from '../../src/policy/testcases.js';
 

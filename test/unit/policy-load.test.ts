@@ -3,7 +3,8 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { formatPolicyError, loadPolicyDir, loadPolicySources, type PolicySource } from '../../src/policy/load.js';
+import { formatPolicyError } from '../../src/policy/errors.js';
+import { loadPolicyDir, loadPolicySources, type PolicySource } from '../../src/policy/load.js';
 
 function errorsOf(...sources: PolicySource[]): string[] {
   const r = loadPolicySources(sources);

@@ -13,7 +13,8 @@ import { promisify } from 'node:util';
 import * as x509 from '@peculiar/x509';
 import { Command } from 'commander';
 import { caInit, caShow, registerCaCommands, type CaCliIo } from '../../src/cli/ca.js';
-import { CaError, InvalidHostError, generateCa, loadCa, loadCaFromEnv, normalizeHost, type Ca } from '../../src/tls/ca.js';
+import { CaError, generateCa, loadCa, loadCaFromEnv, type Ca } from '../../src/tls/ca.js';
+import { InvalidHostError, normalizeHost } from '../../src/tls/host-name.js';
 import { LeafCache } from '../../src/tls/leaf-cache.js';
 
 const run = promisify(execFile);

@@ -5,6 +5,7 @@ import type { Logger } from '../../log.js';
 import type { CompiledPolicy } from '../../policy/types.js';
 import { selfApproval, stillEligible, type ApprovalChannel, type ApprovalService } from '../service.js';
 import type { ApprovalRecord } from '../types.js';
+import { SLACK_EVENTS_PATH } from './endpoint.js';
 import {
   APPROVE_ACTION,
   DENY_ACTION,
@@ -29,7 +30,6 @@ export interface SlackConfig {
   defaultChannel?: string;
 }
 
-export const SLACK_EVENTS_PATH = '/slack/events';
 /** Slack's own tolerance for request timestamps, in both directions (Bolt checks only the past). */
 const MAX_SKEW_S = 300;
 const CACHE_MS = 10 * 60 * 1000;
