@@ -70,9 +70,6 @@ describe('airlock policy', () => {
 
 describe('airlock serve', () => {
   it('starts with the example policies, serves health, readiness and metrics, forwards, and stops on SIGTERM', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'airlock-serve-'));
-    const auditFile = join(dir, 'audit.jsonl');
-    const up = await startUpstream();
     // Exactly what `npm start` runs (README quick start), on free ports.
     const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
     const [node, ...startArgs] = pkg.scripts.start.split(' ');
@@ -80,6 +77,9 @@ describe('airlock serve', () => {
     // The same V8 flags as the installed command's own start line (src/cli/main.ts).
     const flags = /^#!\/usr\/bin\/env -S node (.*)$/m.exec(await readFile(join(ROOT, 'src/cli/main.ts'), 'utf8'))![1]!.split(' ');
     assert.deepEqual(startArgs, [...flags, 'dist/cli/main.js', 'serve', '--policies', 'policies']);
+    const dir = await mkdtemp(join(tmpdir(), 'airlock-serve-'));
+    const auditFile = join(dir, 'audit.jsonl');
+    const up = await startUpstream();
     const child = spawn(process.execPath, [...flags, AIRLOCK_BIN, 'serve', '--policies', 'policies', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {
       cwd: ROOT,
       env: { ...process.env, AIRLOCK_AUDIT: auditFile },
