@@ -27,7 +27,7 @@ COPY policies/ /etc/airlock/policies/
 VOLUME /etc/airlock/policies
 
 # The young generation capped as in dist/cli/main.js's own start line (see docs/architecture.md).
-ENV NODE_OPTIONS=--max-semi-space-size=8 \
+ENV NODE_OPTIONS=--max-semi-space-size=16 \
     AIRLOCK_POLICIES=/etc/airlock/policies \
     AIRLOCK_LISTEN=0.0.0.0:8080 \
     AIRLOCK_ADMIN_LISTEN=0.0.0.0:9090

@@ -49,6 +49,9 @@ export interface ApprovalChannel {
   changed(record: ApprovalRecord): Promise<void>;
 }
 
+/** What a held request wakes up with: the record (null if it vanished), or the announcement of an approval. */
+export type Woken = ApprovalRecord | null | 'approved';
+
 export type VoteOutcome =
   | { ok: true; record: ApprovalRecord }
   | { ok: false; status: 403 | 404 | 409; message: string; record: ApprovalRecord | null };
@@ -59,7 +62,7 @@ export type VoteOutcome =
  * every step to the audit trail.
  */
 export class ApprovalService {
-  private readonly waiters = new Map<string, Set<(record: ApprovalRecord | null) => void>>();
+  private readonly waiters = new Map<string, Set<(woken: Woken) => void>>();
   private readonly now: () => number;
   private readonly unsubscribe: (() => void)[];
   private readonly poll: NodeJS.Timeout;
@@ -183,16 +186,19 @@ export class ApprovalService {
 
   /**
    * Wait until the approval leaves `pending`, at most `ms`. Resolves with the record as it then is
-   * (still pending after a timeout), or null if it vanished. `cancelled` (the client went away) stops waiting.
+   * (still pending after a timeout), or null if it vanished; or with `'approved'` when the store
+   * announced an approval: the caller then claims it (the claim checks it again) without reading the
+   * whole record first, one store round trip less between an approver's click and the upstream.
+   * `gone` (the client went away) stops waiting.
    */
-  async wait(id: string, ms: number, gone: Promise<void>): Promise<ApprovalRecord | null> {
+  async wait(id: string, ms: number, gone: Promise<void>): Promise<Woken> {
     await this.deps.store.setHolder(id, this.deps.replica);
     this.deps.metrics.approvalsHeld.inc();
     let timer: NodeJS.Timeout | undefined;
-    let wake: ((r: ApprovalRecord | null) => void) | undefined;
+    let wake: ((w: Woken) => void) | undefined;
     try {
       // Registered before the first read, so a decision between the read and the wait is not missed.
-      const woken = new Promise<ApprovalRecord | null | 'timeout' | 'gone'>((resolve) => {
+      const woken = new Promise<Woken | 'timeout' | 'gone'>((resolve) => {
         wake = resolve;
         this.addWaiter(id, wake);
         timer = setTimeout(() => resolve('timeout'), Math.max(0, ms));
@@ -314,7 +320,9 @@ export class ApprovalService {
 
   private onChange(change: StateChange): void {
     if (change.state === 'expired' && change.holder === this.deps.replica) this.recordExpiry(change.id);
-    if (change.state !== 'pending' && this.waiters.has(change.id)) this.wakeIfDecided(change.id);
+    if (change.state === 'pending' || !this.waiters.has(change.id)) return;
+    if (change.state === 'approved') for (const w of this.waiters.get(change.id)!) w('approved');
+    else this.wakeIfDecided(change.id);
   }
 
   /** Expiry happens in the store when a record is next read; the replica answering for it records it. */
@@ -348,13 +356,13 @@ export class ApprovalService {
     );
   }
 
-  private addWaiter(id: string, w: (r: ApprovalRecord | null) => void): void {
+  private addWaiter(id: string, w: (woken: Woken) => void): void {
     let set = this.waiters.get(id);
     if (!set) this.waiters.set(id, (set = new Set()));
     set.add(w);
   }
 
-  private removeWaiter(id: string, w: (r: ApprovalRecord | null) => void): void {
+  private removeWaiter(id: string, w: (woken: Woken) => void): void {
     const set = this.waiters.get(id);
     set?.delete(w);
     if (set?.size === 0) this.waiters.delete(id);

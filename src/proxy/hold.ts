@@ -50,6 +50,7 @@ export async function holdForApproval(x: Exchange, canon: CanonicalRequest, deci
   const settings = decision.approval!;
 
   let record: ApprovalRecord | null;
+  let announced = false;
   try {
     ({ record } = await approvals.findOrCreate({
       requestId: x.requestId,
@@ -63,8 +64,10 @@ export async function holdForApproval(x: Exchange, canon: CanonicalRequest, deci
     if (record.state === 'pending') {
       if (wantsAsync(canon.headers.get('prefer'))) return accepted(x, record, rule);
       const gone = new Promise<void>((resolve) => res.once('close', () => resolve()));
-      record = await approvals.wait(record.id, Math.min(settings.waitMs, record.expiresAt - Date.now()), gone);
+      const woken = await approvals.wait(record.id, Math.min(settings.waitMs, record.expiresAt - Date.now()), gone);
       if (res.destroyed) return;
+      if (woken === 'approved') announced = true;
+      else record = woken;
     }
   } catch (err) {
     ctx.log.warn({ err, request_id: x.requestId }, 'approval store failed');
@@ -73,7 +76,7 @@ export async function holdForApproval(x: Exchange, canon: CanonicalRequest, deci
   if (record === null) return x.refuse({ status: 403, code: 'approval_expired', message: 'the approval no longer exists', rule }, canon, decision);
 
   const approvalId = record.id;
-  switch (record.state) {
+  switch (announced ? 'approved' : record.state) {
     case 'approved': {
       let claim;
       try {
