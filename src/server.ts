@@ -16,6 +16,8 @@ import { canonicalIp, compileGuard, type Guard } from './proxy/destination-guard
 import { createPolicyHolder, type PolicyHolder } from './policy/watch.js';
 import type { Interception } from './proxy/context.js';
 import { createProxyServer } from './proxy/listener.js';
+import { createGuardedAgents } from './proxy/guarded-agents.js';
+import { createPassThrough } from './proxy/pass-through.js';
 import { createUpstreamAgent } from './proxy/upstream.js';
 
 export interface Airlock {
@@ -126,6 +128,8 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
   // Upstream TLS trust, built once: Node's bundled roots plus --upstream-ca, never instead of verifying.
   const upstreamTls = extraCa ? createSecureContext({ ca: [...rootCertificates, extraCa] }) : undefined;
   const agent = createUpstreamAgent({ ...config.upstream, ...(upstreamTls ? { secureContext: upstreamTls } : {}) }, guard);
+  const agents = createGuardedAgents(guard, upstreamTls);
+  const passThrough = createPassThrough(agents, { connectTimeoutMs: config.upstream.connectTimeoutMs, upstreamTimeoutMs: config.upstream.headersTimeoutMs });
   // Without a CA, HTTPS to hosts whose rules inspect requests is refused (it can't be inspected).
   const interception = await openInterception(config);
   const store: ApprovalStore = config.redis ? await openRedisStore(config.redis, config.replica, log) : new MemoryStore();
@@ -142,6 +146,7 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
     policy: holder.current,
     staticIdentity: config.identity,
     agent,
+    passThrough,
     approvals,
     maxHeldBodyBytes: config.maxHeldBodyBytes,
     connectTimeoutMs: config.upstream.connectTimeoutMs,
@@ -183,6 +188,7 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
       await approvals.close();
       await Promise.all([closeServer(proxyServer, graceMs, destroyTunnels), closeServer(adminServer, 0)]);
       await agent.close();
+      agents.destroy();
       await store.close();
       await audit.close();
     },

@@ -2,6 +2,7 @@ import type { SecureContext } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import type { LeafCache } from '../tls/leaf-cache.js';
 import type { Guard } from './destination-guard.js';
+import type { PassThrough } from './pass-through.js';
 import type { ApprovalService } from '../approvals/service.js';
 import type { AuditSink } from '../audit/sink.js';
 import type { Logger } from '../log.js';
@@ -14,6 +15,8 @@ export interface ProxyContext {
   /** The identity of every caller without credentials, for one-agent sidecars; null = anonymous. */
   staticIdentity: string | null;
   agent: Dispatcher;
+  /** http-proxy-3 for reverse routes and WebSockets, dialling through the guard too. */
+  passThrough: PassThrough;
   /** Upstream TLS trust for dials outside the agent (WebSockets), built once; undefined = Node's defaults. */
   upstreamTls: SecureContext | undefined;
   /** Connect timeout for raw tunnels (forwarded requests use the agent's own). */

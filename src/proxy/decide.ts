@@ -45,7 +45,8 @@ export function decide(x: Exchange): { canon: CanonicalRequest; decision: Decisi
       const message = `no route for ${canon.path}: send absolute-form requests (HTTP_PROXY) or use a configured route prefix`;
       return refused(x.refuse({ status: 400, code: 'bad_request', message }, canon));
     }
-    canon = routed;
+    canon = routed.request;
+    x.route = routed.route;
   }
 
   if (ctx.isOwnListener(canon.host, canon.port)) {

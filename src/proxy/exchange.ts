@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { CanonicalRequest, CompiledPolicy, Decision, Identity } from '../policy/types.js';
+import type { CanonicalRequest, CompiledPolicy, Decision, Identity, ReverseRoute } from '../policy/types.js';
 import type { ProxyContext } from './context.js';
 import { sendError, writeSocketError, type ProxyError } from './respond.js';
-import { forward } from './upstream.js';
+import { forward, type ForwardResult } from './upstream.js';
 
 /** How a request reached the proxy. */
 export type Entry =
@@ -23,6 +23,8 @@ function statusClass(status: number): string {
 export class Exchange {
   readonly started = performance.now();
   readonly requestId = randomUUID();
+  /** The reverse route an origin-form request was mapped onto (decide.ts), which answers are rewritten for. */
+  route: ReverseRoute | null = null;
 
   constructor(
     readonly req: IncomingMessage,
@@ -75,21 +77,32 @@ export class Exchange {
     const { ctx, res } = this;
     const upstreamStarted = performance.now();
     const upstreamTime = (): number => (performance.now() - upstreamStarted) / 1000;
-    const result = await forward(canon, body, res, ctx.agent, this.requestId, (status) => {
-      ctx.metrics.upstreamDuration.observe({ status_class: statusClass(status) }, upstreamTime());
-    });
-    if (!result.ok && result.status === 403) {
+    const onHeaders = (status: number): void => ctx.metrics.upstreamDuration.observe({ status_class: statusClass(status) }, upstreamTime());
+    const result = this.route
+      ? await ctx.passThrough.route(this.req, res, canon, this.route, body, this.requestId, onHeaders)
+      : await forward(canon, body, res, ctx.agent, this.requestId, onHeaders);
+    if (!result.ok) {
+      if (result.status !== 403 && !result.headersSent) ctx.metrics.upstreamDuration.observe({ status_class: 'error' }, upstreamTime());
+      this.upstreamFailed(result, canon, decision);
+      return;
+    }
+    ctx.metrics.requestDuration.observe({ action: decision.action }, (performance.now() - this.started) / 1000);
+  }
+
+  /**
+   * The upstream could not be reached: the destination guard refused the address (403, recorded as
+   * `destination_refused`), or it failed or timed out (502/504, logged); a response already under way
+   * is cut off instead.
+   */
+  upstreamFailed(result: Extract<ForwardResult, { ok: false }>, canon: CanonicalRequest, decision: Decision): void {
+    const { ctx } = this;
+    if (result.status === 403) {
       ctx.audit.write({ event: 'destination_refused', request_id: this.requestId, host: canon.host, port: canon.port, reason: result.message });
       this.refuse({ status: 403, code: 'denied', message: result.message, rule: decision.rule }, canon, decision);
       return;
     }
-    if (!result.ok) {
-      if (!result.headersSent) ctx.metrics.upstreamDuration.observe({ status_class: 'error' }, upstreamTime());
-      ctx.log.warn({ request_id: this.requestId, host: canon.host, port: canon.port, status: result.status }, result.message);
-      if (result.headersSent) res.destroy();
-      else this.refuse({ status: result.status, code: 'upstream_error', message: result.message, rule: decision.rule }, canon, decision);
-      return;
-    }
-    ctx.metrics.requestDuration.observe({ action: decision.action }, (performance.now() - this.started) / 1000);
+    ctx.log.warn({ request_id: this.requestId, host: canon.host, port: canon.port, status: result.status }, result.message);
+    if (result.headersSent) this.answer.destroy();
+    else this.refuse({ status: result.status, code: 'upstream_error', message: result.message, rule: decision.rule }, canon, decision);
   }
 }

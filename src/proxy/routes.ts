@@ -8,7 +8,7 @@ import type { CanonicalRequest, ReverseRoute } from '../policy/types.js';
 export const ROUTE_PLACEHOLDER = { scheme: 'http', host: 'route.airlock.invalid', port: 80 } as const;
 
 /** Rewrite a canonical origin-form request onto the upstream of the longest matching route prefix. */
-export function routeRequest(canon: CanonicalRequest, routes: readonly ReverseRoute[]): CanonicalRequest | null {
+export function routeRequest(canon: CanonicalRequest, routes: readonly ReverseRoute[]): { request: CanonicalRequest; route: ReverseRoute } | null {
   let best: ReverseRoute | null = null;
   const probe = canon.path.endsWith('/') ? canon.path : `${canon.path}/`;
   for (const r of routes) {
@@ -17,11 +17,35 @@ export function routeRequest(canon: CanonicalRequest, routes: readonly ReverseRo
   if (!best) return null;
   const rest = (p: string): string => p.slice(Math.min(best.prefix.length, p.length));
   return {
-    ...canon,
-    scheme: best.scheme,
-    host: best.host,
-    port: best.port,
-    path: best.upstreamPath + rest(canon.path),
-    encodedPath: best.upstreamPath + rest(canon.encodedPath),
+    request: {
+      ...canon,
+      scheme: best.scheme,
+      host: best.host,
+      port: best.port,
+      path: best.upstreamPath + rest(canon.path),
+      encodedPath: best.upstreamPath + rest(canon.encodedPath),
+    },
+    route: best,
   };
+}
+
+/**
+ * The way back: a `Location` the route's upstream sent, as the client must follow it through the
+ * route. A URL on the upstream's origin (or a path) under the route's upstream path becomes the same
+ * path under the route's prefix, relative to Airlock's own origin (so no Host header is trusted to
+ * build it). Anything else (another site, a path outside the route) is left as it is: the client's
+ * next request is decided like any other.
+ */
+export function routeLocation(location: string, route: ReverseRoute): string {
+  const origin = `${route.scheme}://${route.host.includes(':') ? `[${route.host}]` : route.host}:${route.port}`;
+  let url: URL;
+  try {
+    url = new URL(location, `${origin}${route.upstreamPath}`);
+  } catch {
+    return location;
+  }
+  const sameOrigin = url.protocol === `${route.scheme}:` && url.hostname.replace(/^\[(.*)\]$/, '$1') === route.host && Number(url.port || (route.scheme === 'https' ? 443 : 80)) === route.port;
+  const dir = route.upstreamPath.slice(0, -1);
+  if (!sameOrigin || (url.pathname !== dir && !url.pathname.startsWith(route.upstreamPath))) return location;
+  return `${route.prefix}${url.pathname.slice(route.upstreamPath.length)}${url.search}${url.hash}`;
 }

@@ -53,7 +53,7 @@ export type ForwardResult =
   | { ok: false; status: 403 | 502 | 504; message: string; headersSent: boolean };
 
 /** Response headers that describe the upstream connection, not the message. */
-const HOP_BY_HOP = new Set([
+export const HOP_BY_HOP = new Set([
   'connection',
   'keep-alive',
   'proxy-connection',
@@ -82,9 +82,11 @@ function responseHeaders(h: IncomingHttpHeaders, requestId: string): (string | s
   return out;
 }
 
-const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+// undici's, http-proxy-3's connect timeout, and the timeout Airlock puts on Node's client requests.
+const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ECONNECT_TIMEOUT', 'ETIMEDOUT']);
 
-function describe(err: unknown, target: string): { status: 403 | 502 | 504; message: string } {
+/** What an upstream failure means for the client: 403 (destination refused), 504 (timed out) or 502. */
+export function describe(err: unknown, target: string): { status: 403 | 502 | 504; message: string } {
   const code = (err as { code?: string }).code ?? '';
   if (code === DESTINATION_REFUSED_CODE) return { status: 403, message: (err as Error).message };
   if (TIMEOUT_CODES.has(code)) return { status: 504, message: `upstream ${target} timed out (${code})` };
