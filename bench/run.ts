@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: the allowed path. In one run, under the same load, against the same upstream:
  * Airlock with a 2-rule and with a 10,000-rule policy (polling the policy folder every 5 s, as by
- * default), a bare forwarder (bench/bare-forwarder.ts), and squid and nginx as forward proxies where
+ * default), the same 2-rule Airlock through a reverse route (forwarded by http-proxy-3 instead of
+ * undici), a bare forwarder (bench/bare-forwarder.ts), and squid and nginx as forward proxies where
  * they are installed. Then the policy engine with 10,000 rules: load + compile time and evaluation.
  *
  * Every round checks that each response it counted was a 200 from the upstream: no errors, no
@@ -9,7 +10,7 @@
  *
  * Environment: BENCH_SECONDS (per round, default 6), BENCH_CONNECTIONS (default 32), BENCH_ROUNDS
  * (rounds per target, default 3), BENCH_RULES (the large policy, default 10000), BENCH_TARGETS
- * (comma-separated subset of: bare, airlock, airlock-large, squid, nginx).
+ * (comma-separated subset of: bare, airlock, airlock-route, airlock-large, squid, nginx).
  */
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
@@ -72,6 +73,8 @@ interface Target {
   label: string;
   port: number;
   pid: number | undefined;
+  /** Requests go to a reverse route on the proxy, not through it as a forward proxy. */
+  route: boolean;
   rounds: (LoadResult & { cpuUsPerRequest: number; upstreamShort: number })[];
 }
 
@@ -85,11 +88,13 @@ async function main(): Promise<void> {
   try {
     const upstream = await startUpstream(procs, dir);
     const url = `http://127.0.0.1:${upstream.port}/v1/items?limit=3`;
+    // The same request, through a reverse route (/r/ → the upstream) for the route target.
+    const target = (t: Target): { url: string; originForm: boolean } => (t.route ? { url: '/r/v1/items?limit=3', originForm: true } : { url, originForm: false });
     const targets: Target[] = [];
-    const add = async (name: string, label: string, start: () => Promise<{ port: number; pid: number | undefined }>): Promise<void> => {
+    const add = async (name: string, label: string, start: () => Promise<{ port: number; pid: number | undefined }>, route = false): Promise<void> => {
       if (ONLY && !ONLY.includes(name)) return;
       const { port, pid } = await start();
-      targets.push({ name, label, port, pid, rounds: [] });
+      targets.push({ name, label, port, pid, route, rounds: [] });
     };
     const notes: string[] = [];
     await add('bare', 'bare forwarder (Node http + undici)', async () => {
@@ -97,7 +102,10 @@ async function main(): Promise<void> {
       return { port, pid: child.pid };
     });
     const header = 'version: 1\ndefaults: { action: deny }\nrules:\n';
-    await add('airlock', 'Airlock, 2 rules', () => startAirlock(dir, 'small', header + benchRules()));
+    const routes = `routes:\n  - { prefix: /r/, upstream: "http://127.0.0.1:${upstream.port}/" }\n`;
+    const small = ONLY && !ONLY.includes('airlock') && !ONLY.includes('airlock-route') ? null : await startAirlock(dir, 'small', routes + header + benchRules());
+    await add('airlock', 'Airlock, 2 rules', async () => small!);
+    await add('airlock-route', 'Airlock, 2 rules, reverse route', async () => small!, true);
     await add('airlock-large', `Airlock, ${LARGE.toLocaleString('en')} rules`, () => startAirlock(dir, 'large', largePolicyText(LARGE) + benchRules()));
     if (which('squid')) {
       await add('squid', 'squid (1 worker, no cache)', () => startSquid(procs, dir));
@@ -109,7 +117,7 @@ async function main(): Promise<void> {
 
     // Warm each target (JIT, keep-alive pools) before measuring.
     for (const t of targets) {
-      const warm = await load({ proxyPort: t.port, url, connections: CONNECTIONS, seconds: 2, dir });
+      const warm = await load({ proxyPort: t.port, ...target(t), connections: CONNECTIONS, seconds: 2, dir });
       if (warm.errors > 0) throw new Error(`warm-up through ${t.label} failed: ${warm.errors} errors`);
     }
 
@@ -120,7 +128,7 @@ async function main(): Promise<void> {
         const t = targets[(i + r) % targets.length]!;
         const before = await upstream.requests();
         const cpuBefore = treeCpuMs(t.pid);
-        const result = await load({ proxyPort: t.port, url, connections: CONNECTIONS, seconds: SECONDS, dir });
+        const result = await load({ proxyPort: t.port, ...target(t), connections: CONNECTIONS, seconds: SECONDS, dir });
         const cpu = treeCpuMs(t.pid) - cpuBefore;
         const served = (await upstream.requests()) - before;
         t.rounds.push({ ...result, cpuUsPerRequest: (cpu * 1000) / result.requests, upstreamShort: Math.max(0, result.requests - served) });
@@ -162,6 +170,7 @@ async function main(): Promise<void> {
     ratio('airlock', 'bare', 'rps', '≥ 1.0');
     ratio('airlock', 'squid', 'rps', '≥ 1.0');
     ratio('airlock', 'nginx', 'rps', 'for reference');
+    ratio('airlock-route', 'airlock', 'rps', 'http-proxy-3 (route) / undici (forward proxy)');
     ratio('airlock-large', 'bare', 'rps', '≥ 1.0');
     ratio('airlock-large', 'airlock', 'p99', '≤ 2.0');
 

@@ -22,8 +22,10 @@ export interface LoadResult {
 
 export interface LoadOptions {
   proxyPort: number;
-  /** The absolute URL requested through the proxy. */
+  /** The absolute URL requested through the proxy, or, with `originForm`, the path on the proxy itself. */
   url: string;
+  /** Send `url` as a path to the proxy (a reverse route), not as an absolute-form proxy request. */
+  originForm?: boolean;
   connections: number;
   seconds: number;
   /** A folder for wrk's script. */
@@ -34,14 +36,20 @@ export const loadGenerator = (): 'wrk' | 'autocannon' => (which('wrk') ? 'wrk' :
 
 const run = promisify(execFile);
 
+/** The request target and Host header a client sends. */
+function requestLine(o: LoadOptions): { path: string; host: string } {
+  if (o.originForm) return { path: o.url, host: `127.0.0.1:${o.proxyPort}` };
+  return { path: o.url, host: new URL(o.url).host };
+}
+
 async function wrk(o: LoadOptions): Promise<LoadResult> {
-  const target = new URL(o.url);
+  const { path, host } = requestLine(o);
   const script = join(o.dir, 'proxy.lua');
   // wrk sends wrk.path verbatim in the request line: an absolute URL makes it a proxy request.
   await writeFile(
     script,
-    `wrk.path = ${JSON.stringify(o.url)}
-wrk.headers["Host"] = ${JSON.stringify(target.host)}
+    `wrk.path = ${JSON.stringify(path)}
+wrk.headers["Host"] = ${JSON.stringify(host)}
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format('RESULT %d %d %d %d %d %d %d %d %d\\n', summary.requests, summary.duration,
@@ -67,13 +75,13 @@ end
 }
 
 async function cannon(o: LoadOptions): Promise<LoadResult> {
-  const target = new URL(o.url);
+  const { path, host } = requestLine(o);
   const r = await autocannon({
     url: `http://127.0.0.1:${o.proxyPort}`,
     connections: o.connections,
     duration: o.seconds,
-    headers: { host: target.host },
-    requests: [{ method: 'GET', path: o.url }],
+    headers: { host },
+    requests: [{ method: 'GET', path }],
   });
   return {
     requests: r.requests.total,

@@ -51,16 +51,25 @@ function headerObject(list: readonly string[]): IncomingHttpHeaders {
   return out;
 }
 
-/** Cookies the upstream scopes to its host or paths, re-scoped to Airlock's host and the route's prefix. */
-function cookieRewrites(route: ReverseRoute): Pick<ServerOptions, 'cookieDomainRewrite' | 'cookiePathRewrite'> {
+/**
+ * What http-proxy-3 needs per route, built once per route (routes come from the compiled policy):
+ * the upstream origin as a URL, and the cookies the upstream scopes to its host or paths re-scoped
+ * to Airlock's host and the route's prefix.
+ */
+function routeOptions(route: ReverseRoute): ServerOptions {
   const bare = (p: string): string => (p.length > 1 ? p.slice(0, -1) : p);
   return {
+    target: new URL(originOf(route)),
     // No Domain: the cookie belongs to the host the client talks to, Airlock.
     cookieDomainRewrite: { '*': '' },
     // The route's upstream path (with or without its slash) maps onto the prefix; any other path,
     // which the route cannot reach more narrowly, onto the whole prefix.
     cookiePathRewrite: { [route.upstreamPath]: route.prefix, [bare(route.upstreamPath)]: bare(route.prefix), '*': route.prefix },
   };
+}
+
+function originOf(d: { scheme: string; host: string; port: number }): string {
+  return `${d.scheme}://${d.host.includes(':') ? `[${d.host}]` : d.host}:${d.port}`;
 }
 
 export function createPassThrough(agents: GuardedAgents, o: PassThroughOptions): PassThrough {
@@ -97,16 +106,18 @@ export function createPassThrough(agents: GuardedAgents, o: PassThroughOptions):
   });
 
   /** Point the client's request at the canonical one: http-proxy-3 sends req's method, URL and headers. */
-  const prepare = (req: IncomingMessage, canon: CanonicalRequest, extra: string[] = []): ServerOptions => {
+  const prepare = (req: IncomingMessage, canon: CanonicalRequest, extra: string[] = []): void => {
     req.url = canon.query ? `${canon.encodedPath}?${canon.query}` : canon.encodedPath;
     req.headers = headerObject([...upstreamHeaders(canon), ...extra]);
-    const origin = `${canon.scheme}://${canon.host.includes(':') ? `[${canon.host}]` : canon.host}:${canon.port}`;
-    return { target: origin, agent: canon.scheme === 'https' ? agents.https : agents.http };
   };
+  const agentFor = (canon: CanonicalRequest): GuardedAgents['http'] => (canon.scheme === 'https' ? agents.https : agents.http);
+  const perRoute = new WeakMap<ReverseRoute, ServerOptions>();
 
   return {
     route(req, res, canon, route, body, requestId, onHeaders) {
-      const options = prepare(req, canon);
+      prepare(req, canon);
+      let options = perRoute.get(route);
+      if (!options) perRoute.set(route, (options = routeOptions(route)));
       const call: Call = { requestId, route, onHeaders };
       calls.set(req, call);
       return new Promise((resolve) => {
@@ -115,19 +126,20 @@ export function createPassThrough(agents: GuardedAgents, o: PassThroughOptions):
         proxy.web(
           req,
           res,
-          { ...options, ...cookieRewrites(route), ...(Buffer.isBuffer(body) ? { buffer: Readable.from([body]) } : {}) },
+          { ...options, agent: agentFor(canon), ...(Buffer.isBuffer(body) ? { buffer: Readable.from([body]) } : {}) },
           (err: Error) => {
             res.off('finish', finished);
-            resolve({ ok: false, ...describe(err, String(options.target)), headersSent: res.headersSent });
+            resolve({ ok: false, ...describe(err, originOf(route)), headersSent: res.headersSent });
           },
         );
       });
     },
 
     websocket(req, socket, head, canon, requestId, handlers) {
-      const options = prepare(req, canon, ['connection', 'Upgrade', 'upgrade', 'websocket']);
+      prepare(req, canon, ['connection', 'Upgrade', 'upgrade', 'websocket']);
       calls.set(req, { requestId, route: null, onHeaders: () => {}, onClosed: handlers.closed });
-      proxy.ws(req, socket, head, options, (err: Error) => handlers.failed({ ok: false, ...describe(err, String(options.target)), headersSent: false }));
+      const origin = originOf(canon);
+      proxy.ws(req, socket, head, { target: origin, agent: agentFor(canon) }, (err: Error) => handlers.failed({ ok: false, ...describe(err, origin), headersSent: false }));
     },
   };
 }
