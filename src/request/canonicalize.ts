@@ -160,9 +160,8 @@ export function canonicalize(raw: RawRequest, identity: Identity | null, policy:
       else if (name === 'content-length') cl = value;
       else if (name === 'host') hostValue = value;
       if (name === classHeader) classValue = value;
-    } else if (name === 'connection') {
-      connection = true;
     }
+    if (name === 'connection') connection = true;
     flat[i] = name;
     flat[i + 1] = value;
   }

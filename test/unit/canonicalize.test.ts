@@ -332,6 +332,9 @@ describe('canonicalize: headers', () => {
     refused(run('http://h/', ['Connection', 'host']), 'may not name host');
     refused(run('http://h/', ['Content-Length', '0', 'Connection', 'Content-Length']), 'may not name content-length');
     ok(run('http://h/', ['Connection', 'keep-alive, X-Foo', 'Connection', 'Upgrade']));
+    // Still checked when a rule inspects Connection itself.
+    const onConnection = makePolicy({ inspected: ['connection', 'x-env'] });
+    refused(run('http://h/', ['X-Env', 'prod', 'Connection', 'X-Env'], {}, onConnection), 'Connection header may not name x-env');
   });
 });
 
