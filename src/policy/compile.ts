@@ -4,6 +4,7 @@
  */
 import { parseAllowEntry } from '../proxy/destination-guard.js';
 import { METHODS } from 'node:http';
+import { compileCondition, type ValueCondition } from '../inspect/conditions.js';
 import { parseDuration } from './duration.js';
 import { compileGlob } from './glob.js';
 import type { PolicyFile, PolicyMatch, PolicyRule } from './schema.js';
@@ -98,6 +99,7 @@ export function compilePolicy(files: readonly ParsedPolicyFile[], version: strin
 
   const inspectedHeaders = new Set(rules.flatMap((r) => r.headers.map((h) => h.name)));
   if (classification) inspectedHeaders.add(classification.header);
+  const inspectedQuery = new Set(rules.flatMap((r) => r.query.map((q) => q.name)));
   const policy: CompiledPolicy = {
     version,
     files: files.map((f) => f.file),
@@ -105,6 +107,7 @@ export function compilePolicy(files: readonly ParsedPolicyFile[], version: strin
     rules: rules.map((r) => r.info),
     classification,
     inspectedHeaders,
+    inspectedQuery,
     identities,
     approverGroups,
     approverTokens,
@@ -405,6 +408,21 @@ function compileRule(rule: PolicyRule, order: number, at: (...rest: YamlPath) =>
     else headers.push({ name, kind: 'present', present: cond.present === true });
   }
 
+  const query: { name: string; condition: ValueCondition }[] = [];
+  const queryNames = new Map<string, string>();
+  for (const [written, spec] of Object.entries(m.query ?? {})) {
+    const name = written.toLowerCase();
+    const clash = queryNames.get(name);
+    if (clash !== undefined) {
+      p.error(matchAt('query', written), `query parameter "${written}" is already constrained as "${clash}" (parameter names are case-insensitive)`);
+      continue;
+    }
+    queryNames.set(name, written);
+    const condition = compileCondition(spec);
+    if ('error' in condition) p.error(matchAt('query', written), `query parameter "${written}": ${condition.error}`);
+    else query.push({ name, condition });
+  }
+
   const classification = compileClassificationMatch(m, matchAt, ctx, p);
   const identities = compileIdentityMatch(m, matchAt, ctx, p);
 
@@ -429,9 +447,10 @@ function compileRule(rule: PolicyRule, order: number, at: (...rest: YamlPath) =>
     ports: m.ports ? new Set(m.ports) : null,
     paths,
     headers,
+    query,
     classification,
     identities,
-    needsRequest: methods !== null || paths !== null || headers.length > 0 || classification !== null,
+    needsRequest: methods !== null || paths !== null || headers.length > 0 || query.length > 0 || classification !== null,
   };
 }
 

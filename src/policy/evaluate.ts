@@ -5,6 +5,7 @@
  * allow), so rule order can never open a hole; order only picks which of several equally
  * restrictive rules is named as the decider. Rules in `mode: report` never change the decision.
  */
+import { conditionHolds } from '../inspect/conditions.js';
 import type { CanonicalRequest, CompiledPolicy, CompiledRule, Decision, HeaderCondition, Identity, RuleBucket, TunnelDecision } from './types.js';
 
 export function evaluate(req: CanonicalRequest, policy: CompiledPolicy): Decision {
@@ -97,9 +98,18 @@ function matchesBesidesHost(rule: CompiledRule, req: CanonicalRequest): boolean 
   for (const h of rule.headers) {
     if (!headerMatches(h, req.headers.get(h.name))) return false;
   }
+  for (const q of rule.query) {
+    if (!conditionHolds(q.condition, valuesOf(req.params, q.name))) return false;
+  }
   if (rule.classification && (req.classification === null || !rule.classification.levels.has(req.classification))) return false;
   if (rule.identities && !identityMatches(rule.identities, req.identity)) return false;
   return true;
+}
+
+/** The value of a parameter as a list: none when absent (canonicalize refused duplicates). */
+export function valuesOf(params: ReadonlyMap<string, string>, name: string): string[] {
+  const v = params.get(name);
+  return v === undefined ? [] : [v];
 }
 
 /** A header sent more than once (an array) never equals anything: which copy counts would be a guess. */

@@ -3,10 +3,11 @@
  * one that fails. For `airlock policy explain`; slow on purpose (no index), so it can't disagree
  * with evaluate() by sharing a bug in the index.
  */
-import { evaluate, headerMatches, identityMatches } from './evaluate.js';
+import { conditionHolds } from '../inspect/conditions.js';
+import { evaluate, headerMatches, identityMatches, valuesOf } from './evaluate.js';
 import type { Action, CanonicalRequest, CompiledPolicy, CompiledRule, Decision, HostPattern, RuleMode, SourcePosition } from './types.js';
 
-export type Criterion = 'method' | 'host' | 'port' | 'path' | 'header' | 'classification' | 'identity';
+export type Criterion = 'method' | 'host' | 'port' | 'path' | 'header' | 'query' | 'classification' | 'identity';
 
 export interface CriterionResult {
   criterion: Criterion;
@@ -83,6 +84,12 @@ function checkAll(rule: CompiledRule, req: CanonicalRequest, check: (c: Criterio
     const wanted =
       h.kind === 'present' ? (h.present ? 'present' : 'absent') : h.kind === 'equals' ? `equals ${JSON.stringify(h.value)}` : `one of ${list([...h.values].map((v) => JSON.stringify(v)))}`;
     if (!check('header', ok, `header ${h.name} ${shown}; rule wants ${wanted}`)) return false;
+  }
+  for (const q of rule.query) {
+    const values = valuesOf(req.params, q.name);
+    const ok = conditionHolds(q.condition, values);
+    const shown = values.length === 0 ? 'is absent' : `is ${JSON.stringify(values[0])}`;
+    if (!check('query', ok, `query parameter ${q.name} ${shown}; rule wants ${q.condition.text}`)) return false;
   }
   if (rule.classification) {
     const level = req.classification;

@@ -45,7 +45,7 @@ export function createPolicyLoader(dir: string): PolicyLoader {
       pending.delete(reply.seq);
       p?.resolve(reply);
     });
-    w.on('error', (err) => failAll(new Error(`policy loader failed: ${err.message}`)));
+    w.on('error', (err) => failAll(new Error(`policy loader failed: ${err.message || err.name}`)));
     w.on('exit', (code) => failAll(new Error(`policy loader exited (code ${code})`)));
     return w;
   };

@@ -30,6 +30,22 @@ const HeaderMatchSchema = z
   })
   .describe('Exactly one of equals, oneOf, present.');
 
+const ScalarSchema = z.union([z.string(), z.number(), z.boolean(), z.null()]);
+
+const ValueConditionSchema = z
+  .strictObject({
+    equals: ScalarSchema.optional().describe('The value is exactly this (a number also matches the same number written as a string).'),
+    oneOf: z.array(ScalarSchema).min(1).optional().describe('The value is one of these.'),
+    glob: z.string().optional().describe('A string matching this pattern: * any run of characters, ? one character.'),
+    contains: ScalarSchema.optional().describe('A string containing this text, or an array with this element.'),
+    present: z.boolean().optional().describe('true: the value is there (any value); false: it is absent. Not combined with other operators.'),
+    gt: z.number().optional().describe('A number (or a string spelling one) greater than this.'),
+    gte: z.number().optional().describe('A number (or a string spelling one) at least this.'),
+    lt: z.number().optional().describe('A number (or a string spelling one) less than this.'),
+    lte: z.number().optional().describe('A number (or a string spelling one) at most this.'),
+  })
+  .describe('Every operator given must hold. Where several values are addressed (repeated fields, * in a path), any one may satisfy it.');
+
 const ClassificationMatchSchema = z
   .strictObject({
     atLeast: z.string().min(1).optional().describe('The request level is this level or a higher one.'),
@@ -48,6 +64,8 @@ const MatchSchema = z
       .describe('Path globs on the decoded path: * within one segment, ** any number of segments, ? one character.'),
     headers: z.record(z.string().regex(TOKEN_PATTERN, 'a header name must be an HTTP token'), HeaderMatchSchema).optional()
       .describe('Header conditions (names case-insensitive); all must hold.'),
+    query: z.record(z.string().min(1, 'a query parameter name must not be empty'), ValueConditionSchema).optional()
+      .describe('Conditions on decoded query parameters (names case-insensitive); all must hold. A parameter a rule inspects may appear only once.'),
     classification: ClassificationMatchSchema.optional(),
     identities: nonEmptyStrings('identity').optional()
       .describe('Identity ids, or "group:NAME" for every identity in that group. Anonymous callers never match.'),

@@ -3,6 +3,7 @@
  * is pure: everything it needs arrives in these values.
  */
 
+import type { ValueCondition } from '../inspect/conditions.js';
 import type { HeaderList } from '../request/headers.js';
 
 export type Action = 'allow' | 'deny' | 'approve';
@@ -34,6 +35,8 @@ export interface CanonicalRequest {
   encodedPath: string;
   /** Raw query string without the leading `?` ('' when absent). Forwarded as-is. */
   query: string;
+  /** Decoded values of the query parameters the policy inspects, by lower-case name (each appears once). */
+  params: ReadonlyMap<string, string>;
   /** Header fields with lower-cased names, in order (duplicates of inspected headers are refused earlier). */
   headers: HeaderList;
   identity: Identity | null;
@@ -146,6 +149,8 @@ export interface CompiledPolicy {
   readonly classification: ClassificationConfig | null;
   /** Lower-case names of every header some rule inspects: duplicates of these are refused. */
   readonly inspectedHeaders: ReadonlySet<string>;
+  /** Lower-case names of every query parameter some rule inspects: decoded per request, duplicates refused. */
+  readonly inspectedQuery: ReadonlySet<string>;
   readonly identities: ReadonlyMap<string, IdentityConfig>;
   readonly approverGroups: ReadonlyMap<string, { slack: readonly string[]; api: readonly string[] }>;
   /** Approver name to the SHA-256 digests of their approvals-API bearer tokens. */
@@ -185,6 +190,8 @@ export interface CompiledRule {
   readonly ports: ReadonlySet<number> | null;
   readonly paths: readonly { readonly glob: string; readonly regex: RegExp }[] | null;
   readonly headers: readonly HeaderCondition[];
+  /** `match.query`: lower-case parameter name and its condition. */
+  readonly query: readonly { readonly name: string; readonly condition: ValueCondition }[];
   /** Admitted levels, plus the criterion as written (for explain). */
   readonly classification: { readonly levels: ReadonlySet<string>; readonly text: string } | null;
   readonly identities: { readonly ids: ReadonlySet<string>; readonly groups: ReadonlySet<string> } | null;

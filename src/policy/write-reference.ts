@@ -10,7 +10,7 @@ import { policyJsonSchema } from './schema.js';
 
 /** A JSON Schema node as zod 4 emits it (draft-07). Only what the reference shows is typed. */
 interface Node {
-  type?: string;
+  type?: string | string[];
   const?: unknown;
   enum?: unknown[];
   default?: unknown;
@@ -100,6 +100,8 @@ function typeOf(raw: Node): string {
   if (node.const !== undefined) t = code(JSON.stringify(node.const));
   else if (node.type === 'array') t = `list of ${typeOf(node.items ?? {})}`;
   else if (isMap(node)) t = `map: ${node.propertyNames?.pattern === undefined ? 'string' : 'name'} → ${typeOf(node.additionalProperties as Node)}`;
+  // A union of scalar types is written as a list of type names (`["string", "number", …]`).
+  else if (Array.isArray(node.type)) t = node.type.join(' or ');
   else t = node.type ?? 'any';
   return nullable ? `${t} or null` : t;
 }

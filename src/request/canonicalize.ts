@@ -6,6 +6,7 @@
 
 import type { CanonicalRequest, CompiledPolicy, Identity } from '../policy/types.js';
 import { DEFAULT_PORT, canonicalHost, formatAuthority, parseAuthority } from './host.js';
+import { inspectQuery } from '../inspect/query.js';
 import { HeaderList } from './headers.js';
 import { canonicalPath } from './path.js';
 
@@ -128,6 +129,8 @@ export function canonicalize(raw: RawRequest, identity: Identity | null, policy:
     const c = query.charCodeAt(i);
     if (c <= 0x20 || c >= 0x7f) return fail('query contains whitespace, a control or a non-ASCII character');
   }
+  const inspectedQuery = inspectQuery(query, policy.inspectedQuery);
+  if (!inspectedQuery.ok) return inspectedQuery;
 
   // --- headers: one pass ----------------------------------------------------------------------
   const inspected = policy.inspectedHeaders;
@@ -218,6 +221,7 @@ export function canonicalize(raw: RawRequest, identity: Identity | null, policy:
       path: p.path,
       encodedPath: p.encodedPath,
       query,
+      params: inspectedQuery.params,
       headers,
       identity,
       classification,

@@ -17,6 +17,7 @@ function makePolicy(opts: { inspected?: string[]; classification?: Classificatio
     rules: [],
     classification: opts.classification ?? null,
     inspectedHeaders: new Set(opts.inspected ?? []),
+    inspectedQuery: new Set(),
     identities: new Map(),
     approverGroups: new Map(),
     routes: [],

@@ -14,6 +14,7 @@ function makePolicy(identities: IdentityConfig[]): CompiledPolicy {
     rules: [],
     classification: null,
     inspectedHeaders: new Set(),
+    inspectedQuery: new Set(),
     identities: new Map(identities.map((i) => [i.id, i])),
     approverGroups: new Map(),
     routes: [],

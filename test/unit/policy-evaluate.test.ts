@@ -30,6 +30,7 @@ function req(method: string, url: string, o: ReqOptions = {}): CanonicalRequest 
     path: decodeURIComponent(u.pathname),
     encodedPath: u.pathname,
     query: u.search.slice(1),
+    params: new Map(),
     headers: new HeaderList(Object.entries(o.headers ?? {}).flatMap(([name, v]) => (Array.isArray(v) ? v : [v]).flatMap((x) => [name, x]))),
     identity: o.identity ?? null,
     classification: o.classification ?? null,

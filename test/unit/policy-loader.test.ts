@@ -125,6 +125,26 @@ describe('the policy loader thread', () => {
     }
   });
 
+  it('carries compiled conditions (globs included) across the thread boundary', async () => {
+    await writeFile(join(dir, 'large.yaml'), 'version: 1\ndefaults: { action: allow }\nrules:\n  - { id: q, match: { hosts: [a.example], query: { Action: { glob: "Create*" }, n: { gt: 5 } } }, action: deny }\n');
+    const loader = createPolicyLoader(dir);
+    try {
+      const r = await loader.load();
+      assert.ok(r.changed && r.result.ok);
+      const policy = r.result.policy;
+      const at = (url: string): string => {
+        const c = canonicalize({ method: 'GET', target: url, rawHeaders: [] }, null, policy);
+        if (!c.ok) throw new Error(c.message);
+        return evaluate(c.request, policy).action;
+      };
+      assert.equal(at('http://a.example/?Action=CreateUser&n=6'), 'deny');
+      assert.equal(at('http://a.example/?Action=ListUsers&n=6'), 'allow');
+      assert.equal(at('http://a.example/?Action=CreateUser&n=5'), 'allow');
+    } finally {
+      await loader.close();
+    }
+  });
+
   it('keeps identity token digests usable across the thread boundary', async () => {
     const digest = 'a'.repeat(64);
     await writeFile(join(dir, 'large.yaml'), `version: 1\nidentities:\n  bot: { tokens: ["sha256:${digest}"] }\nrules: []\n`);
