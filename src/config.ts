@@ -21,6 +21,8 @@ export interface ServeConfig {
   redis: string | null;
   /** Largest body of a request held for approval (buffered and stored with it). */
   maxHeldBodyBytes: number;
+  /** Most of a body read for rules that inspect it. */
+  maxInspectedBodyBytes: number;
   /** This instance's id among replicas sharing Redis. */
   replica: string;
   /** Slack approvals, when SLACK_BOT_TOKEN is set. */

@@ -149,6 +149,7 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
     passThrough,
     approvals,
     maxHeldBodyBytes: config.maxHeldBodyBytes,
+    maxInspectedBodyBytes: config.maxInspectedBodyBytes,
     connectTimeoutMs: config.upstream.connectTimeoutMs,
     upstreamTls,
     interception,

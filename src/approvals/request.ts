@@ -1,5 +1,4 @@
 import { hash } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
 import type { CanonicalRequest } from '../policy/types.js';
 import { upstreamHeaders } from '../request/canonicalize.js';
 import type { StoredRequest } from './types.js';
@@ -41,42 +40,4 @@ export function requestDigest(r: StoredRequest): string {
   // Stable sort: only the order of names is normalised, not the order of repeated values.
   pairs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   return hash('sha256', JSON.stringify([r.method, r.scheme, r.host, r.port, r.encodedPath, r.query, pairs, r.body]), 'hex');
-}
-
-export type BodyResult = { ok: true; body: Buffer } | { ok: false; reason: 'too_large' | 'aborted' };
-
-/** Buffer a held request's body, refusing more than `limit` bytes (early, when Content-Length says so). */
-export function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > limit) return Promise.resolve({ ok: false, reason: 'too_large' });
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const done = (r: BodyResult): void => {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-      req.off('close', onClose);
-      resolve(r);
-    };
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > limit) {
-        // Stop reading: the client gets its 413 and the connection is closed after it.
-        req.pause();
-        done({ ok: false, reason: 'too_large' });
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = (): void => done({ ok: true, body: Buffer.concat(chunks, size) });
-    const onError = (): void => done({ ok: false, reason: 'aborted' });
-    const onClose = (): void => {
-      if (!req.complete) done({ ok: false, reason: 'aborted' });
-    };
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onError);
-    req.on('close', onClose);
-  });
 }

@@ -4,12 +4,13 @@
  */
 import { Option, type Command } from 'commander';
 import { explain, type Explanation, type RuleExplanation } from '../policy/explain.js';
+import { readFile } from 'node:fs/promises';
 import { formatPolicyError } from '../policy/errors.js';
+import { decideGiven } from '../policy/given.js';
 import { loadPolicyDir, type LoadResult } from '../policy/load.js';
 import { formatDuration } from '../policy/duration.js';
 import { resolveIdentity, runTestCases } from '../policy/testcases.js';
 import type { CanonicalRequest, CompiledPolicy, Decision, SourcePosition } from '../policy/types.js';
-import { canonicalize } from '../request/canonicalize.js';
 
 /** Where the commands write; tests pass their own. */
 export interface PolicyCliIo {
@@ -28,6 +29,8 @@ export interface ExplainOptions {
   url: string;
   header?: string[];
   identity?: string;
+  /** The request body: text, or `@file` to read it from a file (as curl's --data). */
+  data?: string;
   json?: boolean;
   all?: boolean;
 }
@@ -49,6 +52,7 @@ export function registerPolicyCommands(program: Command, io: PolicyCliIo = proce
     .requiredOption('--url <url>', 'absolute URL, as an agent would send it through the proxy')
     .option('--header <header>', "request header 'Name: value' (repeatable)", (v: string, prev: string[] = []) => [...prev, v])
     .option('--identity <id>', 'identity of the caller (default: anonymous)')
+    .option('--data <body>', 'request body, or @file to read it from a file (rules that inspect the body see it)')
     .option('--json', 'machine-readable output, with every rule and why it did or did not match')
     .option('--all', 'also show the rules that did not match, with the first criterion that failed')
     .action(async (opts: ExplainOptions) => {
@@ -120,16 +124,25 @@ export async function policyExplain(opts: ExplainOptions, io: PolicyCliIo = proc
     io.err(`--identity: ${identity.error} (known: ${[...policy.identities.keys()].join(', ') || 'none'})`);
     return 1;
   }
+  let body: Buffer | null = null;
+  if (opts.data !== undefined) {
+    try {
+      body = opts.data.startsWith('@') ? await readFile(opts.data.slice(1)) : Buffer.from(opts.data);
+    } catch (err) {
+      io.err(`--data: cannot read ${opts.data.slice(1)}: ${(err as Error).message}`);
+      return 1;
+    }
+  }
   // Methods are case-sensitive on the wire, but on a command line `post` can only mean POST.
-  const canon = canonicalize({ method: opts.method.toUpperCase(), target: opts.url, rawHeaders: headers }, identity, policy);
-  if (!canon.ok) {
-    io.err(`400 bad_request: ${canon.message}`);
+  const given = decideGiven({ method: opts.method.toUpperCase(), target: opts.url, rawHeaders: headers }, identity, body, policy);
+  if (!given.ok) {
+    io.err(`400 bad_request: ${given.message}`);
     io.err('the proxy would refuse this request before evaluating any rule');
     return 1;
   }
-  const explanation = explain(canon.request, policy);
-  if (opts.json) io.out(JSON.stringify(explainJson(canon.request, explanation), null, 2));
-  else printExplanation(canon.request, explanation, policy, opts.all === true, io);
+  const explanation = explain(given.request, policy);
+  if (opts.json) io.out(JSON.stringify(explainJson(given.request, explanation), null, 2));
+  else printExplanation(given.request, explanation, policy, opts.all === true, io);
   return 0;
 }
 

@@ -19,6 +19,7 @@ interface ServeFlags {
   logLevel: string;
   redis?: string;
   maxHeldBody: string;
+  maxInspectedBody: string;
   replica?: string;
   upstreamCa?: string;
   caCert?: string;
@@ -49,6 +50,7 @@ export function toServeConfig(f: ServeFlags): ServeConfig {
     policyPollMs: duration(f.policyPoll, '--policy-poll'),
     redis: f.redis || null,
     maxHeldBodyBytes: parseSize(f.maxHeldBody, '--max-held-body'),
+    maxInspectedBodyBytes: parseSize(f.maxInspectedBody, '--max-inspected-body'),
     replica: f.replica || `${hostname()}-${process.pid}`,
     slack: slackFromEnv(process.env),
     upstreamCaFile: f.upstreamCa || null,
@@ -71,6 +73,9 @@ export function registerServeCommand(program: Command): void {
     .addOption(new Option('--policy-poll <duration>', 'how often the policy folder is re-read besides watching it').env('AIRLOCK_POLICY_POLL').default('5s'))
     .addOption(new Option('--redis <url>', 'share approvals through Redis (redis://, rediss://); default: in memory, one instance').env('REDIS_URL'))
     .addOption(new Option('--max-held-body <size>', 'largest body of a request held for approval').env('AIRLOCK_MAX_HELD_BODY').default('1MiB'))
+    .addOption(
+      new Option('--max-inspected-body <size>', 'most of a body read for rules that inspect it (decoded size too); larger bodies get the most restrictive outcome').env('AIRLOCK_MAX_INSPECTED_BODY').default('1MiB'),
+    )
     .addOption(new Option('--replica <id>', 'this instance among replicas sharing Redis (default: host name and pid)').env('AIRLOCK_REPLICA_ID'))
     .addOption(new Option('--ca-cert <file>', 'interception CA certificate (airlock ca init)').env('AIRLOCK_CA_CERT'))
     .addOption(new Option('--ca-key <file>', 'interception CA key').env('AIRLOCK_CA_KEY'))

@@ -5,6 +5,7 @@
 import { parseAllowEntry } from '../proxy/destination-guard.js';
 import { METHODS } from 'node:http';
 import { compileCondition, type ValueCondition } from '../inspect/conditions.js';
+import { parseJsonPath } from '../inspect/json.js';
 import { parseDuration } from './duration.js';
 import { compileGlob } from './glob.js';
 import type { PolicyFile, PolicyMatch, PolicyRule } from './schema.js';
@@ -12,6 +13,7 @@ import {
   ACTION_RANK,
   type Action,
   type ApprovalSettings,
+  type BodyCriteria,
   type ClassificationConfig,
   type CompiledPolicy,
   type CompiledRule,
@@ -100,6 +102,7 @@ export function compilePolicy(files: readonly ParsedPolicyFile[], version: strin
   const inspectedHeaders = new Set(rules.flatMap((r) => r.headers.map((h) => h.name)));
   if (classification) inspectedHeaders.add(classification.header);
   const inspectedQuery = new Set(rules.flatMap((r) => r.query.map((q) => q.name)));
+  const inspectedForm = new Set(rules.flatMap((r) => r.body?.form.map((f) => f.name) ?? []));
   const policy: CompiledPolicy = {
     version,
     files: files.map((f) => f.file),
@@ -108,6 +111,7 @@ export function compilePolicy(files: readonly ParsedPolicyFile[], version: strin
     classification,
     inspectedHeaders,
     inspectedQuery,
+    inspectedForm,
     identities,
     approverGroups,
     approverTokens,
@@ -423,6 +427,7 @@ function compileRule(rule: PolicyRule, order: number, at: (...rest: YamlPath) =>
     else query.push({ name, condition });
   }
 
+  const body = compileBodyMatch(m, matchAt, p);
   const classification = compileClassificationMatch(m, matchAt, ctx, p);
   const identities = compileIdentityMatch(m, matchAt, ctx, p);
 
@@ -448,9 +453,10 @@ function compileRule(rule: PolicyRule, order: number, at: (...rest: YamlPath) =>
     paths,
     headers,
     query,
+    body,
     classification,
     identities,
-    needsRequest: methods !== null || paths !== null || headers.length > 0 || query.length > 0 || classification !== null,
+    needsRequest: methods !== null || paths !== null || headers.length > 0 || query.length > 0 || body !== null || classification !== null,
   };
 }
 
@@ -486,6 +492,36 @@ function compileApproval(rule: PolicyRule, at: (...rest: YamlPath) => SourcePosi
     p.error(at('approval', 'wait'), `approval.wait (${a.wait}) is longer than approval.expires (${a.expires}); a held request would outlive its approval`);
   }
   return { approvers: [...new Set(a.approvers)], required: a.required, waitMs, expiresMs, ...(a.channel !== undefined ? { channel: a.channel } : {}) };
+}
+
+function compileBodyMatch(m: PolicyMatch, matchAt: (...rest: YamlPath) => SourcePosition, p: Problems): BodyCriteria | null {
+  if (!m.body) return null;
+  const json: BodyCriteria['json'][number][] = [];
+  for (const [path, spec] of Object.entries(m.body.json ?? {})) {
+    const segments = parseJsonPath(path);
+    const condition = compileCondition(spec);
+    if ('error' in segments) p.error(matchAt('body', 'json', path), segments.error);
+    else if ('error' in condition) p.error(matchAt('body', 'json', path), `JSON path "${path}": ${condition.error}`);
+    else json.push({ path, segments, condition });
+  }
+  const form: BodyCriteria['form'][number][] = [];
+  const formNames = new Map<string, string>();
+  for (const [written, spec] of Object.entries(m.body.form ?? {})) {
+    const name = written.toLowerCase();
+    const clash = formNames.get(name);
+    if (clash !== undefined) {
+      p.error(matchAt('body', 'form', written), `form field "${written}" is already constrained as "${clash}" (field names are case-insensitive)`);
+      continue;
+    }
+    formNames.set(name, written);
+    const condition = compileCondition(spec);
+    if ('error' in condition) p.error(matchAt('body', 'form', written), `form field "${written}": ${condition.error}`);
+    else form.push({ name, condition });
+  }
+  if (Object.keys(m.body.json ?? {}).length + Object.keys(m.body.form ?? {}).length === 0) {
+    p.error(matchAt('body'), 'match.body needs at least one json or form condition');
+  }
+  return { json, form };
 }
 
 function compileClassificationMatch(m: PolicyMatch, matchAt: (...rest: YamlPath) => SourcePosition, ctx: RuleContext, p: Problems): CompiledRule['classification'] {
@@ -576,10 +612,15 @@ function compileTests(files: readonly ParsedPolicyFile[], ruleSources: ReadonlyM
         p.error(f.locate(['tests', i, 'rule']), `test expects rule "${t.rule}", which no policy file defines`);
         continue;
       }
+      const body = t.request.body;
+      const headers = t.request.headers ?? {};
+      const asJson = body !== undefined && typeof body !== 'string';
+      const hasType = Object.keys(headers).some((h) => h.toLowerCase() === 'content-type');
       tests.push({
         method: t.request.method.toUpperCase(),
         url: t.request.url,
-        headers: t.request.headers ?? {},
+        headers: asJson && !hasType ? { ...headers, 'Content-Type': 'application/json' } : headers,
+        body: body === undefined ? null : typeof body === 'string' ? body : JSON.stringify(body),
         identity: t.request.identity ?? null,
         expect: t.expect,
         ...(t.rule !== undefined ? { rule: t.rule } : {}),

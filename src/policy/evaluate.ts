@@ -5,22 +5,31 @@
  * allow), so rule order can never open a hole; order only picks which of several equally
  * restrictive rules is named as the decider. Rules in `mode: report` never change the decision.
  */
+import type { InspectedBody } from '../inspect/body.js';
 import { conditionHolds } from '../inspect/conditions.js';
+import { valuesAt } from '../inspect/json.js';
 import type { CanonicalRequest, CompiledPolicy, CompiledRule, Decision, HeaderCondition, Identity, RuleBucket, TunnelDecision } from './types.js';
 
 export function evaluate(req: CanonicalRequest, policy: CompiledPolicy): Decision {
-  const matched: CompiledRule[] = [];
-  const reported: CompiledRule[] = [];
+  const found: Found = { matched: [], reported: [], needBody: false };
   const { exactHosts, hostSuffixes, anyHost } = policy.index;
-  scanBucket(exactHosts.get(req.host), req, matched, reported);
+  scanBucket(exactHosts.get(req.host), req, found);
   if (hostSuffixes.size > 0) {
     // `*.data.internal` is keyed `data.internal`: look up every proper label suffix of the host.
     for (let dot = req.host.indexOf('.'); dot !== -1; dot = req.host.indexOf('.', dot + 1)) {
-      scanBucket(hostSuffixes.get(req.host.slice(dot + 1)), req, matched, reported);
+      scanBucket(hostSuffixes.get(req.host.slice(dot + 1)), req, found);
     }
   }
-  scanBucket(anyHost, req, matched, reported);
-  return decide(matched, reported, policy);
+  scanBucket(anyHost, req, found);
+  const decision = decide(found.matched, found.reported, policy);
+  return found.needBody ? { ...decision, needsBody: true } : decision;
+}
+
+interface Found {
+  matched: CompiledRule[];
+  reported: CompiledRule[];
+  /** Some rule matched on everything but a body the request does not carry yet. */
+  needBody: boolean;
 }
 
 /**
@@ -63,17 +72,41 @@ export function evaluateTunnel(identity: Identity | null, host: string, port: nu
   return { kind: 'inspect', rules: needRequest.sort(byOrder).map((r) => r.info.id) };
 }
 
-function scanBucket(bucket: RuleBucket | undefined, req: CanonicalRequest, matched: CompiledRule[], reported: CompiledRule[]): void {
+function scanBucket(bucket: RuleBucket | undefined, req: CanonicalRequest, found: Found): void {
   if (!bucket) return;
   const byMethod = bucket.byMethod.get(req.method);
-  if (byMethod) scanList(byMethod, req, matched, reported);
-  scanList(bucket.anyMethod, req, matched, reported);
+  if (byMethod) scanList(byMethod, req, found);
+  scanList(bucket.anyMethod, req, found);
 }
 
-function scanList(rules: readonly CompiledRule[], req: CanonicalRequest, matched: CompiledRule[], reported: CompiledRule[]): void {
+function scanList(rules: readonly CompiledRule[], req: CanonicalRequest, found: Found): void {
   for (const rule of rules) {
-    if (matchesBesidesHost(rule, req)) addOnce(rule.info.mode === 'report' ? reported : matched, rule);
+    if (!matchesBesidesHost(rule, req)) continue;
+    if (rule.body) {
+      if (req.body === undefined) {
+        found.needBody = true;
+        continue;
+      }
+      if (!bodyMatches(rule, req.body)) continue;
+    }
+    addOnce(rule.info.mode === 'report' ? found.reported : found.matched, rule);
   }
+}
+
+/**
+ * A body that could not be read faithfully gets the most restrictive outcome the rule could give:
+ * a deny or approve rule counts as matched, an allow rule does not.
+ */
+export function bodyMatches(rule: CompiledRule, body: InspectedBody): boolean {
+  if (body.unreadable !== null) return rule.info.action !== 'allow';
+  const criteria = rule.body!;
+  for (const j of criteria.json) {
+    if (!conditionHolds(j.condition, body.json ? valuesAt(body.json.value, j.segments) : [])) return false;
+  }
+  for (const f of criteria.form) {
+    if (!conditionHolds(f.condition, body.form ? valuesOf(body.form, f.name) : [])) return false;
+  }
+  return true;
 }
 
 /** A rule listing several host patterns can be reached through more than one bucket. */

@@ -4,10 +4,11 @@
  * with evaluate() by sharing a bug in the index.
  */
 import { conditionHolds } from '../inspect/conditions.js';
-import { evaluate, headerMatches, identityMatches, valuesOf } from './evaluate.js';
+import { valuesAt } from '../inspect/json.js';
+import { bodyMatches, evaluate, headerMatches, identityMatches, valuesOf } from './evaluate.js';
 import type { Action, CanonicalRequest, CompiledPolicy, CompiledRule, Decision, HostPattern, RuleMode, SourcePosition } from './types.js';
 
-export type Criterion = 'method' | 'host' | 'port' | 'path' | 'header' | 'query' | 'classification' | 'identity';
+export type Criterion = 'method' | 'host' | 'port' | 'path' | 'header' | 'query' | 'body' | 'classification' | 'identity';
 
 export interface CriterionResult {
   criterion: Criterion;
@@ -58,6 +59,26 @@ function explainRule(rule: CompiledRule, req: CanonicalRequest): RuleExplanation
   return { id: rule.info.id, action: rule.info.action, mode: rule.info.mode, source: rule.info.source, matched, criteria };
 }
 
+function checkBody(rule: CompiledRule, req: CanonicalRequest, check: (c: Criterion, ok: boolean, detail: string) => boolean): boolean {
+  const body = req.body;
+  if (body === undefined) return check('body', false, 'the rule inspects the body, and none was given');
+  if (body.unreadable !== null) {
+    const ok = bodyMatches(rule, body);
+    return check('body', ok, `${body.unreadable}: a ${rule.info.action} rule ${ok ? 'counts as matched' : 'does not match'} (the most restrictive outcome)`);
+  }
+  for (const j of rule.body!.json) {
+    const values = body.json ? valuesAt(body.json.value, j.segments) : [];
+    const shown = body.json === null ? 'the body is not JSON' : values.length === 0 ? `${j.path || '(the document)'} is absent` : `${j.path || '(the document)'} is ${values.map((v) => JSON.stringify(v)).join(', ').slice(0, 200)}`;
+    if (!check('body', conditionHolds(j.condition, values), `JSON ${shown}; rule wants ${j.condition.text}`)) return false;
+  }
+  for (const f of rule.body!.form) {
+    const values = body.form ? valuesOf(body.form, f.name) : [];
+    const shown = body.form === null ? 'the body is not a form' : values.length === 0 ? `field ${f.name} is absent` : `field ${f.name} is ${JSON.stringify(values[0])}`;
+    if (!check('body', conditionHolds(f.condition, values), `form ${shown}; rule wants ${f.condition.text}`)) return false;
+  }
+  return true;
+}
+
 function checkAll(rule: CompiledRule, req: CanonicalRequest, check: (c: Criterion, ok: boolean, detail: string) => boolean): boolean {
   if (rule.methods) {
     const ok = rule.methods.has(req.method);
@@ -91,6 +112,7 @@ function checkAll(rule: CompiledRule, req: CanonicalRequest, check: (c: Criterio
     const shown = values.length === 0 ? 'is absent' : `is ${JSON.stringify(values[0])}`;
     if (!check('query', ok, `query parameter ${q.name} ${shown}; rule wants ${q.condition.text}`)) return false;
   }
+  if (rule.body && !checkBody(rule, req, check)) return false;
   if (rule.classification) {
     const level = req.classification;
     const ok = level !== null && rule.classification.levels.has(level);

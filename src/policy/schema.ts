@@ -66,6 +66,15 @@ const MatchSchema = z
       .describe('Header conditions (names case-insensitive); all must hold.'),
     query: z.record(z.string().min(1, 'a query parameter name must not be empty'), ValueConditionSchema).optional()
       .describe('Conditions on decoded query parameters (names case-insensitive); all must hold. A parameter a rule inspects may appear only once.'),
+    body: z
+      .strictObject({
+        json: z.record(z.string(), ValueConditionSchema).optional()
+          .describe('JSON path (a JSON Pointer such as /rows or /items/0/id; a * segment is every element) to a condition on the value(s) there.'),
+        form: z.record(z.string().min(1, 'a form field name must not be empty'), ValueConditionSchema).optional()
+          .describe('Form field (application/x-www-form-urlencoded; names case-insensitive) to a condition on its decoded value.'),
+      })
+      .optional()
+      .describe('Conditions on the request body; all must hold. Only requests some body rule could apply to are buffered (up to --max-inspected-body); a body that cannot be read faithfully gets the most restrictive outcome a body rule could give.'),
     classification: ClassificationMatchSchema.optional(),
     identities: nonEmptyStrings('identity').optional()
       .describe('Identity ids, or "group:NAME" for every identity in that group. Anonymous callers never match.'),
@@ -124,6 +133,8 @@ const TestCaseSchema = z.strictObject({
     url: z.string().min(1).describe('Absolute URL, as an agent would send it to the proxy.'),
     identity: name('an identity').nullable().optional().describe('Identity id (absent or null: anonymous).'),
     headers: z.record(z.string().regex(TOKEN_PATTERN, 'a header name must be an HTTP token'), z.string()).optional(),
+    body: z.union([z.string(), z.record(z.string(), z.unknown()), z.array(z.unknown())]).optional()
+      .describe('The body: text as it is sent, or a map or list sent as JSON (with Content-Type: application/json unless headers name one).'),
   }),
   expect: ActionSchema,
   rule: name('a rule id').nullable().optional().describe('The rule that must decide (null: the default action).'),

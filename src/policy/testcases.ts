@@ -1,9 +1,10 @@
 /**
- * Runs the `tests:` cases written in policy files. Each case goes through the same canonicalize and
- * evaluate as a real request, so a passing case means the proxy would decide the same way.
+ * Runs the `tests:` cases written in policy files. Each case goes through the same canonicalize,
+ * evaluate and body inspection as a real request, so a passing case means the proxy would decide the
+ * same way.
  */
-import { canonicalize, type RawRequest } from '../request/canonicalize.js';
-import { evaluate } from './evaluate.js';
+import type { RawRequest } from '../request/canonicalize.js';
+import { decideGiven } from './given.js';
 import type { CompiledPolicy, Decision, Identity, PolicyTestCase } from './types.js';
 
 export interface TestCaseResult {
@@ -33,9 +34,9 @@ export function runTestCase(t: PolicyTestCase, policy: CompiledPolicy): TestCase
   const identity = resolveIdentity(t.identity, policy);
   if (identity !== null && 'error' in identity) return fail(identity.error);
   const raw: RawRequest = { method: t.method, target: t.url, rawHeaders: rawHeaderList(t.headers) };
-  const canon = canonicalize(raw, identity, policy);
-  if (!canon.ok) return fail(`the proxy would refuse this request (400): ${canon.message}`);
-  const decision = evaluate(canon.request, policy);
+  const given = decideGiven(raw, identity, t.body === null ? null : Buffer.from(t.body), policy);
+  if (!given.ok) return fail(`the proxy would refuse this request (400): ${given.message}`);
+  const decision = given.decision;
   const by = decision.rule === null ? 'default' : `rule ${decision.rule}`;
   if (decision.action !== t.expect) return fail(`expected ${t.expect} got ${decision.action} (${by})`, decision);
   if (t.rule !== undefined && decision.rule !== t.rule) {

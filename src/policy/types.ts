@@ -3,7 +3,9 @@
  * is pure: everything it needs arrives in these values.
  */
 
+import type { InspectedBody } from '../inspect/body.js';
 import type { ValueCondition } from '../inspect/conditions.js';
+import type { JsonPath } from '../inspect/json.js';
 import type { HeaderList } from '../request/headers.js';
 
 export type Action = 'allow' | 'deny' | 'approve';
@@ -37,6 +39,8 @@ export interface CanonicalRequest {
   query: string;
   /** Decoded values of the query parameters the policy inspects, by lower-case name (each appears once). */
   params: ReadonlyMap<string, string>;
+  /** The body as rules see it, once read because some rule for this request inspects it; absent until then. */
+  body?: InspectedBody;
   /** Header fields with lower-cased names, in order (duplicates of inspected headers are refused earlier). */
   headers: HeaderList;
   identity: Identity | null;
@@ -73,6 +77,11 @@ export interface Decision {
   report: readonly { rule: string; action: Action }[];
   /** Human-readable reason (the deciding rule's `reason`/`description`, or the default's explanation). */
   reason: string;
+  /**
+   * Some rule for this request inspects the body, which the request does not carry yet: read it
+   * (`InspectedBody`) and evaluate again. The rest of this decision is what it would be without them.
+   */
+  needsBody?: true;
   /** Present when action is `approve`: the settings of the deciding rule. */
   approval?: ApprovalSettings;
 }
@@ -118,6 +127,8 @@ export interface PolicyTestCase {
   method: string;
   url: string;
   headers: Readonly<Record<string, string>>;
+  /** The body's text (a `body:` object is written as JSON, with a JSON Content-Type unless one is given); null: none. */
+  body: string | null;
   identity: string | null;
   expect: Action;
   /** When given, the deciding rule must be this one (null = the default action). */
@@ -151,6 +162,8 @@ export interface CompiledPolicy {
   readonly inspectedHeaders: ReadonlySet<string>;
   /** Lower-case names of every query parameter some rule inspects: decoded per request, duplicates refused. */
   readonly inspectedQuery: ReadonlySet<string>;
+  /** Lower-case names of every form field some rule inspects. */
+  readonly inspectedForm: ReadonlySet<string>;
   readonly identities: ReadonlyMap<string, IdentityConfig>;
   readonly approverGroups: ReadonlyMap<string, { slack: readonly string[]; api: readonly string[] }>;
   /** Approver name to the SHA-256 digests of their approvals-API bearer tokens. */
@@ -192,11 +205,19 @@ export interface CompiledRule {
   readonly headers: readonly HeaderCondition[];
   /** `match.query`: lower-case parameter name and its condition. */
   readonly query: readonly { readonly name: string; readonly condition: ValueCondition }[];
+  /** `match.body`, or null when the rule does not look at the body. */
+  readonly body: BodyCriteria | null;
   /** Admitted levels, plus the criterion as written (for explain). */
   readonly classification: { readonly levels: ReadonlySet<string>; readonly text: string } | null;
   readonly identities: { readonly ids: ReadonlySet<string>; readonly groups: ReadonlySet<string> } | null;
   /** True when the rule needs more than host, port and identity to decide (a CONNECT must then be inspected). */
   readonly needsRequest: boolean;
+}
+
+/** Conditions on a request body: JSON values by path, form fields by lower-case name. */
+export interface BodyCriteria {
+  readonly json: readonly { readonly path: string; readonly segments: JsonPath; readonly condition: ValueCondition }[];
+  readonly form: readonly { readonly name: string; readonly condition: ValueCondition }[];
 }
 
 /** Rules sharing a host key, split by method so a request only looks at rules that can match its method. */

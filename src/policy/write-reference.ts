@@ -85,7 +85,11 @@ function cell(text: string): string {
 function nonNull(node: Node): { node: Node; nullable: boolean } {
   if (node.anyOf === undefined) return { node, nullable: false };
   const rest = node.anyOf.filter((n) => n.type !== 'null');
-  if (rest.length !== 1) throw new Error(`unsupported anyOf in the policy schema: ${JSON.stringify(node)}`);
+  // Alternatives of different kinds (a string, a map or a list) are listed by kind.
+  if (rest.length > 1) {
+    const kinds = rest.map((n) => (n.type === 'array' ? 'list' : isMap(n) ? 'map' : String(n.type ?? 'any')));
+    return { node: { type: kinds, description: node.description, default: node.default }, nullable: rest.length < node.anyOf.length };
+  }
   const inner = { ...rest[0]!, description: node.description ?? rest[0]!.description, default: node.default ?? rest[0]!.default };
   return { node: inner, nullable: rest.length < node.anyOf.length };
 }

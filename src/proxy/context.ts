@@ -27,6 +27,8 @@ export interface ProxyContext {
   approvals: ApprovalService;
   /** Largest body a request held for approval may carry (it is buffered and stored with the approval). */
   maxHeldBodyBytes: number;
+  /** Most of a body read for rules that inspect it; a larger body gets the most restrictive outcome they could give. */
+  maxInspectedBodyBytes: number;
   /** TLS interception, when a CA is configured: CONNECTs to hosts whose rules inspect requests are terminated with its leaves. */
   interception: Interception | null;
   /** The destination guard for the policy in force: which resolved addresses may be dialled. */

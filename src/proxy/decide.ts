@@ -1,4 +1,5 @@
 import type { CanonicalRequest, Decision } from '../policy/types.js';
+import { NO_BODY } from '../inspect/body.js';
 import { evaluate } from '../policy/evaluate.js';
 import { canonicalize, type RawRequest } from '../request/canonicalize.js';
 import { credentialsRequired, identify } from '../request/identify.js';
@@ -8,11 +9,26 @@ import { routeRequest, ROUTE_PLACEHOLDER } from './routes.js';
 export const PROXY_AUTHENTICATE = { 'proxy-authenticate': 'Basic realm="airlock"' };
 
 /**
- * Parse, identify, route and evaluate one request, and write its decision to the audit trail. Returns
- * the canonical request and the decision to act on, or null when the request was refused here (the
- * refusal is already answered): malformed, unauthenticated, unroutable, aimed at Airlock itself, or denied.
+ * Decide a request that carries no body (an upgrade): prepare, evaluate (body rules see an empty
+ * body), settle. Returns the canonical request and the decision to act on, or null when the request
+ * was refused here (the refusal is already answered).
  */
 export function decide(x: Exchange): { canon: CanonicalRequest; decision: Decision } | null {
+  const canon = prepare(x);
+  if (!canon) return null;
+  let decision = evaluate(canon, x.policy);
+  if (decision.needsBody) {
+    canon.body = NO_BODY;
+    decision = evaluate(canon, x.policy);
+  }
+  return settle(x, canon, decision);
+}
+
+/**
+ * Parse, identify and route one request: its canonical form, or null when it was refused here (the
+ * refusal is already answered): malformed, unauthenticated, unroutable or aimed at Airlock itself.
+ */
+export function prepare(x: Exchange): CanonicalRequest | null {
   const { req, entry, ctx, policy } = x;
 
   const raw: RawRequest = { method: req.method ?? '', target: req.url ?? '', rawHeaders: req.rawHeaders };
@@ -53,11 +69,18 @@ export function decide(x: Exchange): { canon: CanonicalRequest; decision: Decisi
     return refused(x.refuse({ status: 403, code: 'denied', message: 'Airlock does not forward requests to its own listeners' }, canon));
   }
 
-  const decision = evaluate(canon, policy);
+  return canon;
+}
+
+/**
+ * Count the decision, write it to the audit trail (before anything is forwarded: a request never
+ * reaches an upstream unrecorded) and answer a denial. Returns what to act on, or null when denied.
+ */
+export function settle(x: Exchange, canon: CanonicalRequest, decision: Decision): { canon: CanonicalRequest; decision: Decision } | null {
+  const { req, entry, ctx, policy } = x;
   ctx.metrics.decisions.inc({ action: decision.action, rule: decision.rule ?? '(default)', mode: 'enforce' });
   for (const r of decision.report) ctx.metrics.decisions.inc({ action: r.action, rule: r.rule, mode: 'report' });
   const refusal = decision.action === 'deny' ? { status: 403, code: 'denied' as const, message: decision.reason } : null;
-  // The decision is written before anything is forwarded: a request never reaches an upstream unrecorded.
   ctx.audit.write({
     event: 'request',
     request_id: x.requestId,
@@ -71,6 +94,8 @@ export function decide(x: Exchange): { canon: CanonicalRequest; decision: Decisi
     // The audit sink redacts secret-looking parameters.
     query: canon.query || undefined,
     classification: canon.classification ?? undefined,
+    body_inspected: canon.body ? true : undefined,
+    body_unreadable: canon.body?.unreadable ?? undefined,
     rules: decision.matched,
     rule: decision.rule,
     report: decision.report.length > 0 ? decision.report : undefined,

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { CanonicalRequest, CompiledPolicy, Decision, Identity, ReverseRoute } from '../policy/types.js';
 import type { ProxyContext } from './context.js';
 import { sendError, writeSocketError, type ProxyError } from './respond.js';
-import { forward, type ForwardResult } from './upstream.js';
+import { forward, type ForwardBody, type ForwardResult } from './upstream.js';
 
 /** How a request reached the proxy. */
 export type Entry =
@@ -73,7 +73,7 @@ export class Exchange {
   }
 
   /** Forward upstream and stream the answer back; upstream failures become 502/504 (or a cut connection mid-body). */
-  async forward(canon: CanonicalRequest, body: IncomingMessage | Buffer | null, decision: Decision): Promise<void> {
+  async forward(canon: CanonicalRequest, body: ForwardBody, decision: Decision): Promise<void> {
     const { ctx, res } = this;
     const upstreamStarted = performance.now();
     const upstreamTime = (): number => (performance.now() - upstreamStarted) / 1000;

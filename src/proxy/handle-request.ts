@@ -1,16 +1,52 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { inspectBody } from '../inspect/body.js';
+import { evaluate } from '../policy/evaluate.js';
+import type { CanonicalRequest, Decision } from '../policy/types.js';
+import { readBody, withRest } from '../request/body.js';
 import type { ProxyContext } from './context.js';
-import { decide } from './decide.js';
+import { prepare, settle } from './decide.js';
 import { Exchange, type Entry } from './exchange.js';
 import { holdForApproval } from './hold.js';
-import { streamedBody } from './upstream.js';
+import { streamedBody, type ForwardBody } from './upstream.js';
 
 /** Decide one HTTP request and act on the decision: forward, refuse, or hold it for approval. */
 export async function handleRequest(req: IncomingMessage, res: ServerResponse, entry: Entry, ctx: ProxyContext): Promise<void> {
   const x = new Exchange(req, res, entry, ctx, ctx.policy());
-  const decided = decide(x);
+  const canon = prepare(x);
+  if (!canon) return;
+  let decision = evaluate(canon, x.policy);
+  let body: ForwardBody = streamedBody(req);
+  let read: Buffer = EMPTY;
+  // Only requests some body rule could apply to (by host, method, path, …) are buffered at all.
+  if (decision.needsBody) {
+    const inspected = await inspect(x, canon);
+    if (!inspected) return;
+    ({ decision, body, read } = inspected);
+  }
+  const decided = settle(x, canon, decision);
   if (!decided) return;
-  const { canon, decision } = decided;
-  if (decision.action === 'approve') return holdForApproval(x, canon, decision);
-  await x.forward(canon, streamedBody(req), decision);
+  if (decision.action === 'approve') return holdForApproval(x, canon, decision, read);
+  await x.forward(canon, body, decision);
 }
+
+/**
+ * Read the body (up to --max-inspected-body) into the view rules see, and decide again. Returns the
+ * decision and what to forward (the bytes read, then the rest if there was more), or null when the
+ * request was refused or the client left.
+ */
+async function inspect(x: Exchange, canon: CanonicalRequest): Promise<{ decision: Decision; body: ForwardBody; read: Buffer } | null> {
+  const { req, ctx } = x;
+  const limit = ctx.maxInspectedBodyBytes;
+  const read = await readBody(req, limit);
+  if (!read.ok && read.reason === 'aborted') return null;
+  const bytes = read.ok ? read.body : read.prefix;
+  const view = inspectBody(read.ok ? bytes : bytes.subarray(0, limit), read.ok, canon.headers, limit, x.policy.inspectedForm);
+  if (!view.ok) {
+    x.refuse({ status: 400, code: 'bad_request', message: view.message }, canon);
+    return null;
+  }
+  canon.body = view.body;
+  return { decision: evaluate(canon, x.policy), body: read.ok ? (bytes.length > 0 ? bytes : null) : withRest(read.prefix, req), read: bytes };
+}
+
+const EMPTY = Buffer.alloc(0);

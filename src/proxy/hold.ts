@@ -1,5 +1,6 @@
 import type { ApprovalRecord } from '../approvals/types.js';
-import { readBody, requestDigest, storedRequest } from '../approvals/request.js';
+import { requestDigest, storedRequest } from '../approvals/request.js';
+import { readBody } from '../request/body.js';
 import type { CanonicalRequest, Decision } from '../policy/types.js';
 import type { Exchange } from './exchange.js';
 import { sendJson } from './respond.js';
@@ -31,7 +32,7 @@ function statedReason(value: string | string[] | undefined): string | null {
  *   403 `approval_pending` with `Retry-After` (an identical retry joins the same approval).
  * The store being unreachable at any point fails closed with 503; nothing is forwarded unapproved.
  */
-export async function holdForApproval(x: Exchange, canon: CanonicalRequest, decision: Decision): Promise<void> {
+export async function holdForApproval(x: Exchange, canon: CanonicalRequest, decision: Decision, alreadyRead: Buffer): Promise<void> {
   const { ctx, req, res } = x;
   const approvals = ctx.approvals;
   const rule = decision.rule;
@@ -39,7 +40,7 @@ export async function holdForApproval(x: Exchange, canon: CanonicalRequest, deci
     x.refuse({ status: 503, code: 'approval_unavailable', message: `this request needs approval and ${why}: refused (fail closed)`, rule }, canon, decision);
   if (!approvals.available()) return unavailable('the approval store is unreachable');
 
-  const body = await readBody(req, ctx.maxHeldBodyBytes);
+  const body = await readBody(req, ctx.maxHeldBodyBytes, alreadyRead);
   if (!body.ok) {
     if (body.reason === 'aborted') return;
     const message = `a request held for approval may carry at most ${ctx.maxHeldBodyBytes} bytes of body`;

@@ -15,7 +15,7 @@ import { upstreamHeaders } from '../request/canonicalize.js';
 import type { GuardedAgents } from './guarded-agents.js';
 import { REQUEST_ID_HEADER } from './respond.js';
 import { routeLocation } from './routes.js';
-import { HOP_BY_HOP, describe, type ForwardResult } from './upstream.js';
+import { HOP_BY_HOP, describe, type ForwardBody, type ForwardResult } from './upstream.js';
 
 export interface PassThroughOptions {
   connectTimeoutMs: number;
@@ -34,7 +34,7 @@ interface Call {
 
 export interface PassThrough {
   /** Forward a routed request (streamed from the client, or the buffered body of an approved one). */
-  route(req: IncomingMessage, res: ServerResponse, canon: CanonicalRequest, route: ReverseRoute, body: IncomingMessage | Buffer | null, requestId: string, onHeaders: (status: number) => void): Promise<ForwardResult>;
+  route(req: IncomingMessage, res: ServerResponse, canon: CanonicalRequest, route: ReverseRoute, body: ForwardBody, requestId: string, onHeaders: (status: number) => void): Promise<ForwardResult>;
   /** Send a decided WebSocket handshake and splice; `failed` answers the client when it cannot be. */
   websocket(req: IncomingMessage, socket: Duplex, head: Buffer, canon: CanonicalRequest, requestId: string, handlers: { failed(r: Extract<ForwardResult, { ok: false }>): void; closed(bytesUp: number, bytesDown: number): void }): void;
 }
@@ -126,7 +126,8 @@ export function createPassThrough(agents: GuardedAgents, o: PassThroughOptions):
         proxy.web(
           req,
           res,
-          { ...options, agent: agentFor(canon), ...(Buffer.isBuffer(body) ? { buffer: Readable.from([body]) } : {}) },
+          // A body already read (held, inspected) is sent from memory; otherwise req is piped.
+          { ...options, agent: agentFor(canon), ...(body === null || body === req ? {} : { buffer: Buffer.isBuffer(body) ? Readable.from([body]) : body }) },
           (err: Error) => {
             res.off('finish', finished);
             resolve({ ok: false, ...describe(err, originOf(route)), headersSent: res.headersSent });

@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { SecureContext } from 'node:tls';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
 import { DESTINATION_REFUSED_CODE, guardConnector, type Guard } from './destination-guard.js';
@@ -94,6 +95,13 @@ export function describe(err: unknown, target: string): { status: 403 | 502 | 50
   return { status: 502, message: `upstream ${target} failed: ${reason}` };
 }
 
+/**
+ * What is sent upstream as the body: the client's request streaming through, the buffered body of
+ * a request held for approval or inspected, or the part of a larger body that was inspected followed
+ * by the rest as it arrives; null for none.
+ */
+export type ForwardBody = Readable | Buffer | null;
+
 /** The client's body, to stream upstream, or null when the request has none. */
 export function streamedBody(req: IncomingMessage): IncomingMessage | null {
   const cl = req.headers['content-length'];
@@ -168,7 +176,7 @@ class ClientClosedError extends Error {
  */
 export function forward(
   canon: CanonicalRequest,
-  body: IncomingMessage | Buffer | null,
+  body: ForwardBody,
   res: ServerResponse,
   agent: Dispatcher,
   requestId: string,

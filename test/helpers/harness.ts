@@ -79,7 +79,7 @@ export interface TestAirlock {
 /** Airlock in this process on free loopback ports, with the given policy files in a temp folder. */
 export async function startTestAirlock(
   files: Record<string, string>,
-  options: { identity?: string; upstreamTimeoutMs?: number; redis?: string; replica?: string; maxHeldBodyBytes?: number; slack?: SlackConfig; upstreamCaFile?: string; caCertFile?: string; caKeyFile?: string; allowDestinations?: string[] } = {},
+  options: { identity?: string; upstreamTimeoutMs?: number; redis?: string; replica?: string; maxHeldBodyBytes?: number; maxInspectedBodyBytes?: number; slack?: SlackConfig; upstreamCaFile?: string; caCertFile?: string; caKeyFile?: string; allowDestinations?: string[] } = {},
 ): Promise<TestAirlock> {
   const dir = await mkdtemp(join(tmpdir(), 'airlock-test-'));
   const policies = join(dir, 'policies');
@@ -97,6 +97,7 @@ export async function startTestAirlock(
     policyPollMs: 60_000,
     redis: options.redis ?? null,
     maxHeldBodyBytes: options.maxHeldBodyBytes ?? 1024 * 1024,
+    maxInspectedBodyBytes: options.maxInspectedBodyBytes ?? 1024 * 1024,
     replica: options.replica ?? 'test-replica',
     slack: options.slack ?? null,
     upstreamCaFile: options.upstreamCaFile ?? null,
@@ -139,7 +140,7 @@ export interface RunResult {
 }
 
 /** Run a real program (curl, python3, the airlock CLI) and collect its output; never throws on exit codes. */
-export function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, input?: string): Promise<RunResult> {
+export function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, input?: string | Buffer): Promise<RunResult> {
   return new Promise((resolve) => {
     const child = execFile(cmd, args, { env, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;

@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { gzipSync } from 'node:zlib';
+import { hashToken } from '../../src/request/identify.js';
 import { eventsFor, run, startTestAirlock, startUpstream, type TestAirlock, type Upstream } from '../helpers/harness.js';
+
+const APPROVER = 'content-approver-token';
 
 interface ErrorBody {
   error: string;
@@ -13,11 +17,32 @@ describe('content-aware rules through a real client', () => {
   let al: TestAirlock;
   before(async () => {
     up = await startUpstream();
-    al = await startTestAirlock({
+    al = await startTestAirlock(
+      {
       'policy.yaml': `
 version: 1
 defaults: { action: deny }
+approvers:
+  owners: { api: [bob@example.com] }
+approverTokens:
+  bob@example.com: ["${hashToken(APPROVER)}"]
 rules:
+  - id: exports
+    match: { methods: [POST], hosts: [127.0.0.1], paths: ["/exports/**", "/uploads/**", "/open/**"] }
+    action: allow
+  - id: huge-exports
+    match: { methods: [POST], hosts: [127.0.0.1], paths: ["/exports/**"], body: { json: { /rows: { gt: 1000 } } } }
+    action: deny
+  - id: secret-uploads
+    match: { methods: [POST], hosts: [127.0.0.1], paths: ["/uploads/**"], body: { json: { /kind: { equals: secret } } } }
+    action: deny
+  - id: tagged-open
+    match: { methods: [POST], hosts: [127.0.0.1], paths: ["/open/**"], body: { json: { /tag: { present: true } } } }
+    action: allow
+  - id: deletions
+    match: { methods: [POST], hosts: [127.0.0.1], paths: ["/batch"], body: { json: { /items/*/op: { equals: delete } } } }
+    action: approve
+    approval: { approvers: [owners], wait: 30s }
   - id: aws-query-api
     match: { hosts: [127.0.0.1], paths: ["/aws/**"] }
     action: allow
@@ -26,7 +51,9 @@ rules:
     action: deny
     reason: Agents may not create IAM users or keys
 `,
-    });
+      },
+      { maxInspectedBodyBytes: 4096 },
+    );
   });
   after(async () => {
     await al.close();
@@ -66,4 +93,65 @@ rules:
     assert.equal(ev!.decision, 'refused');
     assert.equal(ev!.status, 400);
   });
+
+  it('a JSON body rule decides, and an allowed inspected body reaches the upstream byte for byte', async () => {
+    const denied = await curlPost('/exports/q3', '{"rows":5000000}');
+    assert.equal(denied.code, '403');
+    assert.equal((JSON.parse(denied.body) as ErrorBody).rule, 'huge-exports');
+    const sent = '{"rows":10,  "note":"x"}';
+    const ok = await curlPost('/exports/q3', sent);
+    assert.equal(ok.code, '200');
+    assert.equal(up.requests.at(-1)!.body.toString(), sent);
+    const [ev] = eventsFor(await al.audit(), ok.id);
+    assert.equal(ev!.body_inspected, true);
+  });
+
+  it('a gzip-compressed body is decoded to decide, and forwarded as it was sent', async () => {
+    const before = up.requests.length;
+    const gz = gzipSync('{"rows":5000000}');
+    const denied = await curlPost('/exports/q3', gz, ['Content-Type: application/json', 'Content-Encoding: gzip']);
+    assert.equal(denied.code, '403');
+    assert.equal(up.requests.length, before);
+    const small = gzipSync('{"rows":1}');
+    const ok = await curlPost('/exports/q3', small, ['Content-Type: application/json', 'Content-Encoding: gzip']);
+    assert.equal(ok.code, '200');
+    assert.deepEqual(up.requests.at(-1)!.body, small);
+  });
+
+  it('a body larger than --max-inspected-body gets the most restrictive outcome, and is forwarded whole when that allows', async () => {
+    const big = JSON.stringify({ kind: 'report', data: 'x'.repeat(8000) });
+    const denied = await curlPost('/uploads/a', big);
+    assert.equal(denied.code, '403');
+    assert.equal((JSON.parse(denied.body) as ErrorBody).rule, 'secret-uploads');
+    const [ev] = eventsFor(await al.audit(), denied.id);
+    assert.match(String(ev!.body_unreadable), /larger than the 4096 bytes/);
+    // Only an allow rule looks at /open bodies: unread, it does not match, and the plain allow forwards.
+    const ok = await curlPost('/open/a', big);
+    assert.equal(ok.code, '200');
+    assert.equal(up.requests.at(-1)!.body.toString(), big);
+  });
+
+  it('a request whose body a rule inspects can be held, approved and forwarded with that body', async () => {
+    const sent = '{"items":[{"op":"read"},{"op":"delete","id":7}]}';
+    const held = curlPost('/batch', sent);
+    let id: string | undefined;
+    for (let i = 0; i < 500 && id === undefined; i++) {
+      const list = (await (await fetch(`${al.adminUrl}/v1/approvals?state=pending`, { headers: { authorization: `Bearer ${APPROVER}` } })).json()) as { approvals: { id: string }[] };
+      id = list.approvals[0]?.id;
+      if (id === undefined) await new Promise((r) => setImmediate(r));
+    }
+    assert.ok(id, 'held');
+    assert.equal((await fetch(`${al.adminUrl}/v1/approvals/${id}/approve`, { method: 'POST', headers: { authorization: `Bearer ${APPROVER}` } })).status, 200);
+    const r = await held;
+    assert.equal(r.code, '200');
+    assert.equal(up.requests.at(-1)!.url, '/batch');
+    assert.equal(up.requests.at(-1)!.body.toString(), sent);
+  });
+
+  const curlPost = async (path: string, body: string | Buffer, headers = ['Content-Type: application/json']): Promise<{ code: string; body: string; id: string }> => {
+    const args = ['-sS', '-i', '-x', al.proxyUrl, '--data-binary', '@-', ...headers.flatMap((h) => ['-H', h]), `${up.origin}${path}`];
+    const r = await run('curl', args, undefined, body);
+    const [head, ...rest] = r.stdout.split('\r\n\r\n');
+    return { code: /^HTTP\/1\.1 (\d{3})/.exec(head!)?.[1] ?? '', body: rest.join('\r\n\r\n'), id: /airlock-request-id: (\S+)/i.exec(head!)?.[1] ?? '' };
+  };
 });

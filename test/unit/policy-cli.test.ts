@@ -99,6 +99,23 @@ describe('airlock policy commands', () => {
     assert.ok(out.rules.some((r) => r.id === 'reads' && !r.matched));
   });
 
+  it('explain --data shows the body conditions, inline or from @file', async () => {
+    const headers = ['X-Data-Classification: internal', 'Content-Type: application/json'];
+    const io = capture();
+    const at = { policies: POLICIES, method: 'POST', url: 'https://eu.data.internal/exports/q3', identity: 'billing-bot', header: headers };
+    assert.equal(await policyExplain({ ...at, data: '{"limit":500000}' }, io), 0, io.stderr.join('\n'));
+    assert.match(io.stdout.join('\n'), /^decision: deny by rule huge-exports /m);
+    assert.match(io.stdout.join('\n'), /\+ JSON \/limit is 500000; rule wants gt 100000/);
+    const file = join(root, 'body.json');
+    await writeFile(file, '{"limit":10}');
+    const io2 = capture();
+    assert.equal(await policyExplain({ ...at, data: `@${file}` }, io2), 0);
+    assert.match(io2.stdout.join('\n'), /^decision: allow by rule open-export /m);
+    const io3 = capture();
+    assert.equal(await policyExplain({ ...at, data: '@/nonexistent/body.json' }, io3), 1);
+    assert.match(io3.stderr[0] ?? '', /^--data: cannot read \/nonexistent\/body\.json/);
+  });
+
   it('explain refuses a request the proxy would refuse, with the 400 reason', async () => {
     const io = capture();
     assert.equal(await policyExplain({ policies: POLICIES, method: 'GET', url: 'http://user:pw@api.internal/v1/' }, io), 1);

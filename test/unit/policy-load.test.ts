@@ -141,6 +141,7 @@ describe('compiled values', () => {
       method: 'POST',
       url: 'http://a/',
       headers: { 'X-A': 'b' },
+      body: null,
       identity: 'bot',
       expect: 'deny',
       rule: null,
