@@ -108,8 +108,20 @@ function test(c: ValueCondition, v: unknown): boolean {
   return true;
 }
 
-/** Whether `c` holds for the values found (none: the thing is absent; several: any may satisfy it). */
-export function conditionHolds(c: ValueCondition, values: readonly unknown[]): boolean {
+/**
+ * How a condition reads several values (repeated JSON elements through `*`, the operations of a
+ * GraphQL document, the calls of a JSON-RPC batch): a deny or approve rule holds when **any** value
+ * satisfies it, an allow rule only when **every** one does, so that hiding one value among others can
+ * neither escape a restriction nor borrow a permission.
+ */
+export type Quantifier = 'any' | 'every';
+
+export function quantifierFor(action: 'allow' | 'deny' | 'approve'): Quantifier {
+  return action === 'allow' ? 'every' : 'any';
+}
+
+/** Whether `c` holds for the values found (none: the thing is absent). */
+export function conditionHolds(c: ValueCondition, values: readonly unknown[], quantifier: Quantifier): boolean {
   if (c.present !== undefined) return (values.length > 0) === c.present;
-  return values.some((v) => test(c, v));
+  return quantifier === 'any' ? values.some((v) => test(c, v)) : values.length > 0 && values.every((v) => test(c, v));
 }

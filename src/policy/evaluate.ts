@@ -6,7 +6,7 @@
  * restrictive rules is named as the decider. Rules in `mode: report` never change the decision.
  */
 import type { InspectedBody } from '../inspect/body.js';
-import { conditionHolds } from '../inspect/conditions.js';
+import { conditionHolds, quantifierFor } from '../inspect/conditions.js';
 import { valuesAt } from '../inspect/json.js';
 import type { CanonicalRequest, CompiledPolicy, CompiledRule, Decision, HeaderCondition, Identity, RuleBucket, TunnelDecision } from './types.js';
 
@@ -100,11 +100,12 @@ function scanList(rules: readonly CompiledRule[], req: CanonicalRequest, found: 
 export function bodyMatches(rule: CompiledRule, body: InspectedBody): boolean {
   if (body.unreadable !== null) return rule.info.action !== 'allow';
   const criteria = rule.body!;
+  const q = quantifierFor(rule.info.action);
   for (const j of criteria.json) {
-    if (!conditionHolds(j.condition, body.json ? valuesAt(body.json.value, j.segments) : [])) return false;
+    if (!conditionHolds(j.condition, body.json ? valuesAt(body.json.value, j.segments) : [], q)) return false;
   }
   for (const f of criteria.form) {
-    if (!conditionHolds(f.condition, body.form ? valuesOf(body.form, f.name) : [])) return false;
+    if (!conditionHolds(f.condition, body.form ? valuesOf(body.form, f.name) : [], q)) return false;
   }
   return true;
 }
@@ -132,7 +133,7 @@ function matchesBesidesHost(rule: CompiledRule, req: CanonicalRequest): boolean 
     if (!headerMatches(h, req.headers.get(h.name))) return false;
   }
   for (const q of rule.query) {
-    if (!conditionHolds(q.condition, valuesOf(req.params, q.name))) return false;
+    if (!conditionHolds(q.condition, valuesOf(req.params, q.name), 'any')) return false;
   }
   if (rule.classification && (req.classification === null || !rule.classification.levels.has(req.classification))) return false;
   if (rule.identities && !identityMatches(rule.identities, req.identity)) return false;

@@ -3,7 +3,7 @@
  * one that fails. For `airlock policy explain`; slow on purpose (no index), so it can't disagree
  * with evaluate() by sharing a bug in the index.
  */
-import { conditionHolds } from '../inspect/conditions.js';
+import { conditionHolds, quantifierFor } from '../inspect/conditions.js';
 import { valuesAt } from '../inspect/json.js';
 import { bodyMatches, evaluate, headerMatches, identityMatches, valuesOf } from './evaluate.js';
 import type { Action, CanonicalRequest, CompiledPolicy, CompiledRule, Decision, HostPattern, RuleMode, SourcePosition } from './types.js';
@@ -69,12 +69,12 @@ function checkBody(rule: CompiledRule, req: CanonicalRequest, check: (c: Criteri
   for (const j of rule.body!.json) {
     const values = body.json ? valuesAt(body.json.value, j.segments) : [];
     const shown = body.json === null ? 'the body is not JSON' : values.length === 0 ? `${j.path || '(the document)'} is absent` : `${j.path || '(the document)'} is ${values.map((v) => JSON.stringify(v)).join(', ').slice(0, 200)}`;
-    if (!check('body', conditionHolds(j.condition, values), `JSON ${shown}; rule wants ${j.condition.text}`)) return false;
+    if (!check('body', conditionHolds(j.condition, values, quantifierFor(rule.info.action)), `JSON ${shown}; rule wants ${j.condition.text}`)) return false;
   }
   for (const f of rule.body!.form) {
     const values = body.form ? valuesOf(body.form, f.name) : [];
     const shown = body.form === null ? 'the body is not a form' : values.length === 0 ? `field ${f.name} is absent` : `field ${f.name} is ${JSON.stringify(values[0])}`;
-    if (!check('body', conditionHolds(f.condition, values), `form ${shown}; rule wants ${f.condition.text}`)) return false;
+    if (!check('body', conditionHolds(f.condition, values, quantifierFor(rule.info.action)), `form ${shown}; rule wants ${f.condition.text}`)) return false;
   }
   return true;
 }
@@ -108,7 +108,7 @@ function checkAll(rule: CompiledRule, req: CanonicalRequest, check: (c: Criterio
   }
   for (const q of rule.query) {
     const values = valuesOf(req.params, q.name);
-    const ok = conditionHolds(q.condition, values);
+    const ok = conditionHolds(q.condition, values, 'any');
     const shown = values.length === 0 ? 'is absent' : `is ${JSON.stringify(values[0])}`;
     if (!check('query', ok, `query parameter ${q.name} ${shown}; rule wants ${q.condition.text}`)) return false;
   }

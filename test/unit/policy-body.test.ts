@@ -71,6 +71,8 @@ describe('body rules', () => {
     assert.equal(decide('http://exports.internal/batch', '{"items":[{"op":"read"},{"op":"delete"}]}'), 'approve any-item-deleted');
     assert.equal(decide('http://exports.internal/batch', '{"items":[{"op":"read"},{"op":"list"}]}'), 'allow reads-only');
     assert.equal(decide('http://exports.internal/batch', '{"items":[]}'), 'deny -');
+    // An allow rule needs every element: one update among reads is not allowed by reads-only.
+    assert.equal(decide('http://exports.internal/batch', '{"items":[{"op":"read"},{"op":"update"}]}'), 'deny -');
   });
 
   it('JSON sent without a JSON Content-Type is read all the same', () => {

@@ -52,9 +52,18 @@ describe('value conditions', () => {
     it(name, () => {
       const c = compileCondition(spec);
       if ('error' in c) assert.fail(c.error);
-      assert.equal(conditionHolds(c, values), want);
+      assert.equal(conditionHolds(c, values, 'any'), want);
     });
   }
+
+  it('with several values, any satisfies a restriction, and every one must satisfy a permission', () => {
+    const c = compileCondition({ oneOf: ['read', 'list'] });
+    if ('error' in c) assert.fail(c.error);
+    assert.equal(conditionHolds(c, ['read', 'delete'], 'any'), true);
+    assert.equal(conditionHolds(c, ['read', 'delete'], 'every'), false);
+    assert.equal(conditionHolds(c, ['read', 'list'], 'every'), true);
+    assert.equal(conditionHolds(c, [], 'every'), false, 'nothing there satisfies no permission');
+  });
 
   it('refuses an empty condition and present combined with others', () => {
     assert.match((compileCondition({}) as { error: string }).error, /at least one/);
