@@ -12,6 +12,7 @@
  */
 import { brotliDecompressSync, gunzipSync, inflateSync, zstdDecompressSync } from 'node:zlib';
 import type { HeaderList } from '../request/headers.js';
+import { graphqlView, type GraphqlView } from './graphql.js';
 import { duplicateKey } from './json.js';
 import { inspectPairs } from './query.js';
 
@@ -22,10 +23,19 @@ export interface InspectedBody {
   readonly json: { readonly value: unknown } | null;
   /** Decoded values of the form fields some rule inspects, by lower-case name, when the body is a form. */
   readonly form: ReadonlyMap<string, string> | null;
+  /** The GraphQL operations, when the policy inspects GraphQL and the request carries some. */
+  readonly graphql: GraphqlView | null;
+}
+
+/** What of the policy shapes the view: the limit, which form fields are inspected, whether GraphQL is. */
+export interface InspectOptions {
+  limit: number;
+  inspectedForm: ReadonlySet<string>;
+  graphql: boolean;
 }
 
 /** What an empty body (or a request that cannot have one) looks like to rules. */
-export const NO_BODY: InspectedBody = { unreadable: null, json: null, form: null };
+export const NO_BODY: InspectedBody = { unreadable: null, json: null, form: null, graphql: null };
 
 export type BodyInspection = { ok: true; body: InspectedBody } | { ok: false; message: string };
 
@@ -37,7 +47,10 @@ const DECODERS: Record<string, (b: Buffer, o: { maxOutputLength: number }) => Bu
   zstd: zstdDecompressSync,
 };
 
-const unreadable = (why: string): BodyInspection => ({ ok: true, body: { unreadable: why, json: null, form: null } });
+const unreadable = (why: string): BodyInspection => ({ ok: true, body: { unreadable: why, json: null, form: null, graphql: null } });
+
+/** GraphQL over GET: the document is in the URL. */
+const GRAPHQL_URL_PARAMS: ReadonlySet<string> = new Set(['query', 'extensions']);
 
 function mediaType(headers: HeaderList): string {
   const ct = headers.get('content-type');
@@ -49,9 +62,10 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
 /**
  * Inspect `bytes`, the request's whole body when `complete`, else the first `limit` bytes of a longer
- * one. `inspectedForm`: lower-case names of the form fields rules inspect (each may appear only once).
+ * one; `rawQuery` is the request's query string (GraphQL over GET).
  */
-export function inspectBody(bytes: Buffer, complete: boolean, headers: HeaderList, limit: number, inspectedForm: ReadonlySet<string>): BodyInspection {
+export function inspectBody(bytes: Buffer, complete: boolean, headers: HeaderList, rawQuery: string, o: InspectOptions): BodyInspection {
+  const { limit } = o;
   if (!complete) return unreadable(`the body is larger than the ${limit} bytes Airlock inspects`);
   let decoded = bytes;
   const encoding = headers.get('content-encoding');
@@ -91,9 +105,15 @@ export function inspectBody(bytes: Buffer, complete: boolean, headers: HeaderLis
   }
   let form: InspectedBody['form'] = null;
   if (type === 'application/x-www-form-urlencoded') {
-    const fields = inspectPairs(text, inspectedForm, 'form field');
+    const fields = inspectPairs(text, o.inspectedForm, 'form field');
     if (!fields.ok) return { ok: false, message: fields.message };
     form = fields.params;
   }
-  return { ok: true, body: { unreadable: null, json, form } };
+  let graphql: GraphqlView | null = null;
+  if (o.graphql) {
+    const url = inspectPairs(rawQuery, GRAPHQL_URL_PARAMS, 'query parameter');
+    if (!url.ok) return { ok: false, message: url.message };
+    graphql = graphqlView(json?.value, type === 'application/graphql' ? text : null, url.params);
+  }
+  return { ok: true, body: { unreadable: null, json, form, graphql } };
 }

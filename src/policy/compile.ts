@@ -103,6 +103,7 @@ export function compilePolicy(files: readonly ParsedPolicyFile[], version: strin
   if (classification) inspectedHeaders.add(classification.header);
   const inspectedQuery = new Set(rules.flatMap((r) => r.query.map((q) => q.name)));
   const inspectedForm = new Set(rules.flatMap((r) => r.body?.form.map((f) => f.name) ?? []));
+  const inspectsGraphql = rules.some((r) => r.body?.graphql);
   const policy: CompiledPolicy = {
     version,
     files: files.map((f) => f.file),
@@ -112,6 +113,7 @@ export function compilePolicy(files: readonly ParsedPolicyFile[], version: strin
     inspectedHeaders,
     inspectedQuery,
     inspectedForm,
+    inspectsGraphql,
     identities,
     approverGroups,
     approverTokens,
@@ -518,10 +520,23 @@ function compileBodyMatch(m: PolicyMatch, matchAt: (...rest: YamlPath) => Source
     if ('error' in condition) p.error(matchAt('body', 'form', written), `form field "${written}": ${condition.error}`);
     else form.push({ name, condition });
   }
-  if (Object.keys(m.body.json ?? {}).length + Object.keys(m.body.form ?? {}).length === 0) {
-    p.error(matchAt('body'), 'match.body needs at least one json or form condition');
+  let graphql: BodyCriteria['graphql'] = null;
+  if (m.body.graphql) {
+    const g: { -readonly [K in keyof NonNullable<BodyCriteria['graphql']>]: ValueCondition } = {};
+    for (const key of ['operation', 'name', 'field'] as const) {
+      const spec = m.body.graphql[key];
+      if (spec === undefined) continue;
+      const condition = compileCondition(spec);
+      if ('error' in condition) p.error(matchAt('body', 'graphql', key), `graphql ${key}: ${condition.error}`);
+      else g[key] = condition;
+    }
+    if (Object.keys(m.body.graphql).length === 0) p.error(matchAt('body', 'graphql'), 'match.body.graphql needs at least one of operation, name, field');
+    graphql = g;
   }
-  return { json, form };
+  if (Object.keys(m.body.json ?? {}).length + Object.keys(m.body.form ?? {}).length === 0 && !m.body.graphql) {
+    p.error(matchAt('body'), 'match.body needs at least one json, form or graphql condition');
+  }
+  return { json, form, graphql };
 }
 
 function compileClassificationMatch(m: PolicyMatch, matchAt: (...rest: YamlPath) => SourcePosition, ctx: RuleContext, p: Problems): CompiledRule['classification'] {

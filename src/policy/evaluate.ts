@@ -6,9 +6,10 @@
  * restrictive rules is named as the decider. Rules in `mode: report` never change the decision.
  */
 import type { InspectedBody } from '../inspect/body.js';
+import type { GraphqlOperation } from '../inspect/graphql.js';
 import { conditionHolds, quantifierFor } from '../inspect/conditions.js';
 import { valuesAt } from '../inspect/json.js';
-import type { CanonicalRequest, CompiledPolicy, CompiledRule, Decision, HeaderCondition, Identity, RuleBucket, TunnelDecision } from './types.js';
+import type { BodyCriteria, CanonicalRequest, CompiledPolicy, CompiledRule, Decision, HeaderCondition, Identity, RuleBucket, TunnelDecision } from './types.js';
 
 export function evaluate(req: CanonicalRequest, policy: CompiledPolicy): Decision {
   const found: Found = { matched: [], reported: [], needBody: false };
@@ -107,7 +108,27 @@ export function bodyMatches(rule: CompiledRule, body: InspectedBody): boolean {
   for (const f of criteria.form) {
     if (!conditionHolds(f.condition, body.form ? valuesOf(body.form, f.name) : [], q)) return false;
   }
+  if (criteria.graphql) {
+    const view = body.graphql;
+    // Operations Airlock cannot see (a persisted query, a document that does not parse) get the most
+    // restrictive outcome this rule could give, as an unreadable body does.
+    if (view !== null && 'unreadable' in view) return rule.info.action !== 'allow';
+    for (const [key, values] of graphqlValues(view)) {
+      const c = criteria.graphql[key];
+      if (c && !conditionHolds(c, values, q)) return false;
+    }
+  }
   return true;
+}
+
+/** The values each GraphQL condition reads, over every operation of the request (none: not GraphQL). */
+export function graphqlValues(view: { readonly operations: readonly GraphqlOperation[] } | null): [keyof NonNullable<BodyCriteria['graphql']>, unknown[]][] {
+  const ops = view?.operations ?? [];
+  return [
+    ['operation', ops.map((o) => o.type)],
+    ['name', ops.map((o) => o.name)],
+    ['field', ops.flatMap((o) => o.fields)],
+  ];
 }
 
 /** A rule listing several host patterns can be reached through more than one bucket. */

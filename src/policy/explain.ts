@@ -5,7 +5,7 @@
  */
 import { conditionHolds, quantifierFor } from '../inspect/conditions.js';
 import { valuesAt } from '../inspect/json.js';
-import { bodyMatches, evaluate, headerMatches, identityMatches, valuesOf } from './evaluate.js';
+import { bodyMatches, evaluate, graphqlValues, headerMatches, identityMatches, valuesOf } from './evaluate.js';
 import type { Action, CanonicalRequest, CompiledPolicy, CompiledRule, Decision, HostPattern, RuleMode, SourcePosition } from './types.js';
 
 export type Criterion = 'method' | 'host' | 'port' | 'path' | 'header' | 'query' | 'body' | 'classification' | 'identity';
@@ -75,6 +75,20 @@ function checkBody(rule: CompiledRule, req: CanonicalRequest, check: (c: Criteri
     const values = body.form ? valuesOf(body.form, f.name) : [];
     const shown = body.form === null ? 'the body is not a form' : values.length === 0 ? `field ${f.name} is absent` : `field ${f.name} is ${JSON.stringify(values[0])}`;
     if (!check('body', conditionHolds(f.condition, values, quantifierFor(rule.info.action)), `form ${shown}; rule wants ${f.condition.text}`)) return false;
+  }
+  const graphql = rule.body!.graphql;
+  if (graphql) {
+    const view = body.graphql;
+    if (view !== null && 'unreadable' in view) {
+      const ok = rule.info.action !== 'allow';
+      return check('body', ok, `GraphQL: ${view.unreadable}: a ${rule.info.action} rule ${ok ? 'counts as matched' : 'does not match'} (the most restrictive outcome)`);
+    }
+    for (const [key, values] of graphqlValues(view)) {
+      const c = graphql[key];
+      if (!c) continue;
+      const shown = view === null ? 'the request carries no GraphQL' : `${key} ${values.map((v) => JSON.stringify(v)).join(', ') || '(none)'}`;
+      if (!check('body', conditionHolds(c, values, quantifierFor(rule.info.action)), `GraphQL ${shown}; rule wants ${c.text}`)) return false;
+    }
   }
   return true;
 }

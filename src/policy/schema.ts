@@ -72,6 +72,14 @@ const MatchSchema = z
           .describe('JSON path (a JSON Pointer such as /rows or /items/0/id; a * segment is every element) to a condition on the value(s) there.'),
         form: z.record(z.string().min(1, 'a form field name must not be empty'), ValueConditionSchema).optional()
           .describe('Form field (application/x-www-form-urlencoded; names case-insensitive) to a condition on its decoded value.'),
+        graphql: z
+          .strictObject({
+            operation: ValueConditionSchema.optional().describe('The operation type: query, mutation or subscription.'),
+            name: ValueConditionSchema.optional().describe('The operation name (null for an anonymous operation).'),
+            field: ValueConditionSchema.optional().describe('The fields selected at the root (field names, not aliases; fragments followed).'),
+          })
+          .optional()
+          .describe('Conditions on the GraphQL operations a request carries (JSON body, batch, application/graphql body, or ?query=), read with a GraphQL parser; every operation in the document counts.'),
       })
       .optional()
       .describe('Conditions on the request body; all must hold. Only requests some body rule could apply to are buffered (up to --max-inspected-body); a body that cannot be read faithfully gets the most restrictive outcome a body rule could give.'),

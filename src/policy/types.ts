@@ -164,6 +164,8 @@ export interface CompiledPolicy {
   readonly inspectedQuery: ReadonlySet<string>;
   /** Lower-case names of every form field some rule inspects. */
   readonly inspectedForm: ReadonlySet<string>;
+  /** Whether some rule inspects GraphQL operations (an inspected body is then read as GraphQL too). */
+  readonly inspectsGraphql: boolean;
   readonly identities: ReadonlyMap<string, IdentityConfig>;
   readonly approverGroups: ReadonlyMap<string, { slack: readonly string[]; api: readonly string[] }>;
   /** Approver name to the SHA-256 digests of their approvals-API bearer tokens. */
@@ -218,6 +220,8 @@ export interface CompiledRule {
 export interface BodyCriteria {
   readonly json: readonly { readonly path: string; readonly segments: JsonPath; readonly condition: ValueCondition }[];
   readonly form: readonly { readonly name: string; readonly condition: ValueCondition }[];
+  /** GraphQL operation type, name and root-field conditions (each optional). */
+  readonly graphql: { readonly operation?: ValueCondition; readonly name?: ValueCondition; readonly field?: ValueCondition } | null;
 }
 
 /** Rules sharing a host key, split by method so a request only looks at rules that can match its method. */

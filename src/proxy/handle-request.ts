@@ -40,7 +40,11 @@ async function inspect(x: Exchange, canon: CanonicalRequest): Promise<{ decision
   const read = await readBody(req, limit);
   if (!read.ok && read.reason === 'aborted') return null;
   const bytes = read.ok ? read.body : read.prefix;
-  const view = inspectBody(read.ok ? bytes : bytes.subarray(0, limit), read.ok, canon.headers, limit, x.policy.inspectedForm);
+  const view = inspectBody(read.ok ? bytes : bytes.subarray(0, limit), read.ok, canon.headers, canon.query, {
+    limit,
+    inspectedForm: x.policy.inspectedForm,
+    graphql: x.policy.inspectsGraphql,
+  });
   if (!view.ok) {
     x.refuse({ status: 400, code: 'bad_request', message: view.message }, canon);
     return null;

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { hashToken } from '../../src/request/identify.js';
-import { eventsFor, run, startTestAirlock, startUpstream, type TestAirlock, type Upstream } from '../helpers/harness.js';
+import { fetch as undiciFetch } from 'undici';
+import { eventsFor, run, startTestAirlock, startUpstream, withEnvProxyAgent, type TestAirlock, type Upstream } from '../helpers/harness.js';
 
 const APPROVER = 'content-approver-token';
 
@@ -41,6 +42,13 @@ rules:
     action: allow
   - id: deletions
     match: { methods: [POST], hosts: [127.0.0.1], paths: ["/batch"], body: { json: { /items/*/op: { equals: delete } } } }
+    action: approve
+    approval: { approvers: [owners], wait: 30s }
+  - id: graphql-reads
+    match: { methods: [GET, POST], hosts: [127.0.0.1], paths: ["/graphql"], body: { graphql: { operation: { equals: query } } } }
+    action: allow
+  - id: graphql-mutations
+    match: { methods: [GET, POST], hosts: [127.0.0.1], paths: ["/graphql"], body: { graphql: { operation: { equals: mutation } } } }
     action: approve
     approval: { approvers: [owners], wait: 30s }
   - id: aws-query-api
@@ -146,6 +154,25 @@ rules:
     assert.equal(r.code, '200');
     assert.equal(up.requests.at(-1)!.url, '/batch');
     assert.equal(up.requests.at(-1)!.body.toString(), sent);
+  });
+
+  it('a GraphQL query passes and a mutation is held (Node fetch through HTTP_PROXY)', async () => {
+    await withEnvProxyAgent(al.proxyUrl, async (dispatcher) => {
+      const gql = (query: string, extra: Record<string, string> = {}) =>
+        undiciFetch(`${up.origin}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', ...extra }, body: JSON.stringify({ query }), dispatcher });
+      const read = await gql('query { viewer { login } }');
+      assert.equal(read.status, 200);
+      assert.equal(up.requests.at(-1)!.url, '/graphql');
+      const before = up.requests.length;
+      const held = await gql('mutation { deleteIssue(id: 7) { ok } }', { prefer: 'respond-async' });
+      assert.equal(held.status, 202);
+      const body = (await held.json()) as { error: string; rule: string; approval_id: string };
+      assert.equal(body.rule, 'graphql-mutations');
+      assert.ok(body.approval_id);
+      assert.equal(up.requests.length, before, 'the mutation waits for a human');
+      const viaGet = await undiciFetch(`${up.origin}/graphql?query=${encodeURIComponent('mutation { x }')}`, { headers: { prefer: 'respond-async' }, dispatcher });
+      assert.equal(viaGet.status, 202);
+    });
   });
 
   const curlPost = async (path: string, body: string | Buffer, headers = ['Content-Type: application/json']): Promise<{ code: string; body: string; id: string }> => {

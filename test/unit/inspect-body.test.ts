@@ -9,7 +9,7 @@ const LIMIT = 64 * 1024;
 
 function view(body: Buffer | string, headers: string[] = [], form: string[] = []): InspectedBody | string {
   const bytes = Buffer.isBuffer(body) ? body : Buffer.from(body);
-  const r = inspectBody(bytes, true, new HeaderList(headers.map((h, i) => (i % 2 === 0 ? h.toLowerCase() : h))), LIMIT, new Set(form));
+  const r = inspectBody(bytes, true, new HeaderList(headers.map((h, i) => (i % 2 === 0 ? h.toLowerCase() : h))), '', { limit: LIMIT, inspectedForm: new Set(form), graphql: false });
   return r.ok ? r.body : `400 ${r.message}`;
 }
 
@@ -65,7 +65,7 @@ describe('inspectBody', () => {
     assert.match((view(Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x7d]), ['Content-Type', 'application/json']) as InspectedBody).unreadable!, /not valid UTF-8/);
     assert.match((view('x', ['Content-Encoding', 'compress']) as InspectedBody).unreadable!, /unknown Content-Encoding "compress"/);
     assert.match((view('not gzip', ['Content-Encoding', 'gzip']) as InspectedBody).unreadable!, /not valid gzip/);
-    const big = inspectBody(Buffer.alloc(10), false, new HeaderList([]), LIMIT, new Set());
+    const big = inspectBody(Buffer.alloc(10), false, new HeaderList([]), '', { limit: LIMIT, inspectedForm: new Set(), graphql: false });
     assert.ok(big.ok && /larger than the 65536 bytes/.test(big.body.unreadable!));
     const undecodable = view('{"a":1}', ['Content-Type', 'text/plain']) as InspectedBody;
     assert.equal(undecodable.unreadable, null, 'undeclared, parsing JSON is only an attempt');

@@ -50,7 +50,7 @@ function decide(url: string, body: string | null, headers: string[] = ['Content-
   if (!c.ok) return `400 ${c.message}`;
   const first = evaluate(c.request, policy);
   if (!first.needsBody) return `${first.action} ${first.rule ?? '-'} (body not read)`;
-  const v = inspectBody(Buffer.from(body ?? ''), complete, c.request.headers, 1024, policy.inspectedForm);
+  const v = inspectBody(Buffer.from(body ?? ''), complete, c.request.headers, c.request.query, { limit: 1024, inspectedForm: policy.inspectedForm, graphql: policy.inspectsGraphql });
   if (!v.ok) return `400 ${v.message}`;
   c.request.body = v.body;
   const d = evaluate(c.request, policy);
@@ -99,7 +99,7 @@ describe('body rules', () => {
     assert.ok(c.ok);
     const missing = explain(c.request, policy).rules.find((r) => r.id === 'huge-exports')!;
     assert.match(missing.criteria.at(-1)!.detail, /inspects the body, and none was given/);
-    const v = inspectBody(Buffer.from('{"rows":5000000}'), true, c.request.headers, 1024, new Set());
+    const v = inspectBody(Buffer.from('{"rows":5000000}'), true, c.request.headers, '', { limit: 1024, inspectedForm: new Set(), graphql: false });
     assert.ok(v.ok);
     c.request.body = v.body;
     const rule = explain(c.request, policy).rules.find((r) => r.id === 'huge-exports')!;
