@@ -14,6 +14,7 @@ import { brotliDecompressSync, gunzipSync, inflateSync, zstdDecompressSync } fro
 import type { HeaderList } from '../request/headers.js';
 import { graphqlView, type GraphqlView } from './graphql.js';
 import { duplicateKey } from './json.js';
+import { inspectRpc, type RpcView } from './jsonrpc.js';
 import { inspectPairs } from './query.js';
 
 export interface InspectedBody {
@@ -25,6 +26,8 @@ export interface InspectedBody {
   readonly form: ReadonlyMap<string, string> | null;
   /** The GraphQL operations, when the policy inspects GraphQL and the request carries some. */
   readonly graphql: GraphqlView | null;
+  /** The JSON-RPC calls (MCP), when the body holds some. */
+  readonly rpc: RpcView | null;
 }
 
 /** What of the policy shapes the view: the limit, which form fields are inspected, whether GraphQL is. */
@@ -35,7 +38,7 @@ export interface InspectOptions {
 }
 
 /** What an empty body (or a request that cannot have one) looks like to rules. */
-export const NO_BODY: InspectedBody = { unreadable: null, json: null, form: null, graphql: null };
+export const NO_BODY: InspectedBody = { unreadable: null, json: null, form: null, graphql: null, rpc: null };
 
 export type BodyInspection = { ok: true; body: InspectedBody } | { ok: false; message: string };
 
@@ -47,7 +50,7 @@ const DECODERS: Record<string, (b: Buffer, o: { maxOutputLength: number }) => Bu
   zstd: zstdDecompressSync,
 };
 
-const unreadable = (why: string): BodyInspection => ({ ok: true, body: { unreadable: why, json: null, form: null, graphql: null } });
+const unreadable = (why: string): BodyInspection => ({ ok: true, body: { unreadable: why, json: null, form: null, graphql: null, rpc: null } });
 
 /** GraphQL over GET: the document is in the URL. */
 const GRAPHQL_URL_PARAMS: ReadonlySet<string> = new Set(['query', 'extensions']);
@@ -115,5 +118,11 @@ export function inspectBody(bytes: Buffer, complete: boolean, headers: HeaderLis
     if (!url.ok) return { ok: false, message: url.message };
     graphql = graphqlView(json?.value, type === 'application/graphql' ? text : null, url.params);
   }
-  return { ok: true, body: { unreadable: null, json, form, graphql } };
+  let rpc: RpcView | null = null;
+  if (json !== null) {
+    const calls = inspectRpc(json.value, headers);
+    if (!calls.ok) return { ok: false, message: calls.message };
+    rpc = calls.view;
+  }
+  return { ok: true, body: { unreadable: null, json, form, graphql, rpc } };
 }

@@ -533,10 +533,31 @@ function compileBodyMatch(m: PolicyMatch, matchAt: (...rest: YamlPath) => Source
     if (Object.keys(m.body.graphql).length === 0) p.error(matchAt('body', 'graphql'), 'match.body.graphql needs at least one of operation, name, field');
     graphql = g;
   }
-  if (Object.keys(m.body.json ?? {}).length + Object.keys(m.body.form ?? {}).length === 0 && !m.body.graphql) {
-    p.error(matchAt('body'), 'match.body needs at least one json, form or graphql condition');
+  let rpc: BodyCriteria['rpc'] = null;
+  if (m.body.jsonrpc) {
+    const spec = m.body.jsonrpc;
+    const r: { method?: ValueCondition; tool?: ValueCondition; arguments: NonNullable<BodyCriteria['rpc']>['arguments'][number][] } = { arguments: [] };
+    for (const key of ['method', 'tool'] as const) {
+      const s = spec[key];
+      if (s === undefined) continue;
+      const condition = compileCondition(s);
+      if ('error' in condition) p.error(matchAt('body', 'jsonrpc', key), `jsonrpc ${key}: ${condition.error}`);
+      else r[key] = condition;
+    }
+    for (const [path, s] of Object.entries(spec.arguments ?? {})) {
+      const segments = parseJsonPath(path);
+      const condition = compileCondition(s);
+      if ('error' in segments) p.error(matchAt('body', 'jsonrpc', 'arguments', path), segments.error);
+      else if ('error' in condition) p.error(matchAt('body', 'jsonrpc', 'arguments', path), `argument "${path}": ${condition.error}`);
+      else r.arguments.push({ path, segments, condition });
+    }
+    if (Object.keys(spec).length === 0) p.error(matchAt('body', 'jsonrpc'), 'match.body.jsonrpc needs at least one of method, tool, arguments');
+    rpc = r;
   }
-  return { json, form, graphql };
+  if (Object.keys(m.body.json ?? {}).length + Object.keys(m.body.form ?? {}).length === 0 && !m.body.graphql && !m.body.jsonrpc) {
+    p.error(matchAt('body'), 'match.body needs at least one json, form, graphql or jsonrpc condition');
+  }
+  return { json, form, graphql, rpc };
 }
 
 function compileClassificationMatch(m: PolicyMatch, matchAt: (...rest: YamlPath) => SourcePosition, ctx: RuleContext, p: Problems): CompiledRule['classification'] {

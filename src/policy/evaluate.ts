@@ -7,6 +7,8 @@
  */
 import type { InspectedBody } from '../inspect/body.js';
 import type { GraphqlOperation } from '../inspect/graphql.js';
+import type { RpcView } from '../inspect/jsonrpc.js';
+import type { ValueCondition } from '../inspect/conditions.js';
 import { conditionHolds, quantifierFor } from '../inspect/conditions.js';
 import { valuesAt } from '../inspect/json.js';
 import type { BodyCriteria, CanonicalRequest, CompiledPolicy, CompiledRule, Decision, HeaderCondition, Identity, RuleBucket, TunnelDecision } from './types.js';
@@ -108,6 +110,11 @@ export function bodyMatches(rule: CompiledRule, body: InspectedBody): boolean {
   for (const f of criteria.form) {
     if (!conditionHolds(f.condition, body.form ? valuesOf(body.form, f.name) : [], q)) return false;
   }
+  if (criteria.rpc) {
+    for (const [c, values] of rpcValues(criteria.rpc, body.rpc)) {
+      if (c && !conditionHolds(c, values, q)) return false;
+    }
+  }
   if (criteria.graphql) {
     const view = body.graphql;
     // Operations Airlock cannot see (a persisted query, a document that does not parse) get the most
@@ -119,6 +126,21 @@ export function bodyMatches(rule: CompiledRule, body: InspectedBody): boolean {
     }
   }
   return true;
+}
+
+/**
+ * Each JSON-RPC condition with the values it reads, over every call of the body (none: no JSON-RPC).
+ * A call that is not `tools/call` has the tool null, so an allow rule on tools covers no other call
+ * riding in the same batch.
+ */
+export function rpcValues(criteria: NonNullable<BodyCriteria['rpc']>, view: RpcView | null): [ValueCondition | undefined, unknown[], string][] {
+  const calls = view?.calls ?? [];
+  const toolCalls = calls.filter((c) => c.method === 'tools/call');
+  return [
+    [criteria.method, calls.map((c) => c.method), 'method'],
+    [criteria.tool, calls.map((c) => c.tool), 'tool'],
+    ...criteria.arguments.map((a): [ValueCondition, unknown[], string] => [a.condition, toolCalls.flatMap((c) => valuesAt(c.arguments, a.segments)), `argument ${a.path}`]),
+  ];
 }
 
 /** The values each GraphQL condition reads, over every operation of the request (none: not GraphQL). */

@@ -5,7 +5,7 @@
  */
 import { conditionHolds, quantifierFor } from '../inspect/conditions.js';
 import { valuesAt } from '../inspect/json.js';
-import { bodyMatches, evaluate, graphqlValues, headerMatches, identityMatches, valuesOf } from './evaluate.js';
+import { bodyMatches, evaluate, graphqlValues, headerMatches, identityMatches, rpcValues, valuesOf } from './evaluate.js';
 import type { Action, CanonicalRequest, CompiledPolicy, CompiledRule, Decision, HostPattern, RuleMode, SourcePosition } from './types.js';
 
 export type Criterion = 'method' | 'host' | 'port' | 'path' | 'header' | 'query' | 'body' | 'classification' | 'identity';
@@ -75,6 +75,14 @@ function checkBody(rule: CompiledRule, req: CanonicalRequest, check: (c: Criteri
     const values = body.form ? valuesOf(body.form, f.name) : [];
     const shown = body.form === null ? 'the body is not a form' : values.length === 0 ? `field ${f.name} is absent` : `field ${f.name} is ${JSON.stringify(values[0])}`;
     if (!check('body', conditionHolds(f.condition, values, quantifierFor(rule.info.action)), `form ${shown}; rule wants ${f.condition.text}`)) return false;
+  }
+  const rpc = rule.body!.rpc;
+  if (rpc) {
+    for (const [c, values, what] of rpcValues(rpc, body.rpc)) {
+      if (!c) continue;
+      const shown = body.rpc === null ? 'the body holds no JSON-RPC call' : `${what} ${values.map((v) => JSON.stringify(v)).join(', ').slice(0, 200) || '(none)'}`;
+      if (!check('body', conditionHolds(c, values, quantifierFor(rule.info.action)), `JSON-RPC ${shown}; rule wants ${c.text}`)) return false;
+    }
   }
   const graphql = rule.body!.graphql;
   if (graphql) {

@@ -80,6 +80,15 @@ const MatchSchema = z
           })
           .optional()
           .describe('Conditions on the GraphQL operations a request carries (JSON body, batch, application/graphql body, or ?query=), read with a GraphQL parser; every operation in the document counts.'),
+        jsonrpc: z
+          .strictObject({
+            method: ValueConditionSchema.optional().describe('The JSON-RPC method, e.g. tools/call, tools/list, resources/read.'),
+            tool: ValueConditionSchema.optional().describe('For tools/call (MCP): the name of the tool called.'),
+            arguments: z.record(z.string(), ValueConditionSchema).optional()
+              .describe('For tools/call: JSON path into the tool\'s arguments (a JSON Pointer such as /table) to a condition.'),
+          })
+          .optional()
+          .describe('Conditions on the JSON-RPC 2.0 calls in the body (MCP over streamable HTTP), one call or a batch; every call counts.'),
       })
       .optional()
       .describe('Conditions on the request body; all must hold. Only requests some body rule could apply to are buffered (up to --max-inspected-body); a body that cannot be read faithfully gets the most restrictive outcome a body rule could give.'),

@@ -222,6 +222,12 @@ export interface BodyCriteria {
   readonly form: readonly { readonly name: string; readonly condition: ValueCondition }[];
   /** GraphQL operation type, name and root-field conditions (each optional). */
   readonly graphql: { readonly operation?: ValueCondition; readonly name?: ValueCondition; readonly field?: ValueCondition } | null;
+  /** JSON-RPC method and, for tools/call, tool and argument conditions. */
+  readonly rpc: {
+    readonly method?: ValueCondition;
+    readonly tool?: ValueCondition;
+    readonly arguments: readonly { readonly path: string; readonly segments: JsonPath; readonly condition: ValueCondition }[];
+  } | null;
 }
 
 /** Rules sharing a host key, split by method so a request only looks at rules that can match its method. */
