@@ -1,4 +1,5 @@
 import { hash } from 'node:crypto';
+import type { RpcCall } from '../inspect/jsonrpc.js';
 import type { CanonicalRequest } from '../policy/types.js';
 import { upstreamHeaders } from '../request/canonicalize.js';
 import type { StoredRequest } from './types.js';
@@ -40,4 +41,23 @@ export function requestDigest(r: StoredRequest): string {
   // Stable sort: only the order of names is normalised, not the order of repeated values.
   pairs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   return hash('sha256', JSON.stringify([r.method, r.scheme, r.host, r.port, r.encodedPath, r.query, pairs, r.body]), 'hex');
+}
+
+/** JSON with object keys sorted at every depth: one text for one value, whatever the key order sent. */
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const keys = Object.keys(v).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+
+/**
+ * What the approval of an MCP tool call is bound to: the server (scheme, host, port, path), the tool
+ * and its arguments in canonical JSON. Not the JSON-RPC id, `_meta` or the session: a model's retry of
+ * the same call differs in those, and must join or spend the same approval.
+ */
+export function toolCallDigest(r: StoredRequest, call: RpcCall): string {
+  return hash('sha256', JSON.stringify(['tools/call', r.scheme, r.host, r.port, r.encodedPath, call.tool, canonicalJson(call.arguments ?? null)]), 'hex');
 }

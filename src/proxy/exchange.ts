@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { CanonicalRequest, CompiledPolicy, Decision, Identity, ReverseRoute } from '../policy/types.js';
 import type { ProxyContext } from './context.js';
 import { sendError, writeSocketError, type ProxyError } from './respond.js';
+import { sendRpcAnswer } from './rpc-answer.js';
 import { forward, type ForwardBody, type ForwardResult } from './upstream.js';
 
 /** How a request reached the proxy. */
@@ -67,8 +68,11 @@ export class Exchange {
         policy_version: this.policy.version,
       });
     }
-    if (this.answer instanceof ServerResponse) sendError(this.answer, { ...e, requestId: this.requestId });
-    else writeSocketError(this.answer, { ...e, requestId: this.requestId });
+    const full = { ...e, requestId: this.requestId };
+    const rpc = canon?.body?.rpc;
+    if (!(this.answer instanceof ServerResponse)) writeSocketError(this.answer, full);
+    // A JSON-RPC caller (MCP) gets the refusal in its own protocol, for each call.
+    else if (!rpc || !sendRpcAnswer(this.answer, rpc, full)) sendError(this.answer, full);
     ctx.metrics.requestDuration.observe({ action: decision?.action ?? 'refused' }, (performance.now() - this.started) / 1000);
   }
 

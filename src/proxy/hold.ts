@@ -1,5 +1,5 @@
 import type { ApprovalRecord } from '../approvals/types.js';
-import { requestDigest, storedRequest } from '../approvals/request.js';
+import { requestDigest, storedRequest, toolCallDigest } from '../approvals/request.js';
 import { readBody } from '../request/body.js';
 import type { CanonicalRequest, Decision } from '../policy/types.js';
 import type { Exchange } from './exchange.js';
@@ -49,6 +49,8 @@ export async function holdForApproval(x: Exchange, canon: CanonicalRequest, deci
   }
   const stored = storedRequest(canon, body.body);
   const settings = decision.approval!;
+  const rpc = canon.body?.rpc ?? null;
+  const toolCall = rpc !== null && !rpc.batch && rpc.calls[0]!.tool !== null ? rpc.calls[0]! : null;
 
   let record: ApprovalRecord | null;
   let announced = false;
@@ -56,13 +58,21 @@ export async function holdForApproval(x: Exchange, canon: CanonicalRequest, deci
     ({ record } = await approvals.findOrCreate({
       requestId: x.requestId,
       request: stored,
-      digest: requestDigest(stored),
+      // A tool call is bound to the server, the tool and its canonical arguments, not to the JSON-RPC
+      // id or _meta: the model's retry of the same call joins (or spends) the same approval.
+      digest: toolCall ? toolCallDigest(stored, toolCall) : requestDigest(stored),
       identity: canon.identity,
       decision,
       policy: x.policy,
       reason: statedReason(canon.headers.get(REASON_HEADER)),
     }));
     if (record.state === 'pending') {
+      if (rpc !== null) {
+        // An MCP client gives up after about a minute: the model is told now, and calls again later.
+        const who = settings.approvers.join(', ');
+        const message = `waiting for ${record.required > 1 ? `${record.required} approvals` : 'an approval'} from ${who} (${record.approvals.length} so far)`;
+        return x.refuse({ status: 403, code: 'approval_pending', message, rule, approvalId: record.id }, canon, decision);
+      }
       if (wantsAsync(canon.headers.get('prefer'))) return accepted(x, record, rule);
       const gone = new Promise<void>((resolve) => res.once('close', () => resolve()));
       const woken = await approvals.wait(record.id, Math.min(settings.waitMs, record.expiresAt - Date.now()), gone);
