@@ -153,7 +153,7 @@ function stallMeter(): { stop(): Promise<number> } {
  * inspected (UTF-8 decode, parse, duplicate-key check) and the policy evaluated with it. Median per
  * decision over batches.
  */
-export function benchBodyDecision(): { bodyBytes: number; medianUs: number } {
+export async function benchBodyDecision(): Promise<{ bodyBytes: number; medianUs: number }> {
   const policy = compileLarge(RULES);
   const items = Array.from({ length: 40 }, (_, i) => ({ id: i, op: i % 7 === 0 ? 'update' : 'read', note: `item ${i} of the batch`, tags: ['a', 'b'] }));
   const text = JSON.stringify({ rows: 250, format: 'csv', items, pad: 'x'.repeat(Math.max(0, 4096 - JSON.stringify({ items }).length - 60)) });
@@ -169,7 +169,7 @@ export function benchBodyDecision(): { bodyBytes: number; medianUs: number } {
   for (let b = 0; b < 200; b++) {
     const t0 = process.hrtime.bigint();
     for (let i = 0; i < 50; i++) {
-      const d = decideGiven(raw, null, body, extra.policy);
+      const d = await decideGiven(raw, null, body, extra.policy);
       if (d.ok) sink += d.decision.matched.length;
     }
     batches.push(Number(process.hrtime.bigint() - t0) / 50 / 1000);

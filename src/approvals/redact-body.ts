@@ -11,11 +11,16 @@
  * - Other text: {@link maskSecretsInText}.
  * - Binary (not UTF-8, or containing NUL bytes): `<N bytes of binary data>`.
  *
+ * Everywhere, payment card numbers, IBANs and US SSNs (as the detectors find them, validated) are
+ * shown masked: `[card …1111]`, `[IBAN DE…3000]`, `[SSN]`. Emails and phone numbers stay: who a
+ * request writes to is often what an approver decides on.
+ *
  * Every preview is cut to `maxBytes` bytes of UTF-8 on a character boundary, after redaction, so a
  * secret is never half-shown.
  */
 import { isUtf8 } from 'node:buffer';
 import { redactQuery } from '../audit/redact.js';
+import { PATTERN_DETECTORS } from '../inspect/patterns.js';
 
 export const REDACTED = 'REDACTED';
 
@@ -137,12 +142,34 @@ function maskKeyValues(text: string, onRedact: () => void): string {
   return last === 0 ? text : out + text.slice(last);
 }
 
+const lastFour = (m: string): string => m.replace(/[^0-9A-Za-z]/g, '').slice(-4);
+
+/** How each masked kind of personal data is shown. */
+const PERSONAL_DATA = [
+  [PATTERN_DETECTORS['payment-card'], (m: string) => `[card …${lastFour(m)}]`],
+  [PATTERN_DETECTORS.iban, (m: string) => `[IBAN ${m.slice(0, 2)}…${lastFour(m)}]`],
+  [PATTERN_DETECTORS['us-ssn'], () => '[SSN]'],
+] as const;
+
+/** Card numbers, IBANs and SSNs in `text` masked (see the module comment). */
+export function maskPersonalData(text: string): { text: string; redacted: boolean } {
+  let out = text;
+  for (const [find, show] of PERSONAL_DATA) {
+    const matches = [...find(out)];
+    for (let i = matches.length - 1; i >= 0; i--) {
+      const { offset, length } = matches[i]!;
+      out = out.slice(0, offset) + show(out.slice(offset, offset + length)) + out.slice(offset + length);
+    }
+  }
+  return { text: out, redacted: out !== text };
+}
+
 /**
  * Masks the obvious secrets in free text, modestly (a preview for a person, not a data-loss filter):
  * credential header lines (`Authorization:`, `Cookie:`, `X-Api-Key:`), `name=value` / `name: value` /
  * `"name": "value"` pairs and multipart fields whose name {@link isSecretKey}, `Bearer`/`Basic`
  * credentials, PEM private keys, passwords in URLs, AWS access key ids (`AKIA…`/`ASIA…`), JWTs, and
- * Slack (`xox?-`), GitHub (`ghp_`, `github_pat_`) and `sk-` style API keys.
+ * Slack (`xox?-`), GitHub (`ghp_`, `github_pat_`) and `sk-` style API keys; then {@link maskPersonalData}.
  */
 export function maskSecretsInText(text: string): { text: string; redacted: boolean } {
   let redacted = false;
@@ -163,7 +190,8 @@ export function maskSecretsInText(text: string): { text: string; redacted: boole
       out = next;
     }
   }
-  return { text: out, redacted };
+  const personal = maskPersonalData(out);
+  return { text: personal.text, redacted: redacted || personal.redacted };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -238,6 +266,13 @@ function redactJson(text: string, maxBytes: number, partial: boolean): BodyPrevi
   const stringValue = (raw: string): string => {
     const decoded = raw.includes('\\') ? (JSON.parse(raw) as string) : raw.slice(1, -1);
     const masked = maskSecretsInText(decoded);
+    if (!masked.redacted) return raw;
+    redacted = true;
+    return JSON.stringify(masked.text);
+  };
+  /** A card number written as a JSON number is masked like one in a string. */
+  const numberValue = (raw: string): string => {
+    const masked = maskPersonalData(raw);
     if (!masked.redacted) return raw;
     redacted = true;
     return JSON.stringify(masked.text);
@@ -317,7 +352,7 @@ function redactJson(text: string, maxBytes: number, partial: boolean): BodyPrevi
         i += raw.length;
         // Numbers and booleans under a secret name go too (a PIN is a number); null hides nothing.
         if (secret && raw !== 'null') hide();
-        else emit(raw);
+        else emit(numberValue(raw));
         expect = afterValue();
       }
     }

@@ -24,6 +24,7 @@ export function storedRequest(canon: CanonicalRequest, body: Buffer): StoredRequ
     headers: upstreamHeaders(canon),
     body: body.toString('base64'),
     classification: canon.classification,
+    ...(canon.body?.findings?.length ? { findings: [...canon.body.findings] } : {}),
   };
 }
 

@@ -11,6 +11,7 @@
  * several replicas agree on one outcome, and an approved request is executed exactly once.
  */
 
+import type { Finding } from '../inspect/finding.js';
 import type { CanonicalRequest } from '../policy/types.js';
 
 export type ApprovalState = 'pending' | 'approved' | 'denied' | 'expired' | 'cancelled' | 'executed';
@@ -24,6 +25,8 @@ export type StoredRequest = Pick<CanonicalRequest, 'method' | 'scheme' | 'host' 
   headers: string[];
   /** The buffered body, base64. */
   body: string;
+  /** What the policy's detectors found in it (absent: none, or none ran). */
+  findings?: Finding[];
 };
 
 export interface ApprovalVote {

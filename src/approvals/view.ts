@@ -32,6 +32,7 @@ export function approvalView(r: ApprovalRecord, statusPrefix: string): Record<st
       method: r.request.method,
       url: formatUrl(r.request),
       classification: r.request.classification,
+      findings: r.request.findings ?? [],
       digest: r.digest,
       body_bytes: body.length,
       // Secrets in the body are redacted here too, as in Slack.

@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { request } from 'undici';
+import { describeFinding, type Finding } from '../inspect/finding.js';
 import { hashToken } from '../request/identify.js';
 
 export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:9090';
@@ -40,6 +41,8 @@ export interface ApprovalView {
     method: string;
     url: string;
     classification: string | null;
+    /** Absent from servers older than detectors. */
+    findings?: Finding[];
     digest: string;
     body_bytes: number;
     body_preview: string;
@@ -360,6 +363,7 @@ export function formatShow(v: ApprovalView, now: number): string {
   field('agent reason', v.reason === null ? '(none given)' : printable(v.reason));
   field('request', `${printable(v.request.method)} ${printable(v.request.url)}`);
   field('classification', v.request.classification === null ? '(none)' : printable(v.request.classification));
+  for (const [i, f] of (v.request.findings ?? []).entries()) field(i === 0 ? 'found' : '', printable(describeFinding(f)));
   field('body', `${v.request.body_bytes} byte${v.request.body_bytes === 1 ? '' : 's'}`);
   field('digest', `sha256:${printable(v.request.digest)}`);
   field('created', when(v.created_at, now));

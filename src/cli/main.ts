@@ -14,6 +14,11 @@ registerServeCommand(program);
 // `serve` runs for as long as the sidecar does: it does not load the other commands' modules (YAML
 // and schema parsing, certificate generation), which would only take memory.
 if (process.argv[2] !== 'serve') {
+  // `airlock … | head` closes the pipe early: that is the reader's choice, not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
   const [approvals, audit, ca, policy, token] = await Promise.all([
     import('./approvals.js'),
     import('./audit.js'),

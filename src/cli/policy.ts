@@ -6,6 +6,7 @@ import { Option, type Command } from 'commander';
 import { explain, type Explanation, type RuleExplanation } from '../policy/explain.js';
 import { readFile } from 'node:fs/promises';
 import { formatPolicyError } from '../policy/errors.js';
+import { describeFinding } from '../inspect/finding.js';
 import { decideGiven } from '../policy/given.js';
 import { loadPolicyDir, type LoadResult } from '../policy/load.js';
 import { formatDuration } from '../policy/duration.js';
@@ -88,7 +89,7 @@ export async function policyCheck(dir: string, io: PolicyCliIo = processIo): Pro
 export async function policyTest(dir: string, io: PolicyCliIo = processIo): Promise<number> {
   const result = await loadPolicyDir(dir);
   if (!reportLoad(result, io)) return 1;
-  const results = runTestCases(result.policy);
+  const results = await runTestCases(result.policy);
   let failed = 0;
   for (const r of results) {
     const { method, url } = r.case;
@@ -134,7 +135,7 @@ export async function policyExplain(opts: ExplainOptions, io: PolicyCliIo = proc
     }
   }
   // Methods are case-sensitive on the wire, but on a command line `post` can only mean POST.
-  const given = decideGiven({ method: opts.method.toUpperCase(), target: opts.url, rawHeaders: headers }, identity, body, policy);
+  const given = await decideGiven({ method: opts.method.toUpperCase(), target: opts.url, rawHeaders: headers }, identity, body, policy);
   if (!given.ok) {
     io.err(`400 bad_request: ${given.message}`);
     io.err('the proxy would refuse this request before evaluating any rule');
@@ -156,6 +157,7 @@ function requestSummary(req: CanonicalRequest): Record<string, unknown> {
     query: req.query,
     identity: req.identity?.id ?? null,
     classification: req.classification,
+    findings: req.body?.findings ?? [],
   };
 }
 
@@ -182,6 +184,7 @@ function printExplanation(req: CanonicalRequest, e: Explanation, policy: Compile
   const level = req.classification !== null ? `, classification ${req.classification}` : '';
   const host = req.host.includes(':') ? `[${req.host}]` : req.host;
   io.out(`request: ${req.method} ${req.scheme}://${host}:${req.port}${req.encodedPath}${req.query ? `?${req.query}` : ''} (${who}${level})`);
+  for (const f of req.body?.findings ?? []) io.out(`found: ${describeFinding(f)}`);
   const decider = d.rule === null ? null : policy.rules.find((r) => r.id === d.rule);
   io.out(`decision: ${d.action}${decider ? ` by rule ${decider.id} (${at(decider.source)})` : ' (policy default)'}`);
   io.out(`reason: ${d.reason}`);

@@ -15,6 +15,7 @@ import type { HeaderList } from '../request/headers.js';
 import { graphqlView, type GraphqlView } from './graphql.js';
 import { duplicateKey } from './json.js';
 import { inspectRpc, type RpcView } from './jsonrpc.js';
+import type { Finding } from './finding.js';
 import { inspectPairs } from './query.js';
 
 export interface InspectedBody {
@@ -28,6 +29,8 @@ export interface InspectedBody {
   readonly graphql: GraphqlView | null;
   /** The JSON-RPC calls (MCP), when the body holds some. */
   readonly rpc: RpcView | null;
+  /** What the policy's detectors found in it (none run: empty). */
+  readonly findings?: readonly Finding[];
 }
 
 /** What of the policy shapes the view: the limit, which form fields are inspected, whether GraphQL is. */
@@ -40,7 +43,8 @@ export interface InspectOptions {
 /** What an empty body (or a request that cannot have one) looks like to rules. */
 export const NO_BODY: InspectedBody = { unreadable: null, json: null, form: null, graphql: null, rpc: null };
 
-export type BodyInspection = { ok: true; body: InspectedBody } | { ok: false; message: string };
+/** The view, and the decoded text for detectors (null when unreadable). */
+export type BodyInspection = { ok: true; body: InspectedBody; text: string | null } | { ok: false; message: string };
 
 const DECODERS: Record<string, (b: Buffer, o: { maxOutputLength: number }) => Buffer> = {
   gzip: gunzipSync,
@@ -50,12 +54,13 @@ const DECODERS: Record<string, (b: Buffer, o: { maxOutputLength: number }) => Bu
   zstd: zstdDecompressSync,
 };
 
-const unreadable = (why: string): BodyInspection => ({ ok: true, body: { unreadable: why, json: null, form: null, graphql: null, rpc: null } });
+const unreadable = (why: string): BodyInspection => ({ ok: true, body: { unreadable: why, json: null, form: null, graphql: null, rpc: null }, text: null });
 
 /** GraphQL over GET: the document is in the URL. */
 const GRAPHQL_URL_PARAMS: ReadonlySet<string> = new Set(['query', 'extensions']);
 
-function mediaType(headers: HeaderList): string {
+/** The Content-Type's media type, lower-cased, without parameters ('' when none). */
+export function mediaType(headers: HeaderList): string {
   const ct = headers.get('content-type');
   const first = Array.isArray(ct) ? ct[0] : ct;
   return (first ?? '').split(';', 1)[0]!.trim().toLowerCase();
@@ -124,5 +129,5 @@ export function inspectBody(bytes: Buffer, complete: boolean, headers: HeaderLis
     if (!calls.ok) return { ok: false, message: calls.message };
     rpc = calls.view;
   }
-  return { ok: true, body: { unreadable: null, json, form, graphql, rpc } };
+  return { ok: true, body: { unreadable: null, json, form, graphql, rpc }, text };
 }

@@ -5,6 +5,7 @@
 import { parseAllowEntry } from '../proxy/destination-guard.js';
 import { METHODS } from 'node:http';
 import { compileCondition, type ValueCondition } from '../inspect/conditions.js';
+import type { DetectorId } from '../inspect/detector-ids.js';
 import { parseJsonPath } from '../inspect/json.js';
 import { parseDuration } from './duration.js';
 import { compileGlob } from './glob.js';
@@ -168,24 +169,35 @@ function compileClassification(files: readonly ParsedPolicyFile[], p: Problems):
       p.error(f.locate(['classification', 'missing']), `classification.missing "${c.missing}" is not one of the levels [${c.levels.join(', ')}]`);
       valid = false;
     }
+    const detect = new Map<DetectorId, string>();
+    for (const [detector, level] of Object.entries(c.detect ?? {}) as [DetectorId, string][]) {
+      if (seen.has(level)) detect.set(detector, level);
+      else {
+        p.error(f.locate(['classification', 'detect', detector]), `classification.detect.${detector} "${level}" is not one of the levels [${c.levels.join(', ')}]`);
+        valid = false;
+      }
+    }
     if (!valid) continue;
     const config: ClassificationConfig = {
       header: c.header.toLowerCase(),
       levels: c.levels,
       // Unlabelled data counts as the most sensitive: a missing header must not be a way around a rule.
       missing: c.missing ?? c.levels[c.levels.length - 1] ?? '',
+      detect,
+      detectCeiling: Math.max(-1, ...[...detect.values()].map((l) => c.levels.indexOf(l))),
     };
     if (!first) {
       first = { value: config, source };
     } else if (!sameClassification(first.value, config)) {
-      p.error(source, `classification differs from the one at ${where(first.source)}; every file that declares classification must declare the same header, levels and missing`);
+      p.error(source, `classification differs from the one at ${where(first.source)}; every file that declares classification must declare the same header, levels, missing and detect`);
     }
   }
   return { config: first?.value ?? null, declared };
 }
 
 function sameClassification(a: ClassificationConfig, b: ClassificationConfig): boolean {
-  return a.header === b.header && a.missing === b.missing && a.levels.length === b.levels.length && a.levels.every((l, i) => l === b.levels[i]);
+  const sameDetect = a.detect.size === b.detect.size && [...a.detect].every(([d, l]) => b.detect.get(d) === l);
+  return a.header === b.header && a.missing === b.missing && sameDetect && a.levels.length === b.levels.length && a.levels.every((l, i) => l === b.levels[i]);
 }
 
 function compileIdentities(files: readonly ParsedPolicyFile[], p: Problems): Map<string, IdentityConfig> {

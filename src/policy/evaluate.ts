@@ -11,10 +11,11 @@ import type { RpcView } from '../inspect/jsonrpc.js';
 import type { ValueCondition } from '../inspect/conditions.js';
 import { conditionHolds, quantifierFor } from '../inspect/conditions.js';
 import { valuesAt } from '../inspect/json.js';
-import type { BodyCriteria, CanonicalRequest, CompiledPolicy, CompiledRule, Decision, HeaderCondition, Identity, RuleBucket, TunnelDecision } from './types.js';
+import type { BodyCriteria, CanonicalRequest, ClassificationConfig, CompiledPolicy, CompiledRule, Decision, HeaderCondition, Identity, RuleBucket, TunnelDecision } from './types.js';
 
 export function evaluate(req: CanonicalRequest, policy: CompiledPolicy): Decision {
-  const found: Found = { matched: [], reported: [], needBody: false };
+  const detects = policy.classification !== null && policy.classification.detectCeiling >= 0 && detectorsCouldRaise(req, policy.classification);
+  const found: Found = { matched: [], reported: [], needBody: false, detects };
   const { exactHosts, hostSuffixes, anyHost } = policy.index;
   scanBucket(exactHosts.get(req.host), req, found);
   if (hostSuffixes.size > 0) {
@@ -33,6 +34,15 @@ interface Found {
   reported: CompiledRule[];
   /** Some rule matched on everything but a body the request does not carry yet. */
   needBody: boolean;
+  /** Detectors could raise this request's classification: classification rules need its body too. */
+  detects: boolean;
+}
+
+/** Whether what the request sends (query, body) could raise its level: it sends something, and is not at the ceiling already. */
+function detectorsCouldRaise(req: CanonicalRequest, cls: ClassificationConfig): boolean {
+  if (req.classification !== null && cls.levels.indexOf(req.classification) >= cls.detectCeiling) return false;
+  const cl = req.headers.get('content-length');
+  return req.query !== '' || req.headers.get('transfer-encoding') !== undefined || (cl !== undefined && cl !== '0');
 }
 
 /**
@@ -85,13 +95,12 @@ function scanBucket(bucket: RuleBucket | undefined, req: CanonicalRequest, found
 function scanList(rules: readonly CompiledRule[], req: CanonicalRequest, found: Found): void {
   for (const rule of rules) {
     if (!matchesBesidesHost(rule, req)) continue;
-    if (rule.body) {
-      if (req.body === undefined) {
-        found.needBody = true;
-        continue;
-      }
-      if (!bodyMatches(rule, req.body)) continue;
+    if (req.body === undefined && (rule.body || (rule.classification && found.detects))) {
+      found.needBody = true;
+      continue;
     }
+    if (rule.classification && !classificationMatches(rule.classification, req.classification)) continue;
+    if (rule.body && !bodyMatches(rule, req.body!)) continue;
     addOnce(rule.info.mode === 'report' ? found.reported : found.matched, rule);
   }
 }
@@ -158,7 +167,7 @@ function addOnce(list: CompiledRule[], rule: CompiledRule): void {
   if (!list.includes(rule)) list.push(rule);
 }
 
-/** Every criterion except the host, which the index has already established. */
+/** Every criterion except the host (the index established it), classification and body (content may change them). */
 function matchesBesidesHost(rule: CompiledRule, req: CanonicalRequest): boolean {
   if (rule.ports && !rule.ports.has(req.port)) return false;
   if (rule.methods && !rule.methods.has(req.method)) return false;
@@ -178,9 +187,12 @@ function matchesBesidesHost(rule: CompiledRule, req: CanonicalRequest): boolean 
   for (const q of rule.query) {
     if (!conditionHolds(q.condition, valuesOf(req.params, q.name), 'any')) return false;
   }
-  if (rule.classification && (req.classification === null || !rule.classification.levels.has(req.classification))) return false;
   if (rule.identities && !identityMatches(rule.identities, req.identity)) return false;
   return true;
+}
+
+export function classificationMatches(c: NonNullable<CompiledRule['classification']>, level: string | null): boolean {
+  return level !== null && c.levels.has(level);
 }
 
 /** The value of a parameter as a list: none when absent (canonicalize refused duplicates). */

@@ -3,7 +3,7 @@
  * proxy takes, without a connection. Canonicalize; evaluate; when a rule for the request inspects
  * the body, read the given one (none: an empty one) into the same view and evaluate again. Pure.
  */
-import { inspectBody } from '../inspect/body.js';
+import { setBodyView } from './body-view.js';
 import { canonicalize, type RawRequest } from '../request/canonicalize.js';
 import { evaluate } from './evaluate.js';
 import type { CanonicalRequest, CompiledPolicy, Decision, Identity } from './types.js';
@@ -13,8 +13,10 @@ export const DEFAULT_INSPECTED_BODY = 1024 * 1024;
 
 export type Given = { ok: true; request: CanonicalRequest; decision: Decision } | { ok: false; message: string };
 
-export function decideGiven(raw: RawRequest, identity: Identity | null, body: Buffer | null, policy: CompiledPolicy, limit = DEFAULT_INSPECTED_BODY): Given {
-  const c = canonicalize(raw, identity, policy);
+export async function decideGiven(raw: RawRequest, identity: Identity | null, body: Buffer | null, policy: CompiledPolicy, limit = DEFAULT_INSPECTED_BODY): Promise<Given> {
+  // A client sending a body says how long it is; a request given without saying so is read the same way.
+  const framed = body !== null && body.length > 0 && !raw.rawHeaders.some((h, i) => i % 2 === 0 && /^(content-length|transfer-encoding)$/i.test(h));
+  const c = canonicalize(framed ? { ...raw, rawHeaders: [...raw.rawHeaders, 'Content-Length', String(body.length)] } : raw, identity, policy);
   if (!c.ok) return c;
   const request = c.request;
   const first = evaluate(request, policy);
@@ -22,8 +24,7 @@ export function decideGiven(raw: RawRequest, identity: Identity | null, body: Bu
   // No body given is an empty one, still inspected: GraphQL over GET is in the URL.
   const bytes = body ?? Buffer.alloc(0);
   const complete = bytes.length <= limit;
-  const v = inspectBody(complete ? bytes : bytes.subarray(0, limit), complete, request.headers, request.query, { limit, inspectedForm: policy.inspectedForm, graphql: policy.inspectsGraphql });
-  if (!v.ok) return { ok: false, message: v.message };
-  request.body = v.body;
+  const v = await setBodyView(request, complete ? bytes : bytes.subarray(0, limit), complete, policy, limit);
+  if (!v.ok) return v;
   return { ok: true, request, decision: evaluate(request, policy) };
 }

@@ -7,6 +7,7 @@
  * Every object is strict: a typo such as `methds` must be an error, never a silently wider rule.
  */
 import { z } from 'zod';
+import { DETECTORS } from '../inspect/detector-ids.js';
 import { DURATION_PATTERN } from './duration.js';
 
 /** Ids of rules, identities, groups and approver groups: no `:` (reserved for `group:` references). */
@@ -137,6 +138,8 @@ const ClassificationSchema = z.strictObject({
   header: z.string().regex(TOKEN_PATTERN, 'the classification header must be an HTTP token'),
   levels: z.array(name('a level')).min(1).describe('Lowest first.'),
   missing: name('a level').optional().describe('Level of a request without the header. Default: the highest level.'),
+  detect: z.partialRecord(z.enum(DETECTORS), name('a level')).optional()
+    .describe('Detectors of sensitive data in request bodies, each to the level a finding raises the request to (never lowers it).'),
 });
 
 const RouteSchema = z.strictObject({

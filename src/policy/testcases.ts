@@ -29,12 +29,12 @@ function rawHeaderList(headers: Readonly<Record<string, string>>): string[] {
   return Object.entries(headers).flat();
 }
 
-export function runTestCase(t: PolicyTestCase, policy: CompiledPolicy): TestCaseResult {
+export async function runTestCase(t: PolicyTestCase, policy: CompiledPolicy): Promise<TestCaseResult> {
   const fail = (message: string, decision: Decision | null = null): TestCaseResult => ({ case: t, ok: false, decision, message });
   const identity = resolveIdentity(t.identity, policy);
   if (identity !== null && 'error' in identity) return fail(identity.error);
   const raw: RawRequest = { method: t.method, target: t.url, rawHeaders: rawHeaderList(t.headers) };
-  const given = decideGiven(raw, identity, t.body === null ? null : Buffer.from(t.body), policy);
+  const given = await decideGiven(raw, identity, t.body === null ? null : Buffer.from(t.body), policy);
   if (!given.ok) return fail(`the proxy would refuse this request (400): ${given.message}`);
   const decision = given.decision;
   const by = decision.rule === null ? 'default' : `rule ${decision.rule}`;
@@ -45,6 +45,8 @@ export function runTestCase(t: PolicyTestCase, policy: CompiledPolicy): TestCase
   return { case: t, ok: true, decision, message: '' };
 }
 
-export function runTestCases(policy: CompiledPolicy): TestCaseResult[] {
-  return policy.tests.map((t) => runTestCase(t, policy));
+export async function runTestCases(policy: CompiledPolicy): Promise<TestCaseResult[]> {
+  const results: TestCaseResult[] = [];
+  for (const t of policy.tests) results.push(await runTestCase(t, policy));
+  return results;
 }

@@ -5,6 +5,7 @@
 
 import type { InspectedBody } from '../inspect/body.js';
 import type { ValueCondition } from '../inspect/conditions.js';
+import type { DetectorId } from '../inspect/detector-ids.js';
 import type { JsonPath } from '../inspect/json.js';
 import type { HeaderList } from '../request/headers.js';
 
@@ -99,6 +100,10 @@ export interface ClassificationConfig {
   levels: readonly string[];
   /** Level assumed when the header is absent (defaults to the highest level: unlabeled data is treated as the most sensitive). */
   missing: string;
+  /** `detect`: detector to the level its findings raise a request to. Empty: no detection. */
+  detect: ReadonlyMap<DetectorId, string>;
+  /** Index in `levels` of the highest level a detector can raise a request to (-1: none). */
+  detectCeiling: number;
 }
 
 /**

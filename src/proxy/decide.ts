@@ -96,6 +96,7 @@ export function settle(x: Exchange, canon: CanonicalRequest, decision: Decision)
     classification: canon.classification ?? undefined,
     body_inspected: canon.body ? true : undefined,
     body_unreadable: canon.body?.unreadable ?? undefined,
+    findings: canon.body?.findings?.length ? canon.body.findings : undefined,
     rules: decision.matched,
     rule: decision.rule,
     report: decision.report.length > 0 ? decision.report : undefined,

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { inspectBody } from '../inspect/body.js';
+import { setBodyView } from '../policy/body-view.js';
 import { evaluate } from '../policy/evaluate.js';
 import type { CanonicalRequest, Decision } from '../policy/types.js';
 import { readBody, withRest } from '../request/body.js';
@@ -40,16 +40,11 @@ async function inspect(x: Exchange, canon: CanonicalRequest): Promise<{ decision
   const read = await readBody(req, limit);
   if (!read.ok && read.reason === 'aborted') return null;
   const bytes = read.ok ? read.body : read.prefix;
-  const view = inspectBody(read.ok ? bytes : bytes.subarray(0, limit), read.ok, canon.headers, canon.query, {
-    limit,
-    inspectedForm: x.policy.inspectedForm,
-    graphql: x.policy.inspectsGraphql,
-  });
+  const view = await setBodyView(canon, read.ok ? bytes : bytes.subarray(0, limit), read.ok, x.policy, limit);
   if (!view.ok) {
     x.refuse({ status: 400, code: 'bad_request', message: view.message }, canon);
     return null;
   }
-  canon.body = view.body;
   return { decision: evaluate(canon, x.policy), body: read.ok ? (bytes.length > 0 ? bytes : null) : withRest(read.prefix, req), read: bytes };
 }
 

@@ -341,7 +341,7 @@ describe('canonicalize: headers', () => {
 
 describe('canonicalize: classification', () => {
   const cls = makePolicy({
-    classification: { header: 'x-data-classification', levels: ['public', 'Internal', 'confidential'], missing: 'confidential' },
+    classification: { header: 'x-data-classification', levels: ['public', 'Internal', 'confidential'], missing: 'confidential', detect: new Map(), detectCeiling: -1 },
   });
   const classify = (headers: string[]): CanonicalizeResult => run('http://h/', headers, {}, cls);
 

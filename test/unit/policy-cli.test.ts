@@ -116,6 +116,17 @@ describe('airlock policy commands', () => {
     assert.match(io3.stderr[0] ?? '', /^--data: cannot read \/nonexistent\/body\.json/);
   });
 
+  it('explain --data shows what the detectors found and the level they raised the request to', async () => {
+    const io = capture();
+    const at = { policies: POLICIES, method: 'POST', url: 'https://eu.data.internal/exports/q3', identity: 'billing-bot', header: ['X-Data-Classification: public'] };
+    assert.equal(await policyExplain({ ...at, data: '{"rows":[{"iban":"DE89 3704 0044 0532 0130 00"}]}' }, io), 0, io.stderr.join('\n'));
+    const out = io.stdout.join('\n');
+    assert.match(out, /^request: .*classification confidential\)$/m);
+    assert.match(out, /^found: iban ×1 at \/rows\/0\/iban$/m);
+    assert.match(out, /^decision: approve by rule confidential-export /m);
+    assert.doesNotMatch(out, /DE89/);
+  });
+
   it('explain refuses a request the proxy would refuse, with the 400 reason', async () => {
     const io = capture();
     assert.equal(await policyExplain({ policies: POLICIES, method: 'GET', url: 'http://user:pw@api.internal/v1/' }, io), 1);

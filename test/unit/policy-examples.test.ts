@@ -15,7 +15,7 @@ describe('example policies', () => {
     if (!r.ok) assert.fail(r.errors.map(formatPolicyError).join('\n'));
     assert.deepEqual(r.warnings.map(formatPolicyError), []);
     assert.ok(r.policy.tests.length >= 10);
-    const failures = runTestCases(r.policy).filter((t) => !t.ok);
+    const failures = (await runTestCases(r.policy)).filter((t) => !t.ok);
     assert.deepEqual(failures.map((f) => `${f.case.source.line}: ${f.message}`), []);
   });
 
@@ -45,8 +45,8 @@ describe('running tests: cases', () => {
     return r.policy;
   };
 
-  it('passes matching expectations, with identities and headers', () => {
-    const results = runTestCases(
+  it('passes matching expectations, with identities and headers', async () => {
+    const results = await runTestCases(
       policy(
         '  - { request: { url: "http://a.example/", identity: bot }, expect: allow, rule: agents-read }\n' +
           '  - { request: { url: "http://a.example/" }, expect: deny, rule: null }\n' +
@@ -56,8 +56,8 @@ describe('running tests: cases', () => {
     assert.deepEqual(results.map((r) => [r.ok, r.message]), [[true, ''], [true, ''], [true, '']]);
   });
 
-  it('fails with the expected and actual outcome, at the position of the case', () => {
-    const [wrongAction, wrongRule] = runTestCases(
+  it('fails with the expected and actual outcome, at the position of the case', async () => {
+    const [wrongAction, wrongRule] = await runTestCases(
       policy(
         '  - { request: { url: "http://a.example/" }, expect: allow }\n' +
           '  - request: { url: "http://a.example/", identity: bot }\n    expect: allow\n    rule: env\n',
@@ -69,8 +69,8 @@ describe('running tests: cases', () => {
     assert.equal(wrongRule?.message, 'expected allow by rule env got allow by rule agents-read');
   });
 
-  it('fails a case naming an unknown identity, or a request the proxy would refuse', () => {
-    const [ghost, refused] = runTestCases(
+  it('fails a case naming an unknown identity, or a request the proxy would refuse', async () => {
+    const [ghost, refused] = await runTestCases(
       policy('  - { request: { url: "http://a.example/", identity: ghost }, expect: deny }\n  - { request: { url: "http://a.example/%2F" }, expect: deny }\n'),
     );
     assert.equal(ghost?.ok, false);

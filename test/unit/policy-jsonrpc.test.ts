@@ -10,7 +10,7 @@ const call = (method: string, params: unknown = {}, id: number | undefined = 1):
 
 describe('reading JSON-RPC calls', () => {
   const none = new HeaderList([]);
-  it('one call or a batch; tools/call names its tool and arguments', () => {
+  it('one call or a batch; tools/call names its tool and arguments', async () => {
     const r = inspectRpc(call('tools/call', { name: 'drop_table', arguments: { table: 'users' } }), none);
     assert.ok(r.ok && r.view);
     assert.deepEqual(r.view.calls, [{ method: 'tools/call', id: 1, tool: 'drop_table', arguments: { table: 'users' }, target: 'drop_table' }]);
@@ -21,7 +21,7 @@ describe('reading JSON-RPC calls', () => {
     assert.ok(plain.ok && plain.view === null);
   });
 
-  it('refuses Mcp-Method / Mcp-Name headers that disagree with the body', () => {
+  it('refuses Mcp-Method / Mcp-Name headers that disagree with the body', async () => {
     const h = (...kv: string[]): HeaderList => new HeaderList(kv);
     const body = call('tools/call', { name: 'drop_table', arguments: {} });
     assert.ok(inspectRpc(body, h('mcp-method', 'tools/call', 'mcp-name', 'drop_table')).ok);
@@ -56,25 +56,25 @@ describe('JSON-RPC and MCP rules', () => {
   const r = loadPolicySources([{ file: 'p.yaml', text: POLICY }]);
   if (!r.ok) assert.fail(r.errors.map(formatPolicyError).join('\n'));
   const policy = r.policy;
-  const post = (body: unknown, headers: string[] = []): string => {
-    const g = decideGiven({ method: 'POST', target: 'http://mcp.internal/mcp', rawHeaders: ['Content-Type', 'application/json', ...headers] }, null, Buffer.from(JSON.stringify(body)), policy);
+  const post = async (body: unknown, headers: string[] = []): Promise<string> => {
+    const g = await decideGiven({ method: 'POST', target: 'http://mcp.internal/mcp', rawHeaders: ['Content-Type', 'application/json', ...headers] }, null, Buffer.from(JSON.stringify(body)), policy);
     return g.ok ? `${g.decision.action} ${g.decision.rule ?? '-'}` : `400 ${g.message}`;
   };
 
-  it('decides on the method, the tool and its arguments', () => {
-    assert.equal(post(call('tools/list')), 'allow mcp-session');
-    assert.equal(post(call('tools/call', { name: 'select_rows', arguments: { table: 'a', limit: 10 } })), 'allow safe-tools');
-    assert.equal(post(call('tools/call', { name: 'select_rows', arguments: { table: 'a', limit: 50000 } })), 'deny big-selects');
-    assert.equal(post(call('tools/call', { name: 'drop_table', arguments: { table: 'users' } })), 'approve destructive-tools');
-    assert.equal(post(call('tools/call', { name: 'shell', arguments: {} })), 'deny -');
+  it('decides on the method, the tool and its arguments', async () => {
+    assert.equal(await post(call('tools/list')), 'allow mcp-session');
+    assert.equal(await post(call('tools/call', { name: 'select_rows', arguments: { table: 'a', limit: 10 } })), 'allow safe-tools');
+    assert.equal(await post(call('tools/call', { name: 'select_rows', arguments: { table: 'a', limit: 50000 } })), 'deny big-selects');
+    assert.equal(await post(call('tools/call', { name: 'drop_table', arguments: { table: 'users' } })), 'approve destructive-tools');
+    assert.equal(await post(call('tools/call', { name: 'shell', arguments: {} })), 'deny -');
   });
 
-  it('every call of a batch counts', () => {
-    assert.equal(post([call('tools/call', { name: 'select_rows', arguments: {} }), call('tools/call', { name: 'drop_table', arguments: {} }, 2)]), 'approve destructive-tools');
-    assert.equal(post([call('tools/list'), call('tools/call', { name: 'select_rows', arguments: {} }, 2)]), 'deny -', 'neither allow rule covers every call');
+  it('every call of a batch counts', async () => {
+    assert.equal(await post([call('tools/call', { name: 'select_rows', arguments: {} }), call('tools/call', { name: 'drop_table', arguments: {} }, 2)]), 'approve destructive-tools');
+    assert.equal(await post([call('tools/list'), call('tools/call', { name: 'select_rows', arguments: {} }, 2)]), 'deny -', 'neither allow rule covers every call');
   });
 
-  it('refuses headers that name another call than the body', () => {
-    assert.match(post(call('tools/call', { name: 'drop_table', arguments: {} }), ['Mcp-Method', 'tools/call', 'Mcp-Name', 'select_rows']), /^400 Mcp-Name "select_rows" does not match/);
+  it('refuses headers that name another call than the body', async () => {
+    assert.match(await post(call('tools/call', { name: 'drop_table', arguments: {} }), ['Mcp-Method', 'tools/call', 'Mcp-Name', 'select_rows']), /^400 Mcp-Name "select_rows" does not match/);
   });
 });

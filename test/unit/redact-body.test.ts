@@ -177,6 +177,23 @@ describe('bodyPreview: text', () => {
   });
 });
 
+describe('bodyPreview: personal data', () => {
+  it('masks valid card numbers, IBANs and SSNs in JSON strings, JSON numbers and text, and nothing that fails their checks', () => {
+    assert.equal(
+      preview('{"card":"4111 1111 1111 1111","n":4111111111111111,"iban":"DE89 3704 0044 0532 0130 00","ssn":"123-45-6789","order":"4111 1111 1111 1112"}', 'application/json').text,
+      '{"card":"[card …1111]","n":"[card …1111]","iban":"[IBAN DE…3000]","ssn":"[SSN]","order":"4111 1111 1111 1112"}',
+    );
+    const text = preview('pay 5500-0000-0000-0004 from GB82WEST12345698765432', 'text/plain');
+    assert.equal(text.text, 'pay [card …0004] from [IBAN GB…5432]');
+    assert.equal(text.redacted, true);
+    assert.equal(preview('card=4111111111111111&to=bob@example.com', 'application/x-www-form-urlencoded').text, 'card=[card …1111]&to=bob@example.com');
+  });
+
+  it('leaves emails and phone numbers for the approver to read', () => {
+    assert.equal(preview('{"to":"alice@example.com","tel":"+1 415 555 2671"}', 'application/json').redacted, false);
+  });
+});
+
 describe('bodyPreview: binary and empty', () => {
   it('summarises bodies that are not UTF-8 text', () => {
     assert.deepEqual(preview(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0]), 'image/png'), {

@@ -152,6 +152,16 @@ describe('approvalRequestMessage', () => {
     assert.doesNotMatch(all, /s3cr3t|k-123/);
   });
 
+  it('lists what the detectors found, escaped, without values', () => {
+    const findings = [
+      { detector: 'payment-card' as const, count: 3, where: ['/rows/0/card', '/rows/<!channel>/x'] },
+      { detector: 'secret' as const, count: 1, where: ['offset:12'], kinds: ['GITHUB_TOKEN'] },
+    ];
+    const all = allText(approvalRequestMessage(record({}, { findings }), { now: NOW }));
+    assert.ok(all.includes('*Found by detectors*\npayment-card ×3 at /rows/0/card, /rows/&lt;!channel&gt;/x, …\nsecret (GITHUB_TOKEN) ×1 at offset:12'), all);
+    assert.doesNotMatch(allText(approvalRequestMessage(record(), { now: NOW })), /Found by detectors/);
+  });
+
   it('marks every mrkdwn text verbatim, so Slack links and mentions nothing by itself', () => {
     const m = approvalRequestMessage(record(), { now: NOW });
     const mrkdwn = objects(asJson(m.blocks)).filter((o) => o.type === 'mrkdwn');

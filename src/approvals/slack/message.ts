@@ -16,6 +16,7 @@
  */
 import type { types as Slack } from '@slack/bolt';
 import { redactQuery } from '../../audit/redact.js';
+import { describeFinding } from '../../inspect/finding.js';
 import { bodyPreview } from '../redact-body.js';
 import type { ApprovalRecord, ApprovalState } from '../types.js';
 
@@ -237,6 +238,7 @@ function summary(r: ApprovalRecord, title: string, now: number, withDeciders: bo
     mrkdwn(fit(`*Agent*\n${agent}${owner}`, fieldMax)),
     mrkdwn(fit(`*Data classification*\n${req.classification === null ? '_not declared_' : escapeMrkdwn(req.classification, 200)}`, fieldMax)),
     mrkdwn(fit(`*Rule*\n${code(r.rule)}${description}`, fieldMax)),
+    ...(req.findings?.length ? [mrkdwn(fit(`*Found by detectors*\n${req.findings.map((f) => escapeMrkdwn(describeFinding(f), 300)).join('\n')}`, fieldMax))] : []),
     mrkdwn(fit(`*Approvals*\n${approvalsSoFar(r, fieldMax - 20)}`, fieldMax)),
     mrkdwn(`*Expires*\n${slackDate(r.expiresAt)} (${expiry})`),
     mrkdwn(`*Digest*\n${code(`sha256:${r.digest.slice(0, 12)}…`)}`),
