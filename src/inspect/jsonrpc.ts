@@ -22,6 +22,12 @@ export interface RpcView {
   readonly calls: readonly RpcCall[];
   /** Whether the body was a batch (answers are then a batch too). */
   readonly batch: boolean;
+  /**
+   * Set only when Airlock asks what a call of a tool could get without knowing its arguments (to
+   * annotate a `tools/list` answer): argument conditions are then taken to hold for the rules that
+   * make the outcome most restrictive (`restrictive`) or least (`permissive`).
+   */
+  readonly assumeArguments?: 'restrictive' | 'permissive';
 }
 
 export type RpcInspection = { ok: true; view: RpcView | null } | { ok: false; message: string };

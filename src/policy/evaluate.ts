@@ -120,7 +120,9 @@ export function bodyMatches(rule: CompiledRule, body: InspectedBody): boolean {
     if (!conditionHolds(f.condition, body.form ? valuesOf(body.form, f.name) : [], q)) return false;
   }
   if (criteria.rpc) {
-    for (const [c, values] of rpcValues(criteria.rpc, body.rpc)) {
+    const assumed = body.rpc?.assumeArguments;
+    if (assumed !== undefined && criteria.rpc.arguments.length > 0 && (assumed === 'restrictive') !== (rule.info.action !== 'allow')) return false;
+    for (const [c, values] of rpcValues(assumed === undefined ? criteria.rpc : { ...criteria.rpc, arguments: [] }, body.rpc)) {
       if (c && !conditionHolds(c, values, q)) return false;
     }
   }

@@ -5,7 +5,7 @@ import type { CanonicalRequest, CompiledPolicy, Decision, Identity, ReverseRoute
 import type { ProxyContext } from './context.js';
 import { sendError, writeSocketError, type ProxyError } from './respond.js';
 import { sendRpcAnswer } from './rpc-answer.js';
-import { forward, type ForwardBody, type ForwardResult } from './upstream.js';
+import { forward, type ForwardBody, type ForwardResult, type ResponseRewriter } from './upstream.js';
 
 /** How a request reached the proxy. */
 export type Entry =
@@ -77,14 +77,14 @@ export class Exchange {
   }
 
   /** Forward upstream and stream the answer back; upstream failures become 502/504 (or a cut connection mid-body). */
-  async forward(canon: CanonicalRequest, body: ForwardBody, decision: Decision): Promise<void> {
+  async forward(canon: CanonicalRequest, body: ForwardBody, decision: Decision, rewriter: ResponseRewriter | null = null): Promise<void> {
     const { ctx, res } = this;
     const upstreamStarted = performance.now();
     const upstreamTime = (): number => (performance.now() - upstreamStarted) / 1000;
     const onHeaders = (status: number): void => ctx.metrics.upstreamDuration.observe({ status_class: statusClass(status) }, upstreamTime());
     const result = this.route
       ? await ctx.passThrough.route(this.req, res, canon, this.route, body, this.requestId, onHeaders)
-      : await forward(canon, body, res, ctx.agent, this.requestId, onHeaders);
+      : await forward(canon, body, res, ctx.agent, this.requestId, onHeaders, rewriter);
     if (!result.ok) {
       if (result.status !== 403 && !result.headersSent) ctx.metrics.upstreamDuration.observe({ status_class: 'error' }, upstreamTime());
       this.upstreamFailed(result, canon, decision);

@@ -7,7 +7,9 @@ import type { ProxyContext } from './context.js';
 import { prepare, settle } from './decide.js';
 import { Exchange, type Entry } from './exchange.js';
 import { holdForApproval } from './hold.js';
-import { streamedBody, type ForwardBody } from './upstream.js';
+import { toolsListRewriter } from '../mcp/tools-list-answer.js';
+import { toolVerdict } from '../mcp/tool-verdict.js';
+import { streamedBody, type ForwardBody, type ResponseRewriter } from './upstream.js';
 
 /** Decide one HTTP request and act on the decision: forward, refuse, or hold it for approval. */
 export async function handleRequest(req: IncomingMessage, res: ServerResponse, entry: Entry, ctx: ProxyContext): Promise<void> {
@@ -26,7 +28,15 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, e
   const decided = settle(x, canon, decision);
   if (!decided) return;
   if (decision.action === 'approve') return holdForApproval(x, canon, decision, read);
-  await x.forward(canon, body, decision);
+  await x.forward(canon, body, decision, answerRewriter(x, canon));
+}
+
+/** An MCP `tools/list` answer is rewritten to show what the policy lets the agent do (not through routes). */
+function answerRewriter(x: Exchange, canon: CanonicalRequest): ResponseRewriter | null {
+  const lists = canon.body?.rpc?.calls.filter((c) => c.method === 'tools/list' && c.id !== null && c.id !== undefined);
+  if (!lists?.length || x.route) return null;
+  const policy = x.policy;
+  return toolsListRewriter(new Set(lists.map((c) => c.id!)), (tool) => toolVerdict(canon, policy, tool));
 }
 
 /**

@@ -68,15 +68,16 @@ export const HOP_BY_HOP = new Set([
 
 /**
  * The upstream's response headers as the flat [name, value, …] list writeHead takes, without
- * hop-by-hop headers and those the upstream's Connection header names, plus Airlock's request id.
+ * hop-by-hop headers and those the upstream's Connection header names (and Content-Length, when the
+ * body is rewritten), plus Airlock's request id.
  */
-function responseHeaders(h: IncomingHttpHeaders, requestId: string): (string | string[])[] {
+function responseHeaders(h: IncomingHttpHeaders, requestId: string, rewritten = false): (string | string[])[] {
   const out: (string | string[])[] = [];
   const nominated = h.connection;
   const extra = nominated ? new Set(String(nominated).toLowerCase().split(/\s*,\s*/)) : null;
   for (const name in h) {
     const v = h[name];
-    if (v === undefined || HOP_BY_HOP.has(name) || extra?.has(name) === true) continue;
+    if (v === undefined || HOP_BY_HOP.has(name) || extra?.has(name) === true || (rewritten && name === 'content-length')) continue;
     out.push(name, v);
   }
   out.push(REQUEST_ID_HEADER, requestId);
@@ -109,6 +110,17 @@ export function streamedBody(req: IncomingMessage): IncomingMessage | null {
 }
 
 /**
+ * Changes an upstream response on its way to the client (an MCP tool list). `start` says whether it
+ * will, given the status and headers; the response then goes out without Content-Length, each chunk
+ * as `data` returns it and the rest as `end` does.
+ */
+export interface ResponseRewriter {
+  start(status: number, headers: IncomingHttpHeaders): boolean;
+  data(chunk: Buffer): Buffer;
+  end(): Buffer;
+}
+
+/**
  * Writes one upstream response into the client's ServerResponse as it arrives: undici's dispatch
  * handler interface, without the stream API's async resource, writable plumbing and promise per request.
  * Backpressure is passed on (the upstream is paused while the client is not reading), and a client
@@ -127,6 +139,7 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     private readonly origin: string,
     private readonly onHeaders: (status: number) => void,
     private readonly done: (result: ForwardResult) => void,
+    private rewriter: ResponseRewriter | null,
   ) {
     res.once('close', this.onClose);
   }
@@ -138,11 +151,12 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
     this.onHeaders(statusCode);
-    this.res.writeHead(statusCode, responseHeaders(headers, this.requestId));
+    if (this.rewriter?.start(statusCode, headers) !== true) this.rewriter = null;
+    this.res.writeHead(statusCode, responseHeaders(headers, this.requestId, this.rewriter !== null));
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (!this.res.write(chunk)) {
+    if (!this.res.write(this.rewriter ? this.rewriter.data(chunk) : chunk)) {
       controller.pause();
       this.res.once('drain', this.onDrain);
     }
@@ -150,7 +164,7 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     this.res.off('close', this.onClose);
-    this.res.end();
+    this.res.end(this.rewriter?.end());
     this.done({ ok: true, status: this.res.statusCode });
   }
 
@@ -168,6 +182,15 @@ class ClientClosedError extends Error {
   }
 }
 
+/** A response to be rewritten is asked for unencoded (a flat header list without Accept-Encoding). */
+function identityEncoded(headers: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i]!.toLowerCase() !== 'accept-encoding') out.push(headers[i]!, headers[i + 1]!);
+  }
+  return out;
+}
+
 /**
  * Send the canonical request upstream and stream the answer back. `body` is the client's request
  * streaming through, or the buffered body of a request that was held for approval.
@@ -181,6 +204,7 @@ export function forward(
   agent: Dispatcher,
   requestId: string,
   onHeaders: (status: number) => void,
+  rewriter: ResponseRewriter | null = null,
 ): Promise<ForwardResult> {
   const origin = `${canon.scheme}://${canon.host.includes(':') ? `[${canon.host}]` : canon.host}:${canon.port}`;
   return new Promise((resolve) => {
@@ -189,10 +213,10 @@ export function forward(
         origin,
         path: canon.query ? `${canon.encodedPath}?${canon.query}` : canon.encodedPath,
         method: canon.method as Dispatcher.HttpMethod,
-        headers: upstreamHeaders(canon),
+        headers: rewriter ? identityEncoded(upstreamHeaders(canon)) : upstreamHeaders(canon),
         body,
       },
-      new ResponseWriter(res, requestId, origin, onHeaders, resolve),
+      new ResponseWriter(res, requestId, origin, onHeaders, resolve, rewriter),
     );
   });
 }

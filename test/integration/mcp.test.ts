@@ -14,7 +14,7 @@ import { proxyEnv, startTestAirlock, type TestAirlock } from '../helpers/harness
 const APPROVER = 'mcp-dba-token';
 
 /** A stateless MCP server over streamable HTTP (the official SDK), recording every tool it runs. */
-async function startMcpServer(): Promise<{ url: string; ran: string[]; close(): Promise<void> }> {
+async function startMcpServer(answer: 'json' | 'sse' = 'json'): Promise<{ url: string; ran: string[]; close(): Promise<void> }> {
   const ran: string[] = [];
   const server: Server = createServer(async (req, res) => {
     const mcp = new McpServer({ name: 'db', version: '1.0.0' });
@@ -22,11 +22,15 @@ async function startMcpServer(): Promise<{ url: string; ran: string[]; close(): 
       ran.push(`select_rows ${table} ${limit}`);
       return { content: [{ type: 'text', text: `${limit} rows of ${table}` }] };
     });
-    mcp.registerTool('drop_table', { inputSchema: { table: z.string() } }, async ({ table }) => {
+    mcp.registerTool('drop_table', { description: 'Drops a table', inputSchema: { table: z.string() } }, async ({ table }) => {
       ran.push(`drop_table ${table}`);
       return { content: [{ type: 'text', text: `dropped ${table}` }] };
     });
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+    mcp.registerTool('shell', { description: 'Runs a shell command', inputSchema: { command: z.string() } }, async ({ command }) => {
+      ran.push(`shell ${command}`);
+      return { content: [{ type: 'text', text: 'ok' }] };
+    });
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: answer === 'json' });
     res.on('close', () => void transport.close());
     await mcp.connect(transport);
     await transport.handleRequest(req, res);
@@ -38,15 +42,7 @@ async function startMcpServer(): Promise<{ url: string; ran: string[]; close(): 
 
 const textOf = (r: unknown): string => ((r as { content: { text: string }[] }).content[0]?.text ?? '');
 
-describe('an MCP client (the official SDK) through HTTP_PROXY', () => {
-  let mcp: Awaited<ReturnType<typeof startMcpServer>>;
-  let al: TestAirlock;
-  let client: Client;
-  let dispatcher: EnvHttpProxyAgent;
-  before(async () => {
-    mcp = await startMcpServer();
-    al = await startTestAirlock({
-      'policy.yaml': `
+const POLICY = `
 version: 1
 defaults: { action: deny }
 approvers:
@@ -64,17 +60,31 @@ rules:
     match: { hosts: [127.0.0.1], paths: ["/mcp"], body: { jsonrpc: { tool: { glob: "drop_*" } } } }
     action: approve
     approval: { approvers: [dbas], wait: 30s, expires: 10m }
-`,
-    });
-    const saved = process.env;
-    process.env = proxyEnv(al.proxyUrl);
-    dispatcher = new EnvHttpProxyAgent();
-    process.env = saved;
-    const transport = new StreamableHTTPClientTransport(new URL(mcp.url), {
-      fetch: (url, init) => undiciFetch(url, { ...(init as object), dispatcher }) as unknown as Promise<Response>,
-    });
-    client = new Client({ name: 'agent', version: '1.0.0' });
-    await client.connect(transport);
+`;
+
+/** An MCP client of the official SDK whose requests go through Airlock (HTTP_PROXY, undici's EnvHttpProxyAgent). */
+async function connectThrough(al: TestAirlock, url: string): Promise<{ client: Client; dispatcher: EnvHttpProxyAgent }> {
+  const saved = process.env;
+  process.env = proxyEnv(al.proxyUrl);
+  const dispatcher = new EnvHttpProxyAgent();
+  process.env = saved;
+  const transport = new StreamableHTTPClientTransport(new URL(url), {
+    fetch: (u, init) => undiciFetch(u, { ...(init as object), dispatcher }) as unknown as Promise<Response>,
+  });
+  const client = new Client({ name: 'agent', version: '1.0.0' });
+  await client.connect(transport);
+  return { client, dispatcher };
+}
+
+describe('an MCP client through HTTP_PROXY, answers as server-sent events', () => {
+  let mcp: Awaited<ReturnType<typeof startMcpServer>>;
+  let al: TestAirlock;
+  let client: Client;
+  let dispatcher: EnvHttpProxyAgent;
+  before(async () => {
+    mcp = await startMcpServer('sse');
+    al = await startTestAirlock({ 'policy.yaml': POLICY });
+    ({ client, dispatcher } = await connectThrough(al, mcp.url));
   });
   after(async () => {
     await client.close();
@@ -83,9 +93,43 @@ rules:
     await mcp.close();
   });
 
-  it('lists tools and runs an allowed call', async () => {
-    const tools = await client.listTools();
-    assert.deepEqual(tools.tools.map((t) => t.name).sort(), ['drop_table', 'select_rows']);
+  it('the tool list is rewritten in the event stream, and calls work as with JSON answers', async () => {
+    const { tools } = await client.listTools();
+    assert.deepEqual(tools.map((t) => t.name).sort(), ['drop_table', 'select_rows']);
+    assert.match(tools.find((t) => t.name === 'drop_table')!.description ?? '', /^Airlock: every call/);
+    const r = await client.callTool({ name: 'select_rows', arguments: { table: 'orders', limit: 5 } });
+    assert.equal(textOf(r), '5 rows of orders');
+    const denied = await client.callTool({ name: 'shell', arguments: { command: 'id' } });
+    assert.equal(denied.isError, true);
+    assert.ok(!mcp.ran.includes('shell id'));
+  });
+});
+
+describe('an MCP client (the official SDK) through HTTP_PROXY', () => {
+  let mcp: Awaited<ReturnType<typeof startMcpServer>>;
+  let al: TestAirlock;
+  let client: Client;
+  let dispatcher: EnvHttpProxyAgent;
+  before(async () => {
+    mcp = await startMcpServer();
+    al = await startTestAirlock({ 'policy.yaml': POLICY });
+    ({ client, dispatcher } = await connectThrough(al, mcp.url));
+  });
+  after(async () => {
+    await client.close();
+    await dispatcher.close();
+    await al.close();
+    await mcp.close();
+  });
+
+  it('lists what the policy lets the agent do: denied tools left out, held ones saying so', async () => {
+    const { tools } = await client.listTools();
+    assert.deepEqual(tools.map((t) => t.name).sort(), ['drop_table', 'select_rows']);
+    const drop = tools.find((t) => t.name === 'drop_table')!;
+    assert.match(drop.description ?? '', /^Airlock: every call of this tool waits for a person to approve it\..*\n\nDrops a table$/s);
+    assert.match(tools.find((t) => t.name === 'select_rows')!.description ?? '', /^Airlock: depending on its arguments/);
+  });
+  it('runs an allowed call', async () => {
     const r = await client.callTool({ name: 'select_rows', arguments: { table: 'orders', limit: 10 } });
     assert.equal(textOf(r), '10 rows of orders');
     assert.deepEqual(mcp.ran, ['select_rows orders 10']);
