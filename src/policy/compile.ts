@@ -2,9 +2,11 @@
  * Semantic validation across all policy files, and compilation into the matchers and index that
  * evaluate() reads. Pure: files arrive parsed and schema-valid, each with a way to locate a node.
  */
-import { parseAllowEntry } from '../proxy/destination-guard.js';
 import { METHODS } from 'node:http';
 import { compileCondition, type ValueCondition } from '../inspect/conditions.js';
+import { parseRange } from '../net/address.js';
+import { canonicalHost } from '../request/host.js';
+import { isIP } from 'node:net';
 import type { DetectorId } from '../inspect/detector-ids.js';
 import { parseJsonPath } from '../inspect/json.js';
 import { parseDuration } from './duration.js';
@@ -306,7 +308,7 @@ function compileDestinationAllow(files: readonly ParsedPolicyFile[], p: Problems
   const allow: string[] = [];
   for (const f of files) {
     for (const [i, entry] of (f.data.destinations?.allow ?? []).entries()) {
-      const parsed = parseAllowEntry(entry);
+      const parsed = parseRange(entry);
       if (!parsed.ok) p.error(f.locate(['destinations', 'allow', i]), parsed.message);
       else allow.push(entry);
     }
@@ -637,19 +639,15 @@ function compileHost(raw: string): HostPattern | string {
   const bracketed = name.startsWith('[') && name.endsWith(']');
   if (!bracketed && name.includes(':')) return `host pattern "${raw}" must not contain a port (use match.ports; write IPv6 addresses in brackets)`;
   if (bracketed && wildcard) return `host pattern "${raw}": an IPv6 address cannot have a wildcard`;
-  let hostname: string;
-  try {
-    hostname = new URL(`http://${name}/`).hostname;
-  } catch {
-    return `host pattern "${raw}" is not a valid host name`;
-  }
-  hostname = hostname.replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '');
+  // The same canonical form as a request's host, so the two compare as equals.
+  const host = canonicalHost(name);
+  if (!host.ok) return `host pattern "${raw}" is not a valid host name (${host.message})`;
   if (wildcard) {
     // The URL parser reads a numeric last label as IPv4 (and rewrites it); a wildcard needs a domain.
-    if (/(?:^|\.)[0-9]+$/.test(name.replace(/\.$/, '')) || hostname === '') return `host pattern "${raw}": a wildcard needs a domain name, not an address`;
-    return { kind: 'suffix', suffix: hostname };
+    if (/(?:^|\.)[0-9]+$/.test(name.replace(/\.$/, '')) || isIP(host.host) !== 0) return `host pattern "${raw}": a wildcard needs a domain name, not an address`;
+    return { kind: 'suffix', suffix: host.host };
   }
-  return { kind: 'exact', host: hostname };
+  return { kind: 'exact', host: host.host };
 }
 
 function compileTests(files: readonly ParsedPolicyFile[], ruleSources: ReadonlyMap<string, SourcePosition>, p: Problems): PolicyTestCase[] {

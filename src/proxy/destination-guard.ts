@@ -3,29 +3,19 @@
  *
  * A host name is resolved ONCE, every address in the answer is classified, and the dial goes to a
  * checked IP literal, so a second lookup (DNS rebinding, TOCTOU) can never swap the destination.
- * Addresses are canonicalised before any check: IPv4-mapped (`::ffff:127.0.0.1`), IPv4-compatible
- * (`::127.0.0.1`) and NAT64 (`64:ff9b::7f00:1`) IPv6 spellings are checked as the IPv4 they embed.
+ * Addresses are in their canonical form (src/net/address.ts) before any check: IPv6 spellings of an
+ * IPv4 address are checked, and dialled, as that IPv4 address.
  *
- * Pure classification (`canonicalIp`, `classifyAddress`, `checkAddress`) plus a compiled `Guard` with
- * a checked `resolve` and a `lookup` for `net.connect` / undici's `connect.lookup`. See
- * docs/destinations.md for what is refused and why.
+ * `checkAddress`, plus a compiled `Guard` with a checked `resolve` and a `lookup` for `net.connect` /
+ * undici's `connect.lookup`. See docs/destinations.md for what is refused and why.
  */
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP, type LookupFunction } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import { canonicalIp, familyOf, formatIp, inRange, parseIp, parseRange, type Ip, type IpRange } from '../net/address.js';
+import { CLASS_LABEL, classify, classifyAddress, type AddressClass } from '../net/address-class.js';
 
-export type AddressClass =
-  | 'loopback'
-  | 'link_local'
-  | 'metadata'
-  | 'unspecified'
-  | 'private'
-  | 'cgnat'
-  | 'multicast'
-  | 'broadcast'
-  | 'reserved'
-  | 'ipv6_embedding'
-  | 'public';
+export type { AddressClass };
 
 /** Stable machine-readable refusal codes (for audit events and metric labels). */
 export type RefusalCode =
@@ -122,279 +112,6 @@ export class DestinationRefusedError extends Error {
 export const DESTINATION_REFUSED_CODE = 'EAIRLOCK_DESTINATION';
 
 // ---------------------------------------------------------------------------------------------
-// Parsing and canonical form
-
-interface Ip {
-  family: 4 | 6;
-  /** The address as a 32- or 128-bit unsigned integer. */
-  value: bigint;
-}
-
-const OCTET = '(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])';
-const DOTTED_QUAD = new RegExp(`^${OCTET}(?:\\.${OCTET}){3}$`);
-const HEX_GROUP = /^[0-9a-f]{1,4}$/i;
-const V4_BITS = 32n;
-const V6_BITS = 128n;
-const LOW32 = 0xffffffffn;
-const MAPPED_PREFIX = 0xffffn; // ::ffff:0:0/96 >> 32
-const NAT64_PREFIX = (0x64n << 80n) | (0xff9bn << 64n); // 64:ff9b::/96 >> 32
-
-function parseV4(s: string): bigint | null {
-  if (!DOTTED_QUAD.test(s)) return null;
-  let v = 0n;
-  for (const o of s.split('.')) v = (v << 8n) | BigInt(Number(o));
-  return v;
-}
-
-/** 8 groups of a valid IPv6 literal (net.isIP already said yes), or null. */
-function parseV6Groups(s: string): number[] | null {
-  const halves = s.split('::');
-  if (halves.length > 2) return null;
-  const toGroups = (part: string, allowV4Tail: boolean): number[] | null => {
-    if (part === '') return [];
-    const out: number[] = [];
-    const pieces = part.split(':');
-    for (let i = 0; i < pieces.length; i++) {
-      const p = pieces[i] ?? '';
-      if (p.includes('.')) {
-        if (!allowV4Tail || i !== pieces.length - 1) return null;
-        const v4 = parseV4(p);
-        if (v4 === null) return null;
-        out.push(Number(v4 >> 16n), Number(v4 & 0xffffn));
-      } else {
-        if (!HEX_GROUP.test(p)) return null;
-        out.push(parseInt(p, 16));
-      }
-    }
-    return out;
-  };
-  if (halves.length === 1) {
-    const g = toGroups(s, true);
-    return g !== null && g.length === 8 ? g : null;
-  }
-  const head = toGroups(halves[0] ?? '', false);
-  const tail = toGroups(halves[1] ?? '', true);
-  if (head === null || tail === null || head.length + tail.length > 7) return null;
-  return [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
-}
-
-/** An IP literal exactly as written (no embedding unwrapped), or null. Zone ids are refused. */
-function parseRaw(s: string): Ip | null {
-  if (typeof s !== 'string' || s.includes('%')) return null;
-  const kind = isIP(s);
-  if (kind === 4) {
-    const v = parseV4(s);
-    return v === null ? null : { family: 4, value: v };
-  }
-  if (kind === 6) {
-    const groups = parseV6Groups(s);
-    if (groups === null) return null;
-    let v = 0n;
-    for (const g of groups) v = (v << 16n) | BigInt(g);
-    return { family: 6, value: v };
-  }
-  return null;
-}
-
-/** IPv4-mapped, IPv4-compatible and well-known-prefix NAT64 IPv6 addresses → the IPv4 they embed. */
-function unwrap(ip: Ip): Ip {
-  if (ip.family === 4) return ip;
-  const high = ip.value >> 32n;
-  if (high === MAPPED_PREFIX || high === NAT64_PREFIX || (high === 0n && ip.value > 1n)) {
-    return { family: 4, value: ip.value & LOW32 };
-  }
-  return ip;
-}
-
-function format(ip: Ip): string {
-  if (ip.family === 4) {
-    const v = ip.value;
-    return [v >> 24n, (v >> 16n) & 0xffn, (v >> 8n) & 0xffn, v & 0xffn].join('.');
-  }
-  const groups: number[] = [];
-  for (let i = 7; i >= 0; i--) groups.push(Number((ip.value >> BigInt(i * 16)) & 0xffffn));
-  // RFC 5952: compress the first longest run of two or more zero groups.
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (gs: number[]): string => gs.map((g) => g.toString(16)).join(':');
-  if (bestStart < 0) return hex(groups);
-  return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLen))}`;
-}
-
-function parseCanonical(address: string): Ip | null {
-  const raw = parseRaw(address);
-  return raw === null ? null : unwrap(raw);
-}
-
-/**
- * Canonical form of an IP literal (IPv4 dotted-quad; IPv6 compressed lower-case; IPv4-mapped/
- * compatible IPv6 → the IPv4 it embeds, also NAT64 64:ff9b::/96 → the IPv4), or null when not an IP.
- * Only strict literals count: `127.1`, `0x7f.0.0.1`, `0177.0.0.1`, `[::1]` and zone ids (`fe80::1%eth0`)
- * are null — the request canonicaliser turns URL spellings into dotted quads before they get here.
- */
-export function canonicalIp(address: string): string | null {
-  const ip = parseCanonical(address);
-  return ip === null ? null : format(ip);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Classification
-
-interface Range {
-  family: 4 | 6;
-  base: bigint;
-  prefix: number;
-}
-
-interface ClassRange extends Range {
-  cls: AddressClass;
-}
-
-function matches(r: Range, ip: Ip): boolean {
-  if (r.family !== ip.family) return false;
-  const shift = (ip.family === 4 ? V4_BITS : V6_BITS) - BigInt(r.prefix);
-  return ip.value >> shift === r.base >> shift;
-}
-
-/** Special-purpose ranges (IANA registries, RFC 6890 and successors). Most specific match wins. */
-const CLASS_TABLE: readonly [string, AddressClass][] = [
-  // Cloud metadata / credential endpoints: only an exact allow entry opens them.
-  ['169.254.169.254/32', 'metadata'], // AWS, GCP (metadata.google.internal), Azure, OCI, OpenStack, DO…
-  ['169.254.170.2/32', 'metadata'], // AWS ECS task metadata / credentials
-  ['169.254.170.23/32', 'metadata'], // AWS EKS Pod Identity agent
-  ['100.100.100.200/32', 'metadata'], // Alibaba Cloud
-  ['168.63.129.16/32', 'metadata'], // Azure WireServer (a public address, host-only service)
-  ['fd00:ec2::254/128', 'metadata'], // AWS IMDS over IPv6
-  ['fd00:ec2::23/128', 'metadata'], // AWS EKS Pod Identity agent over IPv6
-
-  // IPv4
-  ['0.0.0.0/8', 'unspecified'], // "this network"; 0.0.0.0 dials the local host
-  ['10.0.0.0/8', 'private'],
-  ['100.64.0.0/10', 'cgnat'],
-  ['127.0.0.0/8', 'loopback'],
-  ['169.254.0.0/16', 'link_local'],
-  ['172.16.0.0/12', 'private'],
-  ['192.0.0.0/24', 'reserved'], // IETF protocol assignments
-  ['192.0.2.0/24', 'reserved'], // TEST-NET-1
-  ['192.88.99.0/24', 'reserved'], // deprecated 6to4 relay anycast
-  ['192.168.0.0/16', 'private'],
-  ['198.18.0.0/15', 'reserved'], // benchmarking (also "fake-IP" DNS of some VPN clients)
-  ['198.51.100.0/24', 'reserved'], // TEST-NET-2
-  ['203.0.113.0/24', 'reserved'], // TEST-NET-3
-  ['224.0.0.0/4', 'multicast'],
-  ['240.0.0.0/4', 'reserved'], // class E
-  ['255.255.255.255/32', 'broadcast'],
-
-  // IPv6 (mapped, compatible and 64:ff9b::/96 never get here: they are checked as IPv4)
-  ['::/128', 'unspecified'],
-  ['::1/128', 'loopback'],
-  ['::ffff:0:0:0/96', 'ipv6_embedding'], // SIIT IPv4-translated
-  ['64:ff9b:1::/48', 'ipv6_embedding'], // local-use NAT64 (RFC 8215)
-  ['100::/64', 'reserved'], // discard-only
-  ['2000::/3', 'public'], // global unicast, minus the blocks below
-  ['2001::/23', 'reserved'], // IETF protocol assignments (benchmarking, ORCHID, …)
-  ['2001::/32', 'ipv6_embedding'], // Teredo
-  ['2001:db8::/32', 'reserved'], // documentation
-  ['2002::/16', 'ipv6_embedding'], // 6to4
-  ['3fff::/20', 'reserved'], // documentation (RFC 9637)
-  ['5f00::/16', 'reserved'], // SRv6 SIDs (RFC 9602)
-  ['fc00::/7', 'private'], // unique local
-  ['fe80::/10', 'link_local'],
-  ['fec0::/10', 'private'], // deprecated site-local
-  ['ff00::/8', 'multicast'],
-];
-
-/** A CIDR or single address as written by a person, or an error message. */
-export type AllowEntry = { ok: true; range: Range; exact: string | null } | { ok: false; message: string };
-
-const PREFIX = /^(?:0|[1-9][0-9]{0,2})$/;
-
-/**
- * Parse one `destinations.allow` entry: `10.0.0.0/8`, `fd00::/8`, `192.168.1.10`, `::1`. Refused:
- * host bits set (`10.0.0.1/8`: say which you mean), prefixes out of range, zone ids, and IPv6 ranges
- * that embed IPv4 (`::ffff:10.0.0.0/104`, `64:ff9b::/96`: those addresses are checked as the IPv4
- * they carry, so write the IPv4 range). A single address (or /32, /128) is an exact entry.
- */
-export function parseAllowEntry(entry: string): AllowEntry {
-  if (typeof entry !== 'string' || entry === '') return { ok: false, message: 'empty destination entry' };
-  const slash = entry.indexOf('/');
-  const addrPart = slash < 0 ? entry : entry.slice(0, slash);
-  const raw = parseRaw(addrPart);
-  if (raw === null) return { ok: false, message: `"${entry}" is not an IP address or CIDR` };
-  const bits = raw.family === 4 ? 32 : 128;
-  if (slash < 0) {
-    const ip = unwrap(raw);
-    return { ok: true, range: { family: ip.family, base: ip.value, prefix: ip.family === 4 ? 32 : 128 }, exact: format(ip) };
-  }
-  const prefixPart = entry.slice(slash + 1);
-  if (!PREFIX.test(prefixPart) || Number(prefixPart) > bits) {
-    return { ok: false, message: `"${entry}": prefix length must be 0-${bits}` };
-  }
-  const prefix = Number(prefixPart);
-  if (unwrap(raw).family !== raw.family) {
-    return {
-      ok: false,
-      message: `"${entry}": IPv4-mapped, IPv4-compatible and NAT64 addresses are checked as the IPv4 they embed; write the IPv4 range`,
-    };
-  }
-  const hostBits = BigInt(bits - prefix);
-  if ((raw.value & ((1n << hostBits) - 1n)) !== 0n) {
-    const base = { family: raw.family, value: (raw.value >> hostBits) << hostBits };
-    return { ok: false, message: `"${entry}" has host bits set; did you mean ${format(base)}/${prefix}?` };
-  }
-  return { ok: true, range: { family: raw.family, base: raw.value, prefix }, exact: prefix === bits ? format(raw) : null };
-}
-
-function compileRange(cidr: string): Range {
-  const e = parseAllowEntry(cidr);
-  if (!e.ok) throw new TypeError(e.message);
-  return e.range;
-}
-
-const CLASS_RANGES: readonly ClassRange[] = CLASS_TABLE.map(([cidr, cls]) => ({ ...compileRange(cidr), cls })).sort(
-  (a, b) => b.prefix - a.prefix,
-);
-
-function classify(ip: Ip): AddressClass {
-  for (const r of CLASS_RANGES) if (matches(r, ip)) return r.cls;
-  return ip.family === 4 ? 'public' : 'reserved'; // IPv6 outside 2000::/3 is not global unicast
-}
-
-/** Class of an IP address (any spelling `canonicalIp` accepts; throws TypeError when not an IP). */
-export function classifyAddress(ip: string): AddressClass {
-  const parsed = parseCanonical(ip);
-  if (parsed === null) throw new TypeError(`not an IP address: ${JSON.stringify(ip)}`);
-  return classify(parsed);
-}
-
-const CLASS_LABEL: Record<AddressClass, string> = {
-  loopback: 'a loopback address',
-  link_local: 'a link-local address',
-  metadata: 'a cloud metadata address',
-  unspecified: 'an unspecified address',
-  private: 'a private-network address',
-  cgnat: 'a carrier-grade NAT address (100.64.0.0/10)',
-  multicast: 'a multicast address',
-  broadcast: 'the broadcast address',
-  reserved: 'a reserved (special-purpose, not globally routable) address',
-  ipv6_embedding: 'an IPv6 address embedding IPv4 (6to4, Teredo, NAT64/SIIT)',
-  public: 'a public address',
-};
-
-// ---------------------------------------------------------------------------------------------
 // Compiled guard
 
 interface OwnPort {
@@ -434,10 +151,10 @@ function stripBrackets(host: string): string {
 
 /** Compile options once (ranges, exact entries, own listeners) — what the proxy keeps per policy load. */
 export function compileGuard(opts: GuardOptions): Guard {
-  const allowRanges: Range[] = [];
+  const allowRanges: IpRange[] = [];
   const exact = new Set<string>();
   for (const entry of opts.allow) {
-    const e = parseAllowEntry(entry);
+    const e = parseRange(entry);
     if (!e.ok) throw new TypeError(`destinations.allow: ${e.message}`);
     allowRanges.push(e.range);
     if (e.exact !== null) exact.add(e.exact);
@@ -466,21 +183,21 @@ export function compileGuard(opts: GuardOptions): Guard {
     return o.anyLocal && (cls === 'loopback' || local.has(canon));
   };
 
-  const allowed = (ip: Ip): boolean => allowRanges.some((r) => matches(r, ip));
+  const allowed = (ip: Ip): boolean => allowRanges.some((r) => inRange(ip, r));
 
   /** `port` null: the caller cannot know the port (a bare `lookup`), so own listeners are not matched. */
   const decide = (address: string, port: number | null): Verdict => {
-    const ip = parseCanonical(address);
+    const ip = parseIp(address);
     if (ip === null) {
       const reason = typeof address === 'string' && address.includes('%') ? 'IPv6 zone ids are not allowed' : 'not an IP address';
       return { ok: false, code: 'not_ip', reason: `${JSON.stringify(address)}: ${reason}` };
     }
-    const canon = format(ip);
+    const canon = formatIp(ip);
     const cls = classify(ip);
     if (port !== null && (!Number.isInteger(port) || port < 1 || port > 65535)) {
       return { ok: false, code: 'invalid_port', reason: `port ${port} out of range (1-65535)`, address: canon, class: cls };
     }
-    const ok: Verdict = { ok: true, address: canon, family: ip.family };
+    const ok: Verdict = { ok: true, address: canon, family: familyOf(ip) };
     if (port !== null && isOwnListener(canon, cls, port)) {
       return { ok: false, code: 'own_listener', reason: `${canon}:${port} is one of Airlock's own listeners`, address: canon, class: cls };
     }

@@ -4,6 +4,7 @@
  */
 
 import { domainToASCII, domainToUnicode } from 'node:url';
+import { canonicalIp } from '../net/address.js';
 
 export type Failure = { ok: false; message: string };
 export type HostResult = { ok: true; host: string } | Failure;
@@ -25,16 +26,17 @@ const CANONICAL_IPV4 = new RegExp(`^${OCTET}(?:\\.${OCTET}){3}$`);
 
 /**
  * Canonical form of a host as written in an authority (IPv6 in brackets): lower case, IDNA to
- * punycode, numeric IPv4 spellings resolved, one trailing dot removed, IPv6 without brackets.
+ * punycode, numeric IPv4 spellings resolved, one trailing dot removed, IPv6 without brackets in its
+ * canonical form (src/net/address.ts: an IPv6 spelling of an IPv4 address is that IPv4 address).
  */
 export function canonicalHost(raw: string): HostResult {
   if (raw === '') return { ok: false, message: 'empty host' };
   if (raw.includes('%')) return { ok: false, message: 'host contains a percent sign (encoded host or IPv6 zone id)' };
   if (raw.startsWith('[')) {
-    if (!raw.endsWith(']')) return { ok: false, message: 'invalid IPv6 address in host' };
-    const parsed = whatwgHost(raw);
-    if (parsed === null || !parsed.startsWith('[')) return { ok: false, message: 'invalid IPv6 address in host' };
-    return { ok: true, host: parsed.slice(1, -1) };
+    // One form for rules and the dialler alike: an IPv6 spelling of an IPv4 address is that address.
+    const ip = raw.endsWith(']') ? canonicalIp(raw.slice(1, -1)) : null;
+    if (ip === null || !raw.includes(':')) return { ok: false, message: 'invalid IPv6 address in host' };
+    return { ok: true, host: ip };
   }
   // `example.com.` names the same host as `example.com` (absolute DNS name); more dots are junk.
   const name = raw.endsWith('.') ? raw.slice(0, -1) : raw;

@@ -95,7 +95,12 @@ describe('canonicalize: request target', () => {
     ['http://0177.0.0.1/', { scheme: 'http', host: '127.0.0.1', port: 80, path: '/', encodedPath: '/', query: '' }],
     ['http://127.0.0.1./', { scheme: 'http', host: '127.0.0.1', port: 80, path: '/', encodedPath: '/', query: '' }],
     ['http://[::1]:8080/', { scheme: 'http', host: '::1', port: 8080, path: '/', encodedPath: '/', query: '' }],
-    ['http://[::ffff:127.0.0.1]/', { scheme: 'http', host: '::ffff:7f00:1', port: 80, path: '/', encodedPath: '/', query: '' }],
+    // IPv6 spellings of an IPv4 address are that address (rules and the dialler see the same host).
+    ['http://[::ffff:127.0.0.1]/', { scheme: 'http', host: '127.0.0.1', port: 80, path: '/', encodedPath: '/', query: '' }],
+    ['http://[::127.0.0.1]/', { scheme: 'http', host: '127.0.0.1', port: 80, path: '/', encodedPath: '/', query: '' }],
+    ['http://[64:ff9b::7f00:1]/', { scheme: 'http', host: '127.0.0.1', port: 80, path: '/', encodedPath: '/', query: '' }],
+    ['http://[0:0:0:0:0:FFFF:7F00:0001]/', { scheme: 'http', host: '127.0.0.1', port: 80, path: '/', encodedPath: '/', query: '' }],
+    ['http://[2001:DB8:0::1]/', { scheme: 'http', host: '2001:db8::1', port: 80, path: '/', encodedPath: '/', query: '' }],
     ['http://[0:0:0:0:0:0:0:1]/', { scheme: 'http', host: '::1', port: 80, path: '/', encodedPath: '/', query: '' }],
     ['http://my_host.internal/', { scheme: 'http', host: 'my_host.internal', port: 80, path: '/', encodedPath: '/', query: '' }],
   ];
@@ -376,7 +381,8 @@ describe('canonicalizeAuthority', () => {
     ['api.example.com:443', 'api.example.com', 443],
     ['API.Example.COM.:8443', 'api.example.com', 8443],
     ['[::1]:443', '::1', 443],
-    ['[::ffff:127.0.0.1]:443', '::ffff:7f00:1', 443],
+    ['[::ffff:127.0.0.1]:443', '127.0.0.1', 443],
+    ['[64:ff9b::a00:1]:443', '10.0.0.1', 443],
     ['2130706433:80', '127.0.0.1', 80],
     ['bücher.example:443', 'xn--bcher-kva.example', 443],
   ];

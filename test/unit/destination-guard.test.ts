@@ -4,15 +4,13 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { connect as netConnect, createServer, type AddressInfo, type LookupFunction, type Server } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Agent, buildConnector, request } from 'undici';
+import { canonicalIp, parseRange as parseAllowEntry } from '../../src/net/address.js';
+import { classifyAddress, type AddressClass } from '../../src/net/address-class.js';
 import {
-  canonicalIp,
   checkAddress,
-  classifyAddress,
   compileGuard,
   DestinationRefusedError,
   guardConnector,
-  parseAllowEntry,
-  type AddressClass,
   type GuardOptions,
   type ResolvedAddress,
   type Verdict,
