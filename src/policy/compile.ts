@@ -400,8 +400,10 @@ function compileRule(rule: PolicyRule, order: number, at: (...rest: YamlPath) =>
   let paths: { glob: string; regex: RegExp }[] | null = null;
   if (m.paths) {
     paths = [];
+    // Rules that restrict match any case by default: `/v1/ADMIN` reaches the admin handler of many upstreams.
+    const ignoreCase = !(m.caseSensitivePaths ?? rule.action === 'allow');
     for (const [i, glob] of m.paths.entries()) {
-      const compiled = compileGlob(glob);
+      const compiled = compileGlob(glob, ignoreCase);
       if (compiled.ok) paths.push({ glob, regex: compiled.regex });
       else p.error(matchAt('paths', i), compiled.message);
     }

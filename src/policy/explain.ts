@@ -117,7 +117,8 @@ function checkAll(rule: CompiledRule, req: CanonicalRequest, check: (c: Criterio
   }
   if (rule.paths) {
     const hit = rule.paths.find((p) => p.regex.test(req.path));
-    const detail = hit ? `path ${req.path} matches ${hit.glob}` : `path ${req.path} matches none of ${list(rule.paths.map((p) => p.glob))}`;
+    const anyCase = rule.paths[0]!.regex.flags.includes('i') ? ' (any case)' : '';
+    const detail = hit ? `path ${req.path} matches ${hit.glob}${anyCase}` : `path ${req.path} matches none of ${list(rule.paths.map((p) => p.glob))}${anyCase}`;
     if (!check('path', hit !== undefined, detail)) return false;
   }
   for (const h of rule.headers) {

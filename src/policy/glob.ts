@@ -1,5 +1,6 @@
 /**
- * Path globs, matched against the decoded canonical path (case-sensitive).
+ * Path globs, matched against the decoded canonical path: as written, or ignoring case (what rules
+ * that restrict do by default, since many upstreams route `/ADMIN` to the `/admin` handler).
  *
  * Segment-aware: `*` is any run of characters inside one segment (leading dots included, so
  * `/files/*` covers `/files/.env`: a glob meant to guard a folder must not skip hidden files);
@@ -11,7 +12,7 @@ export type GlobResult = { ok: true; regex: RegExp } | { ok: false; message: str
 
 const REGEX_SPECIAL = /[\\^$.|+()[\]{}*?]/g;
 
-export function compileGlob(glob: string): GlobResult {
+export function compileGlob(glob: string, ignoreCase = false): GlobResult {
   if (!glob.startsWith('/')) return { ok: false, message: `path glob "${glob}" must start with "/"` };
   // [\s\S] rather than `.`: decoded paths may contain line breaks, which must not slip past a glob.
   let source = '^';
@@ -39,5 +40,5 @@ export function compileGlob(glob: string): GlobResult {
       else source += ch.replace(REGEX_SPECIAL, '\\$&');
     }
   }
-  return { ok: true, regex: new RegExp(source + '$', 'u') };
+  return { ok: true, regex: new RegExp(source + '$', ignoreCase ? 'iu' : 'u') };
 }

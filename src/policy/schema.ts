@@ -63,6 +63,8 @@ const MatchSchema = z
     ports: z.array(z.int().min(1).max(65535)).min(1).optional().describe('Destination ports. Absent: any port.'),
     paths: z.array(z.string().startsWith('/', 'a path glob must start with "/"')).min(1).optional()
       .describe('Path globs on the decoded path: * within one segment, ** any number of segments, ? one character.'),
+    caseSensitivePaths: z.boolean().optional()
+      .describe('Whether paths match only as written. Default: false for deny and approve rules (any case matches), true for allow rules.'),
     headers: z.record(z.string().regex(TOKEN_PATTERN, 'a header name must be an HTTP token'), HeaderMatchSchema).optional()
       .describe('Header conditions (names case-insensitive); all must hold.'),
     query: z.record(z.string().min(1, 'a query parameter name must not be empty'), ValueConditionSchema).optional()

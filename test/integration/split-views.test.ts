@@ -49,6 +49,19 @@ rules:
     });
   }
 
+  for (const path of ['/v1/ADMIN/keys', '/v1/Admin/keys', '/V1/admin/keys']) {
+    it(`a deny on /v1/admin/** holds for ${path} (many upstreams route it to the same handler)`, async () => {
+      const r = await send(`http://127.0.0.1:${up.port}${path}`);
+      assert.equal(r.code, '403');
+      assert.equal(r.reached, false);
+    });
+  }
+
+  it('an allow rule matches paths as written', async () => {
+    assert.equal((await send(`http://127.0.0.1:${up.port}/V1/items`)).code, '403');
+    assert.equal((await send(`http://127.0.0.1:${up.port}/v1/items`)).code, '200');
+  });
+
   it('the same spelling of an allowed path is forwarded to the IPv4 address', async () => {
     const r = await send(`http://[::ffff:127.0.0.1]:${up.port}/v1/items`);
     assert.equal(r.code, '200');

@@ -373,3 +373,35 @@ describe('scale', () => {
     assert.equal(evaluate(req('GET', 'http://unknown.example/'), p).rule, null);
   });
 });
+
+describe('evaluate: path case', () => {
+  const p = load(
+    policyText(
+      rule('reads', '{ hosts: [a.example], paths: ["/v1/**"] }', 'allow') +
+        rule('no-admin', '{ hosts: [a.example], paths: ["/v1/admin/**"] }', 'deny') +
+        rule('exact-only', '{ hosts: [a.example], paths: ["/v1/Legacy/**"], caseSensitivePaths: true }', 'deny'),
+    ),
+  );
+  const decide = (path: string): string => {
+    const d = evaluate(req('GET', `http://a.example${path}`), p);
+    return `${d.action} ${d.rule ?? '-'}`;
+  };
+
+  it('rules that restrict match any case; allow rules match as written', () => {
+    assert.equal(decide('/v1/admin/keys'), 'deny no-admin');
+    assert.equal(decide('/v1/ADMIN/keys'), 'deny no-admin');
+    assert.equal(decide('/v1/AdMiN'), 'deny no-admin');
+    assert.equal(decide('/v1/items'), 'allow reads');
+    assert.equal(decide('/V1/items'), 'deny -');
+  });
+
+  it('a rule can opt out with caseSensitivePaths: true', () => {
+    assert.equal(decide('/v1/Legacy/x'), 'deny exact-only');
+    assert.equal(decide('/v1/legacy/x'), 'allow reads');
+  });
+
+  it('a rule host written as an IPv6 spelling of an IPv4 address is that address', () => {
+    const q = load(policyText(rule('no-local', '{ hosts: ["[::ffff:127.0.0.1]"] }', 'deny') + rule('all', '{ hosts: ["*"] }', 'allow')));
+    assert.equal(evaluate(req('GET', 'http://127.0.0.1/'), q).rule, 'no-local');
+  });
+});
