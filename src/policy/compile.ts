@@ -5,12 +5,12 @@
 import { METHODS } from 'node:http';
 import { compileCondition, type ValueCondition } from '../inspect/conditions.js';
 import { parseRange } from '../net/address.js';
-import { canonicalHost } from '../request/host.js';
-import { isIP } from 'node:net';
 import type { DetectorId } from '../inspect/detector-ids.js';
 import { parseJsonPath } from '../inspect/json.js';
 import { parseDuration } from './duration.js';
 import { compileGlob } from './glob.js';
+import { compileExceptions } from './exceptions.js';
+import { compileHost } from './host-pattern.js';
 import type { PolicyFile, PolicyMatch, PolicyRule } from './schema.js';
 import {
   ACTION_RANK,
@@ -76,6 +76,7 @@ export function compilePolicy(files: readonly ParsedPolicyFile[], version: strin
   const routes = compileRoutes(files, p);
   const destinationAllow = compileDestinationAllow(files, p);
   const passthrough = compilePassthrough(files, p);
+  const exceptions = compileExceptions(files, (at, message) => p.error(at, message));
   const knownGroups = new Set([...identities.values()].flatMap((i) => i.groups));
 
   const ctx: RuleContext = { classification, classificationDeclared, identities, approverGroups, knownGroups };
@@ -123,6 +124,7 @@ export function compilePolicy(files: readonly ParsedPolicyFile[], version: strin
     routes,
     destinationAllow,
     passthrough,
+    exceptions,
     tests,
     index: buildIndex(rules),
   };
@@ -383,6 +385,8 @@ function compileRule(rule: PolicyRule, order: number, at: (...rest: YamlPath) =>
   const matchAt = (...rest: YamlPath): SourcePosition => at('match', ...rest);
 
   const methods = m.methods ? new Set(m.methods.map((x) => x.toUpperCase())) : null;
+  // Frameworks run GET handlers for HEAD: a rule on GET decides HEAD too.
+  if (methods?.has('GET')) methods.add('HEAD');
   for (const [i, method] of (m.methods ?? []).entries()) {
     if (!KNOWN_METHODS.has(method.toUpperCase())) p.warn(matchAt('methods', i), `method "${method}" is not one the proxy's HTTP parser accepts; no request will have it`);
   }
@@ -632,26 +636,6 @@ function compileIdentityMatch(m: PolicyMatch, matchAt: (...rest: YamlPath) => So
  * Names go through the WHATWG URL parser so they compare equal to canonical request hosts
  * (lower case, IDNA as punycode, IPv4 normalised, IPv6 without brackets).
  */
-function compileHost(raw: string): HostPattern | string {
-  if (raw === '*') return { kind: 'any' };
-  const wildcard = raw.startsWith('*.');
-  const name = wildcard ? raw.slice(2) : raw;
-  if (name.includes('*')) return `host pattern "${raw}": "*" is only allowed alone or as a leading "*." (e.g. "*.example.com")`;
-  if (name === '' || /[\s/?#@\\%]/.test(name)) return `host pattern "${raw}" is not a host name`;
-  const bracketed = name.startsWith('[') && name.endsWith(']');
-  if (!bracketed && name.includes(':')) return `host pattern "${raw}" must not contain a port (use match.ports; write IPv6 addresses in brackets)`;
-  if (bracketed && wildcard) return `host pattern "${raw}": an IPv6 address cannot have a wildcard`;
-  // The same canonical form as a request's host, so the two compare as equals.
-  const host = canonicalHost(name);
-  if (!host.ok) return `host pattern "${raw}" is not a valid host name (${host.message})`;
-  if (wildcard) {
-    // The URL parser reads a numeric last label as IPv4 (and rewrites it); a wildcard needs a domain.
-    if (/(?:^|\.)[0-9]+$/.test(name.replace(/\.$/, '')) || isIP(host.host) !== 0) return `host pattern "${raw}": a wildcard needs a domain name, not an address`;
-    return { kind: 'suffix', suffix: host.host };
-  }
-  return { kind: 'exact', host: host.host };
-}
-
 function compileTests(files: readonly ParsedPolicyFile[], ruleSources: ReadonlyMap<string, SourcePosition>, p: Problems): PolicyTestCase[] {
   const tests: PolicyTestCase[] = [];
   for (const f of files) {

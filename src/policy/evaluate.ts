@@ -11,6 +11,7 @@ import type { RpcView } from '../inspect/jsonrpc.js';
 import type { ValueCondition } from '../inspect/conditions.js';
 import { conditionHolds, quantifierFor } from '../inspect/conditions.js';
 import { valuesAt } from '../inspect/json.js';
+import { hostMatches } from './host-pattern.js';
 import type { BodyCriteria, CanonicalRequest, ClassificationConfig, CompiledPolicy, CompiledRule, Decision, HeaderCondition, Identity, RuleBucket, TunnelDecision } from './types.js';
 
 export function evaluate(req: CanonicalRequest, policy: CompiledPolicy): Decision {
@@ -53,7 +54,7 @@ function detectorsCouldRaise(req: CanonicalRequest, cls: ClassificationConfig): 
  */
 /** Whether `host` is on the policy's `tls.passthrough` list (its TLS is never intercepted). */
 export function isPassthrough(host: string, policy: CompiledPolicy): boolean {
-  return policy.passthrough.some((h) => h.kind === 'any' || (h.kind === 'exact' ? h.host === host : host.endsWith(`.${h.suffix}`)));
+  return policy.passthrough.some((h) => hostMatches(h, host));
 }
 
 /**

@@ -3,6 +3,7 @@
  * one that fails. For `airlock policy explain`; slow on purpose (no index), so it can't disagree
  * with evaluate() by sharing a bug in the index.
  */
+import { hostMatches } from './host-pattern.js';
 import { conditionHolds, quantifierFor } from '../inspect/conditions.js';
 import { valuesAt } from '../inspect/json.js';
 import { bodyMatches, evaluate, graphqlValues, headerMatches, identityMatches, rpcValues, valuesOf } from './evaluate.js';
@@ -43,10 +44,6 @@ const list = (items: Iterable<string | number>): string => `[${[...items].join('
 
 function formatHostPattern(h: HostPattern): string {
   return h.kind === 'any' ? '*' : h.kind === 'suffix' ? `*.${h.suffix}` : h.host;
-}
-
-function hostMatches(h: HostPattern, host: string): boolean {
-  return h.kind === 'any' || (h.kind === 'exact' ? host === h.host : host.endsWith(`.${h.suffix}`));
 }
 
 function explainRule(rule: CompiledRule, req: CanonicalRequest): RuleExplanation {

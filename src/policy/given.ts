@@ -3,7 +3,7 @@
  * proxy takes, without a connection. Canonicalize; evaluate; when a rule for the request inspects
  * the body, read the given one (none: an empty one) into the same view and evaluate again. Pure.
  */
-import { setBodyView } from './body-view.js';
+import { bodyNeededForOverride, setBodyView } from './body-view.js';
 import { canonicalize, type RawRequest } from '../request/canonicalize.js';
 import { evaluate } from './evaluate.js';
 import type { CanonicalRequest, CompiledPolicy, Decision, Identity } from './types.js';
@@ -20,7 +20,7 @@ export async function decideGiven(raw: RawRequest, identity: Identity | null, bo
   if (!c.ok) return c;
   const request = c.request;
   const first = evaluate(request, policy);
-  if (!first.needsBody) return { ok: true, request, decision: first };
+  if (!first.needsBody && !bodyNeededForOverride(request)) return { ok: true, request, decision: first };
   // No body given is an empty one, still inspected: GraphQL over GET is in the URL.
   const bytes = body ?? Buffer.alloc(0);
   const complete = bytes.length <= limit;

@@ -162,6 +162,20 @@ const TestCaseSchema = z.strictObject({
   rule: name('a rule id').nullable().optional().describe('The rule that must decide (null: the default action).'),
 });
 
+/** Encoded path characters some upstreams decode before routing, refused unless an exception allows them. */
+export const PATH_CHARACTERS = [';', '?', '#', 'non-ascii'] as const;
+
+const ExceptionSchema = z.strictObject({
+  hosts: nonEmptyStrings('host pattern').describe('The upstream hosts this exception is for.'),
+  description: z.string().optional(),
+  pathCharacters: z.array(z.enum(PATH_CHARACTERS)).min(1).optional()
+    .describe('Encoded characters allowed in paths to these hosts: %3B (;), %3F (?), %23 (#), and non-ASCII characters. Refused by default: some upstreams decode them before routing.'),
+  methodOverride: z.boolean().optional()
+    .describe('Forward X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override and a _method query parameter or form field to these hosts. Refused by default: the upstream would act on another method than the rules decided on.'),
+  forwardHeaders: z.array(z.string().regex(TOKEN_PATTERN, 'a header name must be an HTTP token')).min(1).optional()
+    .describe('Headers forwarded to these hosts although Airlock strips them by default (X-Forwarded-*, Forwarded, X-Real-IP, X-Original-URL, X-Remote-User, …).'),
+});
+
 export const PolicyFileSchema = z
   .strictObject({
     version: z.literal(1).describe('Policy format version; always 1.'),
@@ -183,6 +197,8 @@ export const PolicyFileSchema = z
       allow: z.array(z.string().min(1)).min(1)
         .describe('CIDRs or addresses Airlock may dial although their class is refused by default (private ranges, loopback); metadata addresses only when named exactly.'),
     }).optional().describe('The destination guard: which resolved addresses may be dialled.'),
+    exceptions: z.array(ExceptionSchema).optional()
+      .describe('Safe defaults relaxed for named upstreams. Each is a way around a check Airlock makes: keep them narrow.'),
     rules: z.array(RuleSchema).optional(),
     tests: z.array(TestCaseSchema).optional().describe('Cases run by `airlock policy test`.'),
   })

@@ -6,6 +6,7 @@
 import type { InspectedBody } from '../inspect/body.js';
 import type { ValueCondition } from '../inspect/conditions.js';
 import type { DetectorId } from '../inspect/detector-ids.js';
+import type { CompiledException, HostExceptions } from './exceptions.js';
 import type { JsonPath } from '../inspect/json.js';
 import type { HeaderList } from '../request/headers.js';
 
@@ -47,6 +48,8 @@ export interface CanonicalRequest {
   identity: Identity | null;
   /** The request's data-classification level, or null when the policy defines no classification. */
   classification: string | null;
+  /** What the policy's `exceptions` relax for this request's host. */
+  exceptions: HostExceptions;
 }
 
 /** Approval settings of an `approve` rule, parsed and validated at load. Durations in milliseconds. */
@@ -180,6 +183,8 @@ export interface CompiledPolicy {
   readonly passthrough: readonly HostPattern[];
   /** `destinations.allow` of every file: addresses the destination guard lets through despite their class. */
   readonly destinationAllow: readonly string[];
+  /** `exceptions` of every file: safe defaults relaxed for named hosts. */
+  readonly exceptions: readonly CompiledException[];
   readonly tests: readonly PolicyTestCase[];
   /** Compiled matchers and the host/method index evaluate() uses. Build policies with src/policy/load.ts, never by hand. */
   readonly index: RuleIndex;

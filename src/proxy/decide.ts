@@ -38,7 +38,7 @@ export function prepare(x: Exchange): CanonicalRequest | null {
     raw.hostHeader = 'ignore';
   }
   const parsed = canonicalize(raw, null, policy);
-  if (!parsed.ok) return refused(x.refuse({ status: 400, code: 'bad_request', message: parsed.message }));
+  if (!parsed.ok) return refused(x.refuse({ status: parsed.status ?? 400, code: 'bad_request', message: parsed.message }));
   let canon = parsed.request;
 
   if (entry.via === 'tunnel') {

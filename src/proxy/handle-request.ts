@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { setBodyView } from '../policy/body-view.js';
+import { bodyNeededForOverride, setBodyView } from '../policy/body-view.js';
 import { evaluate } from '../policy/evaluate.js';
 import type { CanonicalRequest, Decision } from '../policy/types.js';
 import { readBody, withRest } from '../request/body.js';
@@ -19,8 +19,9 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, e
   let decision = evaluate(canon, x.policy);
   let body: ForwardBody = streamedBody(req);
   let read: Buffer = EMPTY;
-  // Only requests some body rule could apply to (by host, method, path, …) are buffered at all.
-  if (decision.needsBody) {
+  // Only requests some body rule could apply to (by host, method, path, …) are buffered, and forms
+  // (a `_method` field would make the upstream act on another method).
+  if (decision.needsBody || bodyNeededForOverride(canon)) {
     const inspected = await inspect(x, canon);
     if (!inspected) return;
     ({ decision, body, read } = inspected);

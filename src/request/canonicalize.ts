@@ -8,6 +8,9 @@ import type { CanonicalRequest, CompiledPolicy, Identity } from '../policy/types
 import { DEFAULT_PORT, canonicalHost, formatAuthority, parseAuthority } from './host.js';
 import { inspectQuery } from '../inspect/query.js';
 import { HeaderList } from './headers.js';
+import { exceptionsFor } from '../policy/exceptions.js';
+import { OVERRIDE_REFUSED, overrideField, overrideHeader } from './method-override.js';
+import { isRerouting } from './rerouting-headers.js';
 import { canonicalPath } from './path.js';
 
 export interface RawRequest {
@@ -28,7 +31,11 @@ export interface RawRequest {
   hostHeader?: 'must-match' | 'ignore';
 }
 
-export type CanonicalizeResult = { ok: true; request: CanonicalRequest } | { ok: false; message: string };
+/** A refusal: 400, or 405 for a method never forwarded, or 414 for a path too long. */
+export type CanonicalizeResult = { ok: true; request: CanonicalRequest } | { ok: false; message: string; status?: 405 | 414 };
+
+/** Methods never forwarded: TRACE (and IIS's TRACK) echo the request back, credentials included. */
+const NEVER_FORWARDED = new Set(['TRACE', 'TRACK']);
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const DIGITS = /^[0-9]+$/;
@@ -83,6 +90,7 @@ export function canonicalize(raw: RawRequest, identity: Identity | null, policy:
   const { method, target } = raw;
   if (!TOKEN.test(method)) return fail('invalid method');
   if (method === 'CONNECT') return fail('CONNECT cannot be canonicalized as a request');
+  if (NEVER_FORWARDED.has(method.toUpperCase())) return { ok: false, status: 405, message: `${method} is never forwarded (it echoes the request back, credentials included)` };
 
   // --- target -------------------------------------------------------------------------------
   let scheme: 'http' | 'https';
@@ -121,14 +129,16 @@ export function canonicalize(raw: RawRequest, identity: Identity | null, policy:
     if (rest === '' || rest.charCodeAt(0) === 0x3f) rest = `/${rest}`;
   }
   if (rest.includes('#')) return fail('request target contains a fragment (#)');
+  const exceptions = exceptionsFor(policy.exceptions, host);
   const q = rest.indexOf('?');
-  const p = canonicalPath(q < 0 ? rest : rest.slice(0, q));
+  const p = canonicalPath(q < 0 ? rest : rest.slice(0, q), exceptions.pathCharacters);
   if (!p.ok) return p;
   const query = q < 0 ? '' : rest.slice(q + 1);
   for (let i = 0; i < query.length; i++) {
     const c = query.charCodeAt(i);
     if (c <= 0x20 || c >= 0x7f) return fail('query contains whitespace, a control or a non-ASCII character');
   }
+  if (!exceptions.methodOverride && overrideField(query)) return fail(OVERRIDE_REFUSED('a _method query parameter'));
   const inspectedQuery = inspectQuery(query, policy.inspectedQuery);
   if (!inspectedQuery.ok) return inspectedQuery;
 
@@ -169,6 +179,10 @@ export function canonicalize(raw: RawRequest, identity: Identity | null, policy:
     flat[i + 1] = value;
   }
   const headers = new HeaderList(flat);
+  if (!exceptions.methodOverride) {
+    const override = overrideHeader(headers);
+    if (override !== null) return fail(OVERRIDE_REFUSED(`the ${override} header`));
+  }
 
   if (te !== undefined) {
     if (te.trim().toLowerCase() !== 'chunked') return fail('Transfer-Encoding must be exactly "chunked"');
@@ -225,6 +239,7 @@ export function canonicalize(raw: RawRequest, identity: Identity | null, policy:
       headers,
       identity,
       classification,
+      exceptions,
     },
   };
 }
@@ -238,18 +253,21 @@ export function canonicalizeAuthority(
 
 /**
  * Headers to send upstream: canonical headers minus hop-by-hop ones (and any named in
- * Connection), minus proxy credentials, minus Airlock's own `x-airlock-*` control headers,
- * with `host` set to the canonical authority (default port omitted).
+ * Connection), minus proxy credentials, minus Airlock's own `x-airlock-*` control headers, minus
+ * headers that re-route the request or assert who sent it (unless the host's exceptions forward
+ * them), with `host` set to the canonical authority (default port omitted).
  */
 export function upstreamHeaders(req: CanonicalRequest): string[] {
   const conn = req.headers.get('connection');
   const nominated = conn === undefined ? null : new Set(connectionTokens(conn));
+  const kept = req.exceptions.forwardHeaders;
   // A flat [name, value, …] list: undici takes it as it is, without walking an object's keys again.
   const f = req.headers.flat;
   const out: string[] = [];
   for (let i = 0; i < f.length; i += 2) {
     const name = f[i]!;
     if (name === 'host' || NOT_FORWARDED.has(name) || name.startsWith('x-airlock-') || nominated?.has(name) === true) continue;
+    if (isRerouting(name) && !kept.has(name)) continue;
     out.push(name, f[i + 1]!);
   }
   out.push('host', formatAuthority(req.scheme, req.host, req.port));

@@ -4,9 +4,23 @@
  * %2F/%5C/%00, decode unreserved, merge slashes, resolve dot segments).
  */
 
-import type { Failure } from './host.js';
+import type { PathCharacter } from '../policy/exceptions.js';
 
-export type PathResult = { ok: true; path: string; encodedPath: string } | Failure;
+export type PathResult = { ok: true; path: string; encodedPath: string } | { ok: false; message: string; status?: 414 };
+
+/** Longer paths, or paths of more segments, are refused with 414: nothing legitimate needs them. */
+export const MAX_PATH_LENGTH = 8192;
+export const MAX_PATH_SEGMENTS = 256;
+
+const NONE: ReadonlySet<PathCharacter> = new Set();
+
+/**
+ * Encoded characters that some upstreams decode before routing (`/admin%3Bx` is `/admin` to a server
+ * that strips path parameters after decoding, `%3F` and `%23` end the path for one that decodes
+ * first), and non-ASCII ones (fullwidth `ａｄｍｉｎ` is `admin` to one that normalises Unicode):
+ * refused unless the policy's `exceptions` allow them for the host.
+ */
+const AMBIGUOUS: Readonly<Record<number, PathCharacter>> = { 0x3b: ';', 0x3f: '?', 0x23: '#' };
 
 // Per-ASCII-byte class of a raw path character.
 const FORBIDDEN = 0; // whitespace, controls, `\`, `#`, `?` (the caller splits the query off first)
@@ -36,9 +50,13 @@ const DOUBLE_ENCODED = /%[0-9A-Fa-f]{2}/;
 const SLASH = 0x2f;
 const DOT = 0x2e;
 
-/** `raw` is the path part of a request target (no query, no fragment); it must start with `/`. */
-export function canonicalPath(raw: string): PathResult {
+/**
+ * `raw` is the path part of a request target (no query, no fragment); it must start with `/`.
+ * `allowed`: the encoded characters the host's exceptions let through.
+ */
+export function canonicalPath(raw: string, allowed: ReadonlySet<PathCharacter> = NONE): PathResult {
   if (raw.charCodeAt(0) !== SLASH) return { ok: false, message: 'path must start with "/"' };
+  if (raw.length > MAX_PATH_LENGTH) return { ok: false, status: 414, message: `path is longer than ${MAX_PATH_LENGTH} characters` };
   let simple = true;
   const len = raw.length;
   for (let i = 0; i < len; i++) {
@@ -48,8 +66,19 @@ export function canonicalPath(raw: string): PathResult {
     if (cls !== RAW) simple = false;
     else if (c === SLASH && simple && isSlashOrDotSegmentAt(raw, i + 1)) simple = false;
   }
-  if (simple) return { ok: true, path: raw, encodedPath: raw };
-  return slowPath(raw);
+  if (simple) return segmentCount(raw) > MAX_PATH_SEGMENTS ? tooManySegments() : { ok: true, path: raw, encodedPath: raw };
+  const r = slowPath(raw, allowed);
+  return r.ok && segmentCount(r.encodedPath) > MAX_PATH_SEGMENTS ? tooManySegments() : r;
+}
+
+function segmentCount(path: string): number {
+  let n = 0;
+  for (let i = path.indexOf('/'); i !== -1; i = path.indexOf('/', i + 1)) n++;
+  return n;
+}
+
+function tooManySegments(): PathResult {
+  return { ok: false, status: 414, message: `path has more than ${MAX_PATH_SEGMENTS} segments` };
 }
 
 /** True when the segment starting at `i` is empty (`//`) or `.`/`..`. */
@@ -65,11 +94,11 @@ function isSlashOrDotSegmentAt(raw: string, i: number): boolean {
 function forbiddenMessage(c: number): string {
   if (c === 0x5c) return 'path contains a backslash';
   if (c === SEMICOLON) return 'path contains ";" (path parameters are read differently by different servers; encode it as %3B)';
-  if (c >= 128) return 'path contains a non-ASCII character (percent-encode it)';
+  if (c >= 128) return 'path contains a raw non-ASCII character (percent-encoded, it needs a policy exception for the host)';
   return 'path contains whitespace or a control character';
 }
 
-function slowPath(raw: string): PathResult {
+function slowPath(raw: string, allowed: ReadonlySet<PathCharacter>): PathResult {
   // 1. Re-encode canonically: unreserved decoded, other escapes upper-case, ENCODE chars escaped.
   let enc = '';
   const len = raw.length;
@@ -89,6 +118,11 @@ function slowPath(raw: string): PathResult {
       if (b === SLASH) return { ok: false, message: 'path contains an encoded slash (%2F)' };
       if (b === 0x5c) return { ok: false, message: 'path contains an encoded backslash (%5C)' };
       if (b < 0x20 || b === 0x7f) return { ok: false, message: `path contains an encoded control character (${esc})` };
+      const ambiguous = AMBIGUOUS[b] ?? (b >= 0x80 ? 'non-ascii' : undefined);
+      if (ambiguous !== undefined && !allowed.has(ambiguous)) {
+        const what = b >= 0x80 ? `an encoded non-ASCII character (${esc}…)` : `an encoded "${ambiguous}" (${esc})`;
+        return { ok: false, message: `path contains ${what}, which some servers decode before routing; a policy exception can allow it for this host` };
+      }
       enc += UNRESERVED[b] === 1 ? String.fromCharCode(b) : esc;
       i += 2;
     }

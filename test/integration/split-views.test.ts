@@ -23,6 +23,9 @@ rules:
   - id: no-admin
     match: { hosts: [127.0.0.1], paths: ["/v1/admin/**"] }
     action: deny
+  - id: no-secret-reads
+    match: { methods: [GET], hosts: [127.0.0.1], paths: ["/v1/secret/**"] }
+    action: deny
 `,
     });
   });
@@ -60,6 +63,56 @@ rules:
   it('an allow rule matches paths as written', async () => {
     assert.equal((await send(`http://127.0.0.1:${up.port}/V1/items`)).code, '403');
     assert.equal((await send(`http://127.0.0.1:${up.port}/v1/items`)).code, '200');
+  });
+
+  it('a deny on GET holds for HEAD, which frameworks answer with the GET handler', async () => {
+    const r = await send(`http://127.0.0.1:${up.port}/v1/secret/x`, ['-I']);
+    assert.equal(r.code, '403');
+    assert.equal(r.reached, false);
+  });
+
+  it('TRACE is never forwarded', async () => {
+    const r = await send(`http://127.0.0.1:${up.port}/v1/items`, ['-X', 'TRACE']);
+    assert.equal(r.code, '405');
+    assert.equal(r.reached, false);
+  });
+
+  for (const [what, args] of [
+    ['an X-HTTP-Method-Override header', ['-X', 'POST', '-H', 'X-HTTP-Method-Override: DELETE']],
+    ['a _method query parameter', ['-X', 'POST', '--url-query', '_method=DELETE']],
+    ['a _method form field', ['--data', 'name=x&_method=DELETE']],
+    ['a _method multipart part', ['-F', 'name=x', '-F', '_method=DELETE']],
+  ] as const) {
+    it(`a POST carrying ${what} is refused with a JSON 400 and never reaches the upstream`, async () => {
+      const r = await send(`http://127.0.0.1:${up.port}/v1/items`, [...args]);
+      assert.equal(r.code, '400');
+      assert.equal(r.reached, false);
+      const [ev] = eventsFor(await al.audit(), r.id);
+      assert.match(String(ev!.reason), /act on another method/);
+    });
+  }
+
+  it('a form without an override is forwarded byte for byte', async () => {
+    const r = await send(`http://127.0.0.1:${up.port}/v1/items`, ['--data', 'name=x&method=y']);
+    assert.equal(r.code, '200');
+    assert.equal(up.requests.at(-1)!.body.toString(), 'name=x&method=y');
+  });
+
+  it('headers that re-route or vouch for the sender do not reach the upstream', async () => {
+    const headers = ['X-Forwarded-For: 10.0.0.1', 'X-Original-URL: /v1/admin/keys', 'X-Rewrite-URL: /v1/admin/keys', 'Forwarded: for=10.0.0.1', 'X-Real-IP: 10.0.0.1', 'X-Remote-User: admin', 'X-Forwarded-User: admin', 'X-Kept: yes'];
+    const r = await send(`http://127.0.0.1:${up.port}/v1/items`, headers.flatMap((h) => ['-H', h]));
+    assert.equal(r.code, '200');
+    const got = up.requests.at(-1)!.headers;
+    for (const name of ['x-forwarded-for', 'x-original-url', 'x-rewrite-url', 'forwarded', 'x-real-ip', 'x-remote-user', 'x-forwarded-user']) assert.equal(got[name], undefined, name);
+    assert.equal(got['x-kept'], 'yes');
+  });
+
+  it('an encoded ";", "?" or "#" in a path, or a fullwidth letter, is a 400 naming the exception that would allow it', async () => {
+    for (const path of ['/v1/admin%3Bx/keys', '/v1/admin%3F/keys', '/v1/admin%23/keys', '/v1/%EF%BD%81dmin/keys']) {
+      const r = await send(`http://127.0.0.1:${up.port}${path}`);
+      assert.equal(r.code, '400', path);
+      assert.equal(r.reached, false);
+    }
   });
 
   it('the same spelling of an allowed path is forwarded to the IPv4 address', async () => {

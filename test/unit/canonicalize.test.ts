@@ -1,3 +1,4 @@
+import { loadPolicySources } from '../../src/policy/load.js';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { CanonicalRequest, ClassificationConfig, CompiledPolicy, Identity } from '../../src/policy/types.js';
@@ -21,6 +22,7 @@ function makePolicy(opts: { inspected?: string[]; classification?: Classificatio
     identities: new Map(),
     approverGroups: new Map(),
     routes: [],
+    exceptions: [],
     tests: [],
   } as unknown as CompiledPolicy; // only the fields canonicalize/identify read; the rule index is not needed
 }
@@ -80,8 +82,7 @@ describe('canonicalize: request target', () => {
     ['http://h/a/..b/...', { scheme: 'http', host: 'h', port: 80, path: '/a/..b/...', encodedPath: '/a/..b/...', query: '' }],
     // unreserved decoded, other escapes kept (upper-case), raw specials encoded
     ['http://h/%41%7e%5f', { scheme: 'http', host: 'h', port: 80, path: '/A~_', encodedPath: '/A~_', query: '' }],
-    ['http://h/a%20b%3f%23', { scheme: 'http', host: 'h', port: 80, path: '/a b?#', encodedPath: '/a%20b%3F%23', query: '' }],
-    ['http://h/caf%c3%a9', { scheme: 'http', host: 'h', port: 80, path: '/café', encodedPath: '/caf%C3%A9', query: '' }],
+    ['http://h/a%20b%22', { scheme: 'http', host: 'h', port: 80, path: '/a b"', encodedPath: '/a%20b%22', query: '' }],
     ['http://h/a|b{c}', { scheme: 'http', host: 'h', port: 80, path: '/a|b{c}', encodedPath: '/a%7Cb%7Bc%7D', query: '' }],
     ['http://h/100%25', { scheme: 'http', host: 'h', port: 80, path: '/100%', encodedPath: '/100%25', query: '' }],
     ["http://h/a:b@c=e,f!$&'()*+", { scheme: 'http', host: 'h', port: 80, path: "/a:b@c=e,f!$&'()*+", encodedPath: "/a:b@c=e,f!$&'()*+", query: '' }],
@@ -126,9 +127,14 @@ describe('canonicalize: request target', () => {
     ['http://h/a%zz', 'invalid percent escape'],
     ['http://h/a%4', 'invalid percent escape'],
     ['http://h/a%', 'invalid percent escape'],
-    ['http://h/%c0%af', 'not valid UTF-8'],
-    ['http://h/%ed%a0%80', 'not valid UTF-8'],
-    ['http://h/%ff', 'not valid UTF-8'],
+    ['http://h/%c0%af', 'encoded non-ASCII character (%C0…)'],
+    ['http://h/%ff', 'encoded non-ASCII character (%FF…)'],
+    // What some servers decode before routing: refused unless an exception allows it for the host.
+    ['http://h/admin%3Bx/secret', 'an encoded ";" (%3B)'],
+    ['http://h/admin%3f/x', 'an encoded "?" (%3F)'],
+    ['http://h/admin%23/x', 'an encoded "#" (%23)'],
+    ['http://h/%EF%BD%81dmin', 'encoded non-ASCII character (%EF…)'],
+    ['http://h/caf\u00e9', 'raw non-ASCII character'],
     ['http://h/%252F', 'double-encoded'],
     ['http://h/..%252f..%252fadmin', 'double-encoded'],
     ['http://h/admin;x/secret', 'path parameters'],
@@ -469,4 +475,59 @@ describe('host fast path', () => {
       assert.deepEqual(r, { ok: true, host: new URL(`http://${h}/`).hostname, port: 1 });
     });
   }
+});
+
+describe('canonicalize: what upstreams read differently, and the policy exceptions', () => {
+  const loaded = loadPolicySources([
+    {
+      file: 'e.yaml',
+      text: `version: 1
+exceptions:
+  - hosts: [legacy.internal]
+    pathCharacters: [";", "non-ascii"]
+    methodOverride: true
+    forwardHeaders: [X-Forwarded-For]
+`,
+    },
+  ]);
+  if (!loaded.ok) assert.fail(loaded.errors.map((e) => e.message).join('\n'));
+  const policy = loaded.policy;
+  const at = (target: string, headers: string[] = [], method = 'GET') => canonicalize({ method, target, rawHeaders: headers }, null, policy);
+  const refusal = (r: CanonicalizeResult): string => (r.ok ? 'accepted' : `${r.status ?? 400} ${r.message}`);
+
+  it('encoded ; and non-ASCII pass to a host whose exception allows them, and only them', () => {
+    assert.equal(ok(at('http://legacy.internal/a%3Bb/caf%C3%A9')).path, '/a;b/café');
+    assert.match(refusal(at('http://legacy.internal/a%3Fb')), /^400 .*encoded "\?"/);
+    assert.match(refusal(at('http://other.internal/a%3Bb')), /^400 .*encoded ";"/);
+  });
+
+  it('method overrides: headers and _method in the query are refused, unless the host allows them', () => {
+    for (const h of ['X-HTTP-Method-Override', 'X-HTTP-Method', 'X-Method-Override']) {
+      assert.match(refusal(at('http://api.internal/x', [h, 'DELETE'], 'POST')), new RegExp(`^400 the ${h.toLowerCase()} header asks the upstream to act on another method`));
+    }
+    for (const q of ['_method=DELETE', 'a=1&_METHOD=delete', '%5Fmethod=DELETE', '_method']) {
+      assert.match(refusal(at(`http://api.internal/x?${q}`, [], 'POST')), /^400 a _method query parameter/, q);
+    }
+    assert.equal(refusal(at('http://api.internal/x?method=x&my_method=y')), 'accepted');
+    assert.equal(refusal(at('http://legacy.internal/x?_method=DELETE', ['X-HTTP-Method-Override', 'DELETE'], 'POST')), 'accepted');
+  });
+
+  it('TRACE and TRACK are never forwarded (405)', () => {
+    assert.match(refusal(at('http://api.internal/', [], 'TRACE')), /^405 TRACE is never forwarded/);
+    assert.match(refusal(at('http://api.internal/', [], 'TRACK')), /^405 /);
+  });
+
+  it('paths too long or of too many segments are 414', () => {
+    assert.match(refusal(at(`http://api.internal/${'a'.repeat(9000)}`)), /^414 path is longer than 8192/);
+    assert.match(refusal(at(`http://api.internal${'/a'.repeat(300)}`)), /^414 path has more than 256 segments/);
+    assert.match(refusal(at(`http://api.internal${'/%41'.repeat(300)}`)), /^414 /);
+    assert.equal(refusal(at(`http://api.internal${'/a'.repeat(256)}`)), 'accepted');
+  });
+
+  it('headers that re-route or vouch for the sender are not forwarded, unless the host keeps them', () => {
+    const sent = ['X-Forwarded-For', '10.0.0.1', 'X-Original-URL', '/admin', 'Forwarded', 'for=1.2.3.4', 'X-Real-IP', '1.2.3.4', 'X-Remote-User', 'admin', 'X-Forwarded-User', 'root', 'X-Auth-Request-Email', 'a@b.c', 'Accept', '*/*'];
+    const names = (r: CanonicalizeResult): string[] => upstreamHeaders(ok(r)).filter((_, i) => i % 2 === 0);
+    assert.deepEqual(names(at('http://api.internal/', sent)), ['accept', 'host']);
+    assert.deepEqual(names(at('http://legacy.internal/', sent)), ['x-forwarded-for', 'accept', 'host']);
+  });
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { HeaderList } from '../../src/request/headers.js';
+import { NO_EXCEPTIONS } from '../../src/policy/exceptions.js';
 import { evaluate, evaluateTunnel } from '../../src/policy/evaluate.js';
 import { explain } from '../../src/policy/explain.js';
 import { loadPolicySources, type PolicySource } from '../../src/policy/load.js';
@@ -34,6 +35,7 @@ function req(method: string, url: string, o: ReqOptions = {}): CanonicalRequest 
     headers: new HeaderList(Object.entries(o.headers ?? {}).flatMap(([name, v]) => (Array.isArray(v) ? v : [v]).flatMap((x) => [name, x]))),
     identity: o.identity ?? null,
     classification: o.classification ?? null,
+    exceptions: NO_EXCEPTIONS,
   };
 }
 
@@ -339,7 +341,7 @@ describe('explain', () => {
     const e = explain(req('GET', 'http://a.data.internal/v1/x', { classification: 'high', identity: bot, headers: { 'x-env': 'dev' } }), p);
     const reads = e.rules.find((r) => r.id === 'reads');
     assert.deepEqual(reads?.criteria.map((c) => c.detail), [
-      'method GET in [GET]',
+      'method GET in [GET, HEAD]',
       'host a.data.internal matches *.data.internal',
       'path /v1/x matches /v1/**',
     ]);

@@ -135,7 +135,8 @@ describe('compiled values', () => {
       ],
     );
     const rule = p.index.rules[0];
-    assert.deepEqual([...(rule?.methods ?? [])], ['GET']);
+    // HEAD runs GET handlers: a rule on GET decides HEAD too.
+    assert.deepEqual([...(rule?.methods ?? [])], ['GET', 'HEAD']);
     assert.deepEqual(rule?.hosts, [{ kind: 'suffix', suffix: 'example.com' }]);
     assert.deepEqual(p.tests[0], {
       method: 'POST',
