@@ -23,6 +23,10 @@ export interface ServeConfig {
   maxHeldBodyBytes: number;
   /** Most of a body read for rules that inspect it. */
   maxInspectedBodyBytes: number;
+  /** A tunnel with nothing flowing for this long is closed. */
+  tunnelIdleMs: number;
+  /** Most tunnels one identity (or anonymous client address) may hold open at once. */
+  maxTunnelsPerIdentity: number;
   /** This instance's id among replicas sharing Redis. */
   replica: string;
   /** Slack approvals, when SLACK_BOT_TOKEN is set. */

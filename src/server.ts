@@ -14,6 +14,7 @@ import { createMetrics, type Metrics } from './metrics/metrics.js';
 import type { CompiledPolicy, PolicyError } from './policy/types.js';
 import { canonicalIp } from './net/address.js';
 import { compileGuard, type Guard } from './proxy/destination-guard.js';
+import { tunnelLimits } from './proxy/tunnel-limits.js';
 import { createPolicyHolder, type PolicyHolder } from './policy/watch.js';
 import type { Interception } from './proxy/context.js';
 import { createProxyServer } from './proxy/listener.js';
@@ -152,6 +153,7 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
     maxHeldBodyBytes: config.maxHeldBodyBytes,
     maxInspectedBodyBytes: config.maxInspectedBodyBytes,
     connectTimeoutMs: config.upstream.connectTimeoutMs,
+    tunnelLimits: tunnelLimits(config.tunnelIdleMs, config.maxTunnelsPerIdentity),
     upstreamTls,
     interception,
     guard,

@@ -20,6 +20,8 @@ interface ServeFlags {
   redis?: string;
   maxHeldBody: string;
   maxInspectedBody: string;
+  tunnelIdleTimeout: string;
+  maxTunnels: string;
   replica?: string;
   upstreamCa?: string;
   caCert?: string;
@@ -31,6 +33,12 @@ function duration(value: string, flag: string): number {
   const ms = parseDuration(value);
   if (ms === null) throw new Error(`${flag}: expected a duration like 500ms, 10s or 2m, got "${value}"`);
   return ms;
+}
+
+function positiveInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag}: expected a whole number of at least 1, got "${value}"`);
+  return n;
 }
 
 export function toServeConfig(f: ServeFlags): ServeConfig {
@@ -51,6 +59,8 @@ export function toServeConfig(f: ServeFlags): ServeConfig {
     redis: f.redis || null,
     maxHeldBodyBytes: parseSize(f.maxHeldBody, '--max-held-body'),
     maxInspectedBodyBytes: parseSize(f.maxInspectedBody, '--max-inspected-body'),
+    tunnelIdleMs: duration(f.tunnelIdleTimeout, '--tunnel-idle-timeout'),
+    maxTunnelsPerIdentity: positiveInt(f.maxTunnels, '--max-tunnels'),
     replica: f.replica || `${hostname()}-${process.pid}`,
     slack: slackFromEnv(process.env),
     upstreamCaFile: f.upstreamCa || null,
@@ -76,6 +86,8 @@ export function registerServeCommand(program: Command): void {
     .addOption(
       new Option('--max-inspected-body <size>', 'most of a body read for rules that inspect it (decoded size too); larger bodies get the most restrictive outcome').env('AIRLOCK_MAX_INSPECTED_BODY').default('1MiB'),
     )
+    .addOption(new Option('--tunnel-idle-timeout <duration>', 'close a CONNECT tunnel nothing has flowed through for this long').env('AIRLOCK_TUNNEL_IDLE_TIMEOUT').default('5m'))
+    .addOption(new Option('--max-tunnels <n>', 'most CONNECT tunnels one identity (or anonymous client address) may hold open at once').env('AIRLOCK_MAX_TUNNELS').default('256'))
     .addOption(new Option('--replica <id>', 'this instance among replicas sharing Redis (default: host name and pid)').env('AIRLOCK_REPLICA_ID'))
     .addOption(new Option('--ca-cert <file>', 'interception CA certificate (airlock ca init)').env('AIRLOCK_CA_CERT'))
     .addOption(new Option('--ca-key <file>', 'interception CA key').env('AIRLOCK_CA_KEY'))

@@ -100,6 +100,7 @@ export function compilePolicy(files: readonly ParsedPolicyFile[], version: strin
     if (first) p.warn(first.locate([]), `no rules in any policy file: every request gets the default (${defaultAction})`);
   }
 
+  checkPassthroughRules(passthrough, rules, p);
   const tests = compileTests(files, ruleSources, p);
   if (p.errors.length > 0) return { ok: false, errors: p.errors, warnings: p.warnings };
 
@@ -123,7 +124,7 @@ export function compilePolicy(files: readonly ParsedPolicyFile[], version: strin
     approverTokens,
     routes,
     destinationAllow,
-    passthrough,
+    passthrough: passthrough.map((pt) => pt.pattern),
     exceptions,
     tests,
     index: buildIndex(rules),
@@ -294,16 +295,51 @@ function compileApproverTokens(
   return tokens;
 }
 
-function compilePassthrough(files: readonly ParsedPolicyFile[], p: Problems): HostPattern[] {
-  const out: HostPattern[] = [];
+function compilePassthrough(files: readonly ParsedPolicyFile[], p: Problems): { pattern: HostPattern; source: SourcePosition }[] {
+  const out: { pattern: HostPattern; source: SourcePosition }[] = [];
   for (const f of files) {
     for (const [i, raw] of (f.data.tls?.passthrough ?? []).entries()) {
+      const source = f.locate(['tls', 'passthrough', i]);
       const h = compileHost(raw.toLowerCase());
-      if (typeof h === 'string') p.error(f.locate(['tls', 'passthrough', i]), h);
-      else out.push(h);
+      if (typeof h === 'string') p.error(source, h);
+      else out.push({ pattern: h, source });
     }
   }
   return out;
+}
+
+/**
+ * A rule that needs the request (method, path, headers, body, …) can never be enforced on HTTPS to a
+ * passthrough host, whose TLS is not intercepted: an error when the rule names such a host, a warning
+ * when it applies to any host.
+ */
+function checkPassthroughRules(passthrough: readonly { pattern: HostPattern; source: SourcePosition }[], rules: readonly CompiledRule[], p: Problems): void {
+  for (const pt of passthrough) {
+    for (const r of rules) {
+      if (!r.needsRequest) continue;
+      const hosts = r.hosts ?? [{ kind: 'any' } as const];
+      const named = hosts.some((h) => h.kind !== 'any' && patternsOverlap(pt.pattern, h));
+      const any = hosts.some((h) => h.kind === 'any');
+      const what = `tls.passthrough ${formatPattern(pt.pattern)} is never intercepted, so rule "${r.info.id}" (${where(r.info.source)}), which inspects requests, can never apply to HTTPS to it`;
+      if (named || pt.pattern.kind === 'any') p.error(pt.source, `${what}; remove the host from passthrough or make the rule host-level`);
+      else if (any) p.warn(pt.source, what);
+    }
+  }
+}
+
+function formatPattern(h: HostPattern): string {
+  return h.kind === 'any' ? '"*"' : h.kind === 'suffix' ? `"*.${h.suffix}"` : h.host;
+}
+
+/** Whether two host patterns can match a common host. */
+function patternsOverlap(a: HostPattern, b: HostPattern): boolean {
+  if (a.kind === 'any' || b.kind === 'any') return true;
+  const under = (host: string, suffix: string): boolean => host.endsWith(`.${suffix}`);
+  if (a.kind === 'exact' && b.kind === 'exact') return a.host === b.host;
+  if (a.kind === 'exact' && b.kind === 'suffix') return under(a.host, b.suffix);
+  if (a.kind === 'suffix' && b.kind === 'exact') return under(b.host, a.suffix);
+  if (a.kind === 'suffix' && b.kind === 'suffix') return a.suffix === b.suffix || under(a.suffix, b.suffix) || under(b.suffix, a.suffix);
+  return false;
 }
 
 function compileDestinationAllow(files: readonly ParsedPolicyFile[], p: Problems): string[] {

@@ -16,13 +16,15 @@ export interface HostExceptions {
   readonly methodOverride: boolean;
   /** Lower-case names of headers forwarded although Airlock strips them by default. */
   readonly forwardHeaders: ReadonlySet<string>;
+  /** Host-level tunnels may carry any protocol, not only TLS naming the host or plain HTTP. */
+  readonly rawTunnels: boolean;
 }
 
 export interface CompiledException extends HostExceptions {
   readonly hosts: readonly HostPattern[];
 }
 
-export const NO_EXCEPTIONS: HostExceptions = { pathCharacters: new Set(), methodOverride: false, forwardHeaders: new Set() };
+export const NO_EXCEPTIONS: HostExceptions = { pathCharacters: new Set(), methodOverride: false, forwardHeaders: new Set(), rawTunnels: false };
 
 export function compileExceptions(files: readonly ParsedPolicyFile[], error: (at: SourcePosition, message: string) => void): CompiledException[] {
   const out: CompiledException[] = [];
@@ -39,6 +41,7 @@ export function compileExceptions(files: readonly ParsedPolicyFile[], error: (at
         pathCharacters: new Set(e.pathCharacters ?? []),
         methodOverride: e.methodOverride ?? false,
         forwardHeaders: new Set((e.forwardHeaders ?? []).map((h) => h.toLowerCase())),
+        rawTunnels: e.rawTunnels ?? false,
       });
     }
   }
@@ -55,5 +58,6 @@ export function exceptionsFor(exceptions: readonly CompiledException[], host: st
     pathCharacters: new Set(found.flatMap((e) => [...e.pathCharacters])),
     methodOverride: found.some((e) => e.methodOverride),
     forwardHeaders: new Set(found.flatMap((e) => [...e.forwardHeaders])),
+    rawTunnels: found.some((e) => e.rawTunnels),
   };
 }

@@ -174,6 +174,8 @@ const ExceptionSchema = z.strictObject({
     .describe('Forward X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override and a _method query parameter or form field to these hosts. Refused by default: the upstream would act on another method than the rules decided on.'),
   forwardHeaders: z.array(z.string().regex(TOKEN_PATTERN, 'a header name must be an HTTP token')).min(1).optional()
     .describe('Headers forwarded to these hosts although Airlock strips them by default (X-Forwarded-*, Forwarded, X-Real-IP, X-Original-URL, X-Remote-User, …).'),
+  rawTunnels: z.boolean().optional()
+    .describe('Let tunnels allowed on host-level rules carry any protocol to these hosts (SSH, SMTP, …), not only TLS naming the host or plain HTTP. Airlock sees nothing inside them.'),
 });
 
 export const PolicyFileSchema = z

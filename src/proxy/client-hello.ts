@@ -6,6 +6,8 @@
 const HANDSHAKE = 0x16;
 const CLIENT_HELLO = 0x01;
 const SERVER_NAME_EXTENSION = 0x0000;
+/** Encrypted Client Hello (draft-ietf-tls-esni): the real server name is in the encrypted inner hello. */
+const ECH_EXTENSION = 0xfe0d;
 const HOST_NAME = 0x00;
 /** A ClientHello larger than this is not waited for (TLS records are at most 16 KiB plus header). */
 export const MAX_CLIENT_HELLO = 16 * 1024 + 5;
@@ -16,8 +18,11 @@ export type ClientHello =
   /** Not a TLS handshake, or malformed: nothing to check (a non-TLS protocol), or refuse (malformed TLS). */
   | { kind: 'not_tls' }
   | { kind: 'malformed' }
-  /** `serverName` is null when the client sends no SNI (e.g. it connects to an IP address). */
-  | { kind: 'hello'; serverName: string | null };
+  /**
+   * `serverName` is null when the client sends no SNI (e.g. it connects to an IP address); `ech` when
+   * it offers Encrypted Client Hello, whose outer server name need not be the server it reaches.
+   */
+  | { kind: 'hello'; serverName: string | null; ech: boolean };
 
 /** Parse the first TLS record in `data` (the bytes a client sent first). */
 export function readClientHello(data: Buffer): ClientHello {
@@ -34,20 +39,23 @@ export function readClientHello(data: Buffer): ClientHello {
     hello.advance(hello.u8()); // session_id
     hello.advance(hello.u16()); // cipher_suites
     hello.advance(hello.u8()); // compression_methods
-    if (hello.done()) return { kind: 'hello', serverName: null };
+    if (hello.done()) return { kind: 'hello', serverName: null, ech: false };
     const extensions = new Reader(hello.bytes(hello.u16()));
+    let serverName: string | null = null;
+    let ech = false;
     while (!extensions.done()) {
       const type = extensions.u16();
       const body = new Reader(extensions.bytes(extensions.u16()));
-      if (type !== SERVER_NAME_EXTENSION) continue;
+      if (type === ECH_EXTENSION) ech = true;
+      if (type !== SERVER_NAME_EXTENSION || serverName !== null) continue;
       const names = new Reader(body.bytes(body.u16()));
-      while (!names.done()) {
+      while (!names.done() && serverName === null) {
         const nameType = names.u8();
         const name = names.bytes(names.u16());
-        if (nameType === HOST_NAME) return { kind: 'hello', serverName: name.toString('latin1') };
+        if (nameType === HOST_NAME) serverName = name.toString('latin1');
       }
     }
-    return { kind: 'hello', serverName: null };
+    return { kind: 'hello', serverName, ech };
   } catch {
     return { kind: 'malformed' };
   }

@@ -1,16 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
-import { connect as netConnect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
-import { MAX_CLIENT_HELLO, readClientHello } from './client-hello.js';
 import type { Duplex } from 'node:stream';
 import { evaluateTunnel, isPassthrough } from '../policy/evaluate.js';
 import type { Identity } from '../policy/types.js';
 import { canonicalizeAuthority } from '../request/canonicalize.js';
 import { credentialsRequired, identify } from '../request/identify.js';
-import { normalizeHost } from '../tls/host-name.js';
+import { exceptionsFor } from '../policy/exceptions.js';
 import type { Interception, ProxyContext } from './context.js';
 import { PROXY_AUTHENTICATE } from './decide.js';
+import { looksLikeHttp, openRawTunnel, sameHost } from './raw-tunnel.js';
 import { writeSocketError, type ProxyError } from './respond.js';
 
 /** What a tunnel carrying plain HTTP was opened for; read by the inner HTTP server for each request. */
@@ -30,14 +30,10 @@ function rawHeader(raw: readonly string[], name: string): string | string[] | un
   return values.length > 1 ? values : values[0];
 }
 
-/** An HTTP request line starts with an upper-case method token. */
-function looksLikeHttp(byte: number): boolean {
-  return byte >= 0x41 && byte <= 0x5a;
-}
-
 /**
  * CONNECT host:port. Decided on host, port and identity before any byte is tunnelled:
- * - every rule that could apply to the host is host-level → allow splices a raw tunnel, deny refuses;
+ * - every rule that could apply to the host is host-level → allow opens a tunnel that carries TLS
+ *   naming the host, or plain HTTP decided request by request (raw-tunnel.ts); deny refuses;
  * - some rule needs method, path or headers → only plain HTTP may pass, parsed and decided request by
  *   request (undici's ProxyAgent tunnels `http://` this way); TLS cannot be inspected, so port 443 is
  *   refused up front and a TLS handshake on another port closes the tunnel.
@@ -83,6 +79,28 @@ export function handleConnect(
   const identity = who.identity;
   const base = { identity: identity?.id ?? null, owner: identity?.owner ?? null, host, port };
 
+  // Tunnels are held open: one caller (an identity, or an anonymous client address) may hold so many.
+  const caller = identity?.id ?? `anonymous ${req.socket.remoteAddress ?? ''}`;
+  const limits = ctx.tunnelLimits;
+  if (!limits.acquire(caller)) {
+    const message = `${identity ? `identity ${identity.id}` : 'this client'} already holds ${limits.maxPerCaller} open tunnels; close some first`;
+    return refuse({ status: 429, code: 'too_many_requests', message, headers: { 'retry-after': '5' } }, { ...base, decision: 'refused' });
+  }
+  socket.once('close', () => limits.release(caller));
+  // A tunnel nothing flows through for this long is closed (the inner server's own timeouts take over for HTTP).
+  const idle = (): void => {
+    ctx.audit.write({ event: 'tunnel_closed', request_id: requestId, ...base, reason: `idle for ${limits.idleMs} ms` });
+    socket.destroy();
+  };
+  const raw = socket as Socket;
+  raw.setTimeout(limits.idleMs, idle);
+  const toInner = (tunnelled: Duplex, info: TunnelInfo): void => {
+    raw.setTimeout(0);
+    raw.off('timeout', idle);
+    tunnels.set(tunnelled as Socket, info);
+    inner.emit('connection', tunnelled);
+  };
+
   if (ctx.isOwnListener(host, port)) {
     return refuse({ status: 403, code: 'denied', message: 'Airlock does not tunnel to its own listeners' }, { ...base, decision: 'deny' });
   }
@@ -101,7 +119,21 @@ export function handleConnect(
     }
     ctx.metrics.tunnels.inc({ decision: 'allow' });
     audit(fields);
-    void splice(socket, head, host, port, requestId, ctx);
+    const anyProtocol = exceptionsFor(policy.exceptions, host).rawTunnels;
+    void openRawTunnel({
+      client: socket,
+      head,
+      host,
+      port,
+      requestId,
+      ctx,
+      anyProtocol,
+      toInner: (first) => {
+        socket.unshift(first);
+        toInner(socket, { scheme: 'http', host, port, identity });
+        socket.resume();
+      },
+    });
     return;
   }
 
@@ -117,10 +149,7 @@ export function handleConnect(
   const dispatch = (first: Buffer): void => {
     socket.unshift(first);
     if (first[0] === TLS_HANDSHAKE && interception) {
-      intercept(socket, host, port, identity, requestId, ctx, interception, (tlsSocket) => {
-        tunnels.set(tlsSocket, { scheme: 'https', host, port, identity });
-        inner.emit('connection', tlsSocket);
-      });
+      intercept(socket, host, port, identity, requestId, ctx, interception, (tlsSocket) => toInner(tlsSocket, { scheme: 'https', host, port, identity }));
       return;
     }
     if (!looksLikeHttp(first[0] ?? 0)) {
@@ -129,8 +158,7 @@ export function handleConnect(
       socket.destroy();
       return;
     }
-    tunnels.set(socket as Socket, { scheme: 'http', host, port, identity });
-    inner.emit('connection', socket);
+    toInner(socket, { scheme: 'http', host, port, identity });
     socket.resume();
   };
   if (head.length > 0) dispatch(head);
@@ -138,15 +166,6 @@ export function handleConnect(
     socket.pause();
     dispatch(chunk);
   });
-}
-
-/** Whether a TLS server name names `host` (IDN, IPv6 spellings and a trailing dot compared canonically). */
-function sameHost(servername: string, host: string): boolean {
-  try {
-    return normalizeHost(servername) === normalizeHost(host);
-  } catch {
-    return false;
-  }
 }
 
 /**
@@ -191,89 +210,4 @@ function intercept(
       socket.destroy();
     },
   );
-}
-
-/**
- * A raw tunnel is decided for the CONNECT host. If the client speaks TLS, the server name in its
- * ClientHello must be that host: otherwise a CDN or shared front end could route the connection to
- * another site (domain fronting) that no rule allowed. A ClientHello that cannot be read whole from the
- * first record is refused. Other protocols pass as they are.
- */
-function screenFirstBytes(client: Duplex, head: Buffer, host: string, done: (refusal: string | null, first: Buffer) => void): void {
-  let buffered = head;
-  const check = (): boolean => {
-    const hello = readClientHello(buffered);
-    if (hello.kind === 'incomplete' && buffered.length < MAX_CLIENT_HELLO) return false;
-    client.off('data', onData);
-    // Nothing may flow past while nobody listens: pipe() resumes it.
-    client.pause();
-    if (hello.kind === 'incomplete' || hello.kind === 'malformed') done('unreadable TLS ClientHello', buffered);
-    else if (hello.kind === 'hello' && hello.serverName !== null && !sameHost(hello.serverName, host)) {
-      done(`TLS server name ${hello.serverName} does not match the CONNECT host ${host}`, buffered);
-    } else done(null, buffered);
-    return true;
-  };
-  const onData = (chunk: Buffer): void => {
-    buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
-    check();
-  };
-  if (buffered.length > 0 && check()) return;
-  client.on('data', onData);
-}
-
-/**
- * A raw tunnel for a host-level allow: the destination guard resolves the host once and checks every
- * address, the checked address is dialled, and bytes flow both ways, counted when it closes.
- */
-async function splice(client: Duplex, head: Buffer, host: string, port: number, requestId: string, ctx: ProxyContext): Promise<void> {
-  const verdict = await ctx.guard().resolve(host, port);
-  if (!verdict.ok) {
-    const dns = verdict.code === 'dns_error';
-    ctx.audit.write({ event: dns ? 'tunnel_closed' : 'destination_refused', request_id: requestId, host, port, reason: verdict.reason });
-    ctx.metrics.proxyResponses.inc({ code: dns ? 'upstream_error' : 'denied' });
-    writeSocketError(client, { status: dns ? 502 : 403, code: dns ? 'upstream_error' : 'denied', message: verdict.reason, requestId });
-    return;
-  }
-  const upstream = netConnect({ host: verdict.address, port });
-  let opened = false;
-  upstream.setTimeout(ctx.connectTimeoutMs, () => {
-    if (!opened) upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));
-  });
-  upstream.once('connect', () => {
-    opened = true;
-    upstream.setTimeout(0);
-    client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-    // The server may speak first (SSH, SMTP, …); the client's first bytes are screened before they go on.
-    upstream.pipe(client);
-    screenFirstBytes(client, head, host, (refusal, first) => {
-      if (refusal !== null) {
-        ctx.audit.write({ event: 'tunnel_closed', request_id: requestId, host, port, decision: 'deny', reason: refusal });
-        client.destroy();
-        return;
-      }
-      upstream.write(first);
-      client.pipe(upstream);
-    });
-  });
-  upstream.on('error', (err: NodeJS.ErrnoException) => {
-    if (!opened) {
-      const message = `upstream ${host}:${port} failed: ${err.code ?? err.message}`;
-      ctx.metrics.proxyResponses.inc({ code: 'upstream_error' });
-      writeSocketError(client, { status: err.code === 'ETIMEDOUT' ? 504 : 502, code: 'upstream_error', message, requestId });
-    } else client.destroy();
-  });
-  client.on('close', () => upstream.destroy());
-  upstream.on('close', () => {
-    client.destroy();
-    if (opened) {
-      ctx.audit.write({
-        event: 'tunnel_closed',
-        request_id: requestId,
-        host,
-        port,
-        bytes_up: upstream.bytesWritten,
-        bytes_down: upstream.bytesRead,
-      });
-    }
-  });
 }

@@ -3,6 +3,7 @@ import type { Dispatcher } from 'undici';
 import type { LeafCache } from '../tls/leaf-cache.js';
 import type { Guard } from './destination-guard.js';
 import type { PassThrough } from './pass-through.js';
+import type { TunnelLimits } from './tunnel-limits.js';
 import type { ApprovalService } from '../approvals/service.js';
 import type { AuditSink } from '../audit/sink.js';
 import type { Logger } from '../log.js';
@@ -21,6 +22,8 @@ export interface ProxyContext {
   upstreamTls: SecureContext | undefined;
   /** Connect timeout for raw tunnels (forwarded requests use the agent's own). */
   connectTimeoutMs: number;
+  /** Open tunnels per caller, and how long one may sit idle. */
+  tunnelLimits: TunnelLimits;
   audit: AuditSink;
   metrics: Metrics;
   log: Logger;

@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'bad_request'
   | 'proxy_auth_required'
   | 'body_too_large'
+  | 'too_many_requests'
   | 'upstream_error';
 
 export interface ProxyError {

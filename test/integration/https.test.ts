@@ -202,9 +202,6 @@ rules:
   - id: host-ok
     match: { hosts: [127.0.0.1], ports: [${upstream.port}] }
     action: allow
-  - id: reads
-    match: { methods: [GET], hosts: [127.0.0.1], paths: ["/v1/**"] }
-    action: allow
 `,
       },
       { caCertFile: interceptCaFile, caKeyFile: join(dir, 'ca.key') },

@@ -219,3 +219,25 @@ describe('loadPolicyDir', () => {
     if (!r.ok) assert.equal(formatPolicyError(r.errors[0]!).split(' ')[0], `${join(dir, 'p.yaml')}:4:14`);
   });
 });
+
+describe('tls.passthrough and rules that inspect requests', () => {
+  const load = (rules: string) =>
+    loadPolicySources([{ file: 'p.yaml', text: `version: 1\ntls: { passthrough: [pinned.example.com, "*.bank.example"] }\nrules:\n${rules}` }]);
+
+  it('a rule naming a passthrough host and inspecting requests is an error at the passthrough entry', () => {
+    const r = load('  - { id: admin, match: { hosts: [pinned.example.com], paths: ["/admin/**"] }, action: deny }\n  - { id: api, match: { hosts: [api.bank.example], methods: [POST] }, action: deny }\n');
+    assert.equal(r.ok, false);
+    if (!r.ok) {
+      const messages = r.errors.map((e) => `${e.line}:${e.col} ${e.message}`);
+      assert.equal(messages.length, 2);
+      assert.match(messages[0]!, /^2:\d+ tls\.passthrough pinned\.example\.com is never intercepted, so rule "admin" \(p\.yaml:4:5\), which inspects requests, can never apply/);
+      assert.match(messages[1]!, /"\*\.bank\.example".*rule "api"/);
+    }
+  });
+
+  it('host-level rules are fine; a request-level rule for any host is a warning', () => {
+    const r = load('  - { id: pinned, match: { hosts: [pinned.example.com] }, action: allow }\n  - { id: admin-anywhere, match: { paths: ["/admin/**"] }, action: deny }\n');
+    assert.ok(r.ok);
+    if (r.ok) assert.equal(r.warnings.filter((w) => /rule "admin-anywhere"/.test(w.message)).length, 2);
+  });
+});
