@@ -216,7 +216,7 @@ export class MemoryStore implements ApprovalStore {
     this.assertOpen();
     const r = this.load(id, now);
     if (r === null) return { ok: false, reason: 'not_found', record: null };
-    if (r.state !== 'pending') return { ok: false, reason: 'not_pending', record: structuredClone(r) };
+    if (r.state !== 'pending' && r.state !== 'approved') return { ok: false, reason: 'not_pending', record: structuredClone(r) };
     r.state = 'cancelled';
     r.decidedAt = now;
     r.decidedBy = by;

@@ -190,7 +190,7 @@ return {'ok', redis.call('HGETALL', KEYS[1])}
     lua: `
 local st = expire_due(KEYS[1], KEYS[2])
 if not st then return {'not_found'} end
-if st ~= 'pending' then return {'not_pending', redis.call('HGETALL', KEYS[1])} end
+if st ~= 'pending' and st ~= 'approved' then return {'not_pending', redis.call('HGETALL', KEYS[1])} end
 redis.call('HSET', KEYS[1], 'state', 'cancelled', 'decidedAt', ARGV[1], 'decidedBy', ARGV[4], 'decisionReason', ARGV[5])
 return finish(KEYS[1], KEYS[2])
 `,

@@ -3,7 +3,7 @@ import type { AuditSink } from '../audit/sink.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { CompiledPolicy, Decision, Identity } from '../policy/types.js';
-import type { ApprovalRecord, ApprovalStore, ClaimResult, DecideResult, SlackMessageRef, StateChange, StoredRequest } from './types.js';
+import { BY_POLICY, type ApprovalRecord, type ApprovalStore, type ClaimResult, type DecideResult, type SlackMessageRef, type StateChange, type StoredRequest } from './types.js';
 
 export interface ApprovalServiceDeps {
   store: ApprovalStore;
@@ -236,6 +236,20 @@ export class ApprovalService {
     const result = await this.deps.store.cancel(id, by, 'withdrawn by the requesting agent', this.now());
     if (result.ok) {
       this.deps.audit.write({ event: 'approval_decided', request_id: requestId, approval_id: id, state: 'cancelled', identity: by, reason: 'withdrawn by the requesting agent' });
+      this.deps.metrics.approvalOutcomes.inc({ state: 'cancelled' });
+      this.notify('changed', result.record);
+    }
+    return result;
+  }
+
+  /**
+   * The policy in force now denies a request held or approved under an earlier one: the approval is
+   * cancelled (never forwarded), with the rule that denies it as the reason.
+   */
+  async revoke(id: string, reason: string, requestId: string): Promise<DecideResult> {
+    const result = await this.deps.store.cancel(id, BY_POLICY, reason, this.now());
+    if (result.ok) {
+      this.deps.audit.write({ event: 'approval_decided', request_id: requestId, approval_id: id, state: 'cancelled', approver: BY_POLICY, rule: result.record.rule, identity: result.record.identity, reason });
       this.deps.metrics.approvalOutcomes.inc({ state: 'cancelled' });
       this.notify('changed', result.record);
     }

@@ -3,9 +3,11 @@
  * from any replica, and moves through
  *
  *   pending ──► approved ──► executed
+ *      │           ├──────► expired     (an approval not spent in time)
+ *      │           └──────► cancelled   (the policy in force denies it before it runs)
  *      ├──────► denied
- *      ├──────► expired      (nobody decided before `expiresAt`; or an approval not spent in time)
- *      └──────► cancelled
+ *      ├──────► expired      (nobody decided before `expiresAt`)
+ *      └──────► cancelled    (withdrawn by the agent, or denied by the policy in force)
  *
  * Every transition is a compare-and-set in the store, so concurrent approvers, duplicate clicks and
  * several replicas agree on one outcome, and an approved request is executed exactly once.
@@ -15,6 +17,9 @@ import type { Finding } from '../inspect/finding.js';
 import type { CanonicalRequest } from '../policy/types.js';
 
 export type ApprovalState = 'pending' | 'approved' | 'denied' | 'expired' | 'cancelled' | 'executed';
+
+/** `decidedBy` of an approval cancelled because the policy in force denies its request (no identity or approver can be named so). */
+export const BY_POLICY = '(policy in force)';
 
 /** How long a finished record stays readable (the API, the CLI, a retry's answer) unless a store is told otherwise. */
 export const DEFAULT_RETENTION_MS = 24 * 60 * 60 * 1000;
@@ -118,7 +123,7 @@ export interface ApprovalStore {
    * Eligibility (who may vote) is the caller's business; the store guarantees atomicity.
    */
   decide(id: string, vote: { approver: string; verdict: 'approve' | 'deny'; reason?: string | null }, now: number): Promise<DecideResult>;
-  /** pending → cancelled (by `by`, with a reason). */
+  /** pending or approved (not yet executed) → cancelled (by `by`, with a reason). */
   cancel(id: string, by: string, reason: string | null, now: number): Promise<DecideResult>;
   /** approved → executed, exactly once across all callers; fails if the approval lapsed (`expiresAt` passed). */
   claim(id: string, replica: string, now: number): Promise<ClaimResult>;

@@ -3,6 +3,7 @@ import { requestDigest, storedRequest, toolCallDigest } from '../approvals/reque
 import { readBody } from '../request/body.js';
 import type { CanonicalRequest, Decision } from '../policy/types.js';
 import type { Exchange } from './exchange.js';
+import { decideUnder } from './policy-in-force.js';
 import { sendJson } from './respond.js';
 
 /** The agent's stated intent, shown to approvers and audited; never forwarded (x-airlock-* headers are not). */
@@ -89,6 +90,19 @@ export async function holdForApproval(x: Exchange, canon: CanonicalRequest, deci
   const approvalId = record.id;
   switch (announced ? 'approved' : record.state) {
     case 'approved': {
+      const inForce = ctx.policy();
+      if (inForce !== x.policy) {
+        const now = await decideUnder(canon, body.body, inForce, ctx.maxInspectedBodyBytes);
+        if ('refused' in now || now.action === 'deny') {
+          const message = 'refused' in now ? `the policy in force refuses this request: ${now.refused}` : `the policy in force denies this request (${now.rule === null ? 'its default' : `rule ${now.rule}`}): ${now.reason}`;
+          try {
+            await approvals.revoke(approvalId, message, x.requestId);
+          } catch (err) {
+            ctx.log.warn({ err, request_id: x.requestId }, 'approval store failed');
+          }
+          return x.refuse({ status: 403, code: 'denied', message, rule: 'refused' in now ? rule : now.rule, approvalId }, canon, decision);
+        }
+      }
       let claim;
       try {
         claim = await approvals.claim(approvalId, x.requestId);

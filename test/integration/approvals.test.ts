@@ -239,6 +239,32 @@ describe('approvals: hold, return, retry', () => {
     }
   });
 
+  it('a held request that the policy in force now denies is never forwarded, whoever approves it', async () => {
+    const before = up.requests.length;
+    const client = run('curl', ['-sS', '-x', proxy, '-w', '\n%{http_code}', '-d', '{"rows":1}', `${up.origin}/exports/emergency`]);
+    const view = await waitForPending(al, TOKENS.bob, '/exports/emergency');
+    const emergency = `${policy(up)}  - id: freeze-exports\n    match: { hosts: [127.0.0.1], paths: ["/exports/emergency"] }\n    action: deny\n    reason: Exports are frozen during the incident\n`;
+    await al.writePolicy('policy.yaml', emergency);
+    await al.airlock.policies.reload();
+    try {
+      assert.equal((await api('POST', `/v1/approvals/${view.id}/approve`, TOKENS.bob)).status, 200);
+      const [body, code] = (await client).stdout.split('\n');
+      assert.equal(code, '403');
+      const refusal = JSON.parse(body!) as { error: string; rule: string; message: string };
+      assert.equal(refusal.error, 'denied');
+      assert.equal(refusal.rule, 'freeze-exports');
+      assert.match(refusal.message, /the policy in force denies this request \(rule freeze-exports\): Exports are frozen/);
+      assert.equal(up.requests.length, before, 'nothing reached the upstream');
+      const shown = await api('GET', `/v1/approvals/${view.id}`, TOKENS.dana);
+      assert.equal((shown.json.approval as View).state, 'cancelled');
+      const decided = (await al.audit()).filter((e) => e.approval_id === view.id && e.event === 'approval_decided');
+      assert.deepEqual(decided.map((e) => [e.state, e.approver]), [['approved', 'bob@example.com'], ['cancelled', '(policy in force)']]);
+    } finally {
+      await al.writePolicy('policy.yaml', policy(up));
+      await al.airlock.policies.reload();
+    }
+  });
+
   it('the status URL answers only the identity that asked', async () => {
     const r = await run('curl', ['-sS', '-x', proxy, '-d', 'x', '-H', 'Prefer: respond-async', `${up.origin}/exports/private`]);
     const id = (JSON.parse(r.stdout) as { approval_id: string }).approval_id;

@@ -598,14 +598,21 @@ export function approvalStoreContract(name: string, makeStores: () => Promise<St
           assert.equal(!again.ok && again.reason, 'not_pending');
         }));
 
-      it('does not cancel an approved record', () =>
-        withStores(async (a) => {
+      it('cancels an approved record not yet executed (the policy in force now denies it), never an executed one', () =>
+        withStores(async (a, b) => {
           const now = Date.now();
           const rec = makeRecord(now);
           await approved(a, rec, now);
-          const res = await a.cancel(rec.id, 'billing-bot', null, now + 2);
-          assert.equal(!res.ok && res.reason, 'not_pending');
-          assert.equal(res.record?.state, 'approved');
+          const res = await b.cancel(rec.id, '(policy in force)', 'denied by rule freeze', now + 2);
+          assert.ok(res.ok);
+          assert.equal(res.record.state, 'cancelled');
+          assert.equal((await a.claim(rec.id, 'r1', now + 3)).ok, false, 'a cancelled approval is never claimed');
+          const spent = makeRecord(now);
+          await approved(a, spent, now);
+          assert.ok((await a.claim(spent.id, 'r1', now + 2)).ok);
+          const late = await b.cancel(spent.id, '(policy in force)', null, now + 3);
+          assert.equal(!late.ok && late.reason, 'not_pending');
+          assert.equal(late.record?.state, 'executed');
         }));
     });
 

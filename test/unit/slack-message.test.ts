@@ -351,3 +351,15 @@ describe('helpers', () => {
     assert.equal(approverLabel('<@U1>'), '&lt;@U1&gt;');
   });
 });
+
+describe('approvalOutcomeMessage: refused by the policy in force', () => {
+  it('says the policy refused it, with the rule and reason, not that the agent withdrew it', () => {
+    const r = record({ state: 'cancelled', decidedAt: NOW, decidedBy: '(policy in force)', decisionReason: 'the policy in force denies this request (rule freeze): frozen' });
+    const m = approvalOutcomeMessage(r, { now: NOW });
+    const all = allText(m);
+    assert.match(m.text, /Refused by policy/);
+    assert.match(all, /\*Refused by the policy in force\*, .*: it was not sent\./);
+    assert.match(all, /rule freeze/);
+    assert.doesNotMatch(all, /Withdrawn/);
+  });
+});

@@ -18,7 +18,7 @@ import type { types as Slack } from '@slack/bolt';
 import { redactQuery } from '../../audit/redact.js';
 import { describeFinding } from '../../inspect/finding.js';
 import { bodyPreview } from '../redact-body.js';
-import type { ApprovalRecord, ApprovalState } from '../types.js';
+import { BY_POLICY, type ApprovalRecord, type ApprovalState } from '../types.js';
 
 type KnownBlock = Slack.KnownBlock;
 type SectionBlock = Slack.SectionBlock;
@@ -326,6 +326,7 @@ function outcomeLine(r: ApprovalRecord, now: number): string {
     case 'denied':
       return `*Denied* by ${r.decidedBy === null ? 'an approver' : approverLabel(r.decidedBy)}, ${at}.`;
     case 'cancelled':
+      if (r.decidedBy === BY_POLICY) return `*Refused by the policy in force*, ${at}: it was not sent.`;
       return `*Withdrawn* by ${r.decidedBy === null ? 'the agent' : approverLabel(r.decidedBy)}, ${at}, before anyone decided.`;
     case 'expired':
       return r.approvals.length >= r.required
@@ -343,7 +344,7 @@ function outcomeLine(r: ApprovalRecord, now: number): string {
  */
 export function approvalOutcomeMessage(r: ApprovalRecord, opts: { now: number }): { text: string; blocks: KnownBlock[] } {
   if (r.state === 'pending') return approvalRequestMessage(r, opts);
-  const title = OUTCOME_TITLE[r.state];
+  const title = r.state === 'cancelled' && r.decidedBy === BY_POLICY ? { text: '🛑 Refused by policy', word: 'Refused by policy' } : OUTCOME_TITLE[r.state];
   const { blocks, context } = summary(r, title.text, opts.now, false);
   blocks.push({ type: 'divider' }, section(outcomeLine(r, opts.now)));
   if (r.decisionReason !== null && r.decisionReason.trim() !== '') {
