@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { request } from 'undici';
 import { describeFinding, type Finding } from '../inspect/finding.js';
+import { visible, visibleElided } from '../text/visible.js';
 import { hashToken } from '../request/identify.js';
 
 export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:9090';
@@ -304,34 +305,14 @@ function viewOf(answer: Answer): ApprovalView {
 // Output
 
 /**
- * Text that came from the server (and, through it, from the agent) made safe to print on a terminal:
- * C0/C1 controls, DEL, and Unicode bidi/invisible formatting characters become visible `\u{…}` escapes.
- * With `multiline`, newlines (and tabs) are kept so a body preview keeps its shape.
+ * Text that came from the server (and, through it, from the agent) made safe to print on a terminal
+ * (src/text/visible.ts). With `multiline`, newlines (and tabs) are kept so a body preview keeps its shape.
  */
-export function printable(s: string, multiline = false): string {
-  let out = '';
-  for (const ch of s) {
-    const c = ch.codePointAt(0)!;
-    if (multiline && (ch === '\n' || ch === '\t')) out += ch;
-    else if (ch === '\n') out += '\\n';
-    else if (ch === '\t') out += '\\t';
-    else if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || isFormatChar(c)) out += `\\u{${c.toString(16)}}`;
-    else out += ch;
-  }
-  return out;
-}
+export const printable = visible;
 
-/** Bidi overrides/isolates/marks, zero-width characters and line/paragraph separators. */
-function isFormatChar(c: number): boolean {
-  return (
-    c === 0x061c || c === 0x00ad || (c >= 0x200b && c <= 0x200f) || (c >= 0x2028 && c <= 0x202e) ||
-    (c >= 0x2060 && c <= 0x2069) || c === 0xfeff
-  );
-}
-
+/** Shown whole, or its start and end with the length: the end of a URL is where a surprise would hide. */
 function clip(s: string, max: number): string {
-  const p = printable(s);
-  return p.length > max ? `${p.slice(0, max - 1)}…` : p;
+  return visibleElided(s, max);
 }
 
 export function formatList(list: readonly ApprovalView[], now: number): string {

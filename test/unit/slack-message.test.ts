@@ -363,3 +363,13 @@ describe('approvalOutcomeMessage: refused by the policy in force', () => {
     assert.doesNotMatch(all, /Withdrawn/);
   });
 });
+
+describe('long URLs', () => {
+  it('keep their end in view: the middle is elided and the length said', () => {
+    const path = `/exports/${'a'.repeat(3500)}/drop-all`;
+    const all = allText(approvalRequestMessage(record({}, { path, encodedPath: path, query: '' }), { now: NOW }));
+    const request = /\*Request\*\n```([^`]*)```/.exec(all)?.[1] ?? '';
+    assert.match(request, /^POST https:\/\/exports\.data\.internal\/exports\/a+…a+\/drop-all \(\d+ characters\)$/);
+    assert.ok(request.length <= 3000);
+  });
+});

@@ -17,6 +17,7 @@
 import type { types as Slack } from '@slack/bolt';
 import { redactQuery } from '../../audit/redact.js';
 import { describeFinding } from '../../inspect/finding.js';
+import { elideMiddle, visibleChar } from '../../text/visible.js';
 import { bodyPreview } from '../redact-body.js';
 import { BY_POLICY, type ApprovalRecord, type ApprovalState } from '../types.js';
 
@@ -48,13 +49,6 @@ const ZWSP = '\u200b';
 // Text
 
 /** Bidi overrides/isolates/marks, zero-width characters and line/paragraph separators. */
-function isFormatChar(c: number): boolean {
-  return (
-    c === 0x061c || c === 0x00ad || (c >= 0x200b && c <= 0x200f) || (c >= 0x2028 && c <= 0x202e) ||
-    (c >= 0x2060 && c <= 0x2069) || c === 0xfeff
-  );
-}
-
 type Mode = 'line' | 'multiline' | 'code';
 
 /** One character as it is shown: visible if it could hide, entity-escaped if mrkdwn would parse it. */
@@ -65,9 +59,7 @@ function showChar(ch: string, mode: Mode): string {
   // In a code block, a zero-width space after each backtick: three in a row can no longer end it.
   if (ch === '`') return mode === 'code' ? `\`${ZWSP}` : ch;
   if (ch === '\n' || ch === '\t') return mode !== 'line' ? ch : ch === '\n' ? '\\n' : '\\t';
-  const c = ch.codePointAt(0) ?? 0;
-  if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || isFormatChar(c)) return `\\u{${c.toString(16)}}`;
-  return ch;
+  return visibleChar(ch);
 }
 
 function show(s: string, max: number, mode: Mode): string {
@@ -99,6 +91,12 @@ function codeBlock(s: string, max: number): string {
   return `\`\`\`${lead}${show(text, max - 6 - lead.length, 'code')}\`\`\``;
 }
 
+/** A request line in a code block: never cut at the end (where `/drop-all` would hide), but in the middle. */
+function urlBlock(s: string, max: number): string {
+  const lead = s.startsWith('`') ? ZWSP : '';
+  return `\`\`\`${lead}${elideMiddle([...s].map((ch) => showChar(ch, 'code')), max - 6 - lead.length)}\`\`\``;
+}
+
 /**
  * Composed mrkdwn cut to `max` characters: a safety net (pieces are sized to fit), which never leaves
  * half an entity, half a `<…>` token or half a surrogate pair.
@@ -124,8 +122,7 @@ function code(s: string, max = 200): string {
 function plain(text: string, max: number): Slack.PlainTextElement {
   let out = '';
   for (const ch of text) {
-    const c = ch.codePointAt(0) ?? 0;
-    const piece = c < 0x20 || (c >= 0x7f && c <= 0x9f) || isFormatChar(c) ? `\\u{${c.toString(16)}}` : ch;
+    const piece = visibleChar(ch);
     if (out.length + piece.length > max - 1) return { type: 'plain_text', text: `${out}…`, emoji: true };
     out += piece;
   }
@@ -225,7 +222,7 @@ function summary(r: ApprovalRecord, title: string, now: number, withDeciders: bo
   const blocks: KnownBlock[] = [{ type: 'header', text: plain(`${title}: ${req.method} ${hostPort(req)}`, LIMIT.header) }];
 
   const requestLabel = '*Request*\n';
-  blocks.push(section(requestLabel + codeBlock(`${req.method} ${displayUrl(req)}`, LIMIT.section - requestLabel.length)));
+  blocks.push(section(requestLabel + urlBlock(`${req.method} ${displayUrl(req)}`, LIMIT.section - requestLabel.length)));
 
   const fieldMax = LIMIT.field;
   const agent = r.identity === null ? '_unidentified agent_' : escapeMrkdwn(r.identity, 300);
