@@ -2,6 +2,8 @@
  * The scrubbing every audit event goes through before it is written: secrets (credentials,
  * tokens, cookies) must never reach the audit file.
  */
+import { hash } from 'node:crypto';
+import { visibleElided } from '../text/visible.js';
 import type { AuditEvent } from './events.js';
 
 /** Written instead of a secret query parameter's value. */
@@ -89,6 +91,22 @@ function redactUrl(url: string): string {
   return q < 0 ? url : url.slice(0, q + 1) + redactQuery(url.slice(q + 1));
 }
 
+/** Longer string fields are written as their start and end (see `shown`), with their length and hash. */
+const MAX_FIELD = 2048;
+
+/** What a terminal or log viewer would interpret or hide (src/text/visible.ts): tested before any copy is made. */
+// eslint-disable-next-line no-control-regex
+const INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]/;
+
+/**
+ * An agent-supplied string as the audit trail writes it: control, bidi and invisible characters
+ * escaped (JSON escapes only C0), and, when longer than MAX_FIELD, its middle elided.
+ */
+function shown(s: string): string {
+  if (s.length <= MAX_FIELD && !INVISIBLE.test(s)) return s;
+  return visibleElided(s, MAX_FIELD);
+}
+
 /** Returns `value` itself when nothing needed scrubbing, otherwise a scrubbed copy (inputs are never mutated). */
 function scrubValue(value: unknown, depth: number): unknown {
   if (value === null || typeof value !== 'object' || depth > MAX_DEPTH) return value;
@@ -116,7 +134,13 @@ function scrubValue(value: unknown, depth: number): unknown {
     }
     let scrubbed: unknown;
     if (typeof item === 'string') {
-      scrubbed = key === 'query' ? redactQuery(item) : key === 'url' ? redactUrl(item) : item;
+      scrubbed = shown(key === 'query' ? redactQuery(item) : key === 'url' || key === 'target' ? redactUrl(item) : item);
+      if (item.length > MAX_FIELD && depth === 0) {
+        // What was cut is still identifiable: its length, and the hash of the whole value.
+        copy ??= { ...obj };
+        copy[`${key}_length`] = item.length;
+        copy[`${key}_sha256`] = hash('sha256', item, 'hex');
+      }
     } else {
       scrubbed = scrubValue(item, depth + 1);
     }
@@ -126,8 +150,10 @@ function scrubValue(value: unknown, depth: number): unknown {
 }
 
 /**
- * What the sink applies to every event: drops secret-named fields and the sink's own keys, and
- * redacts secret query parameters in `query` and `url` fields. Allocates only when something changes.
+ * What the sink applies to every event: drops secret-named fields and the sink's own keys, redacts
+ * secret query parameters in `query`, `url` and `target` fields, makes strings safe to read (invisible
+ * characters escaped, long ones cut in the middle with `_length` and `_sha256` beside them).
+ * Allocates only when something changes.
  */
 export function scrubEvent(event: AuditEvent): AuditEvent {
   return scrubValue(event, 0) as AuditEvent;

@@ -81,32 +81,33 @@ export function settle(x: Exchange, canon: CanonicalRequest, decision: Decision)
   ctx.metrics.decisions.inc({ action: decision.action, rule: decision.rule ?? '(default)', mode: 'enforce' });
   for (const r of decision.report) ctx.metrics.decisions.inc({ action: r.action, rule: r.rule, mode: 'report' });
   const refusal = decision.action === 'deny' ? { status: 403, code: 'denied' as const, message: decision.reason } : null;
+  // Short facts first (what was decided, by which rule, for whom), long agent-supplied fields last.
   ctx.audit.write({
     event: 'request',
     request_id: x.requestId,
+    decision: decision.action,
+    rule: decision.rule,
     identity: canon.identity?.id ?? null,
     owner: canon.identity?.owner ?? null,
+    status: refusal?.status,
+    error: refusal?.code,
     method: canon.method,
     scheme: canon.scheme,
     host: canon.host,
     port: canon.port,
-    path: canon.path,
-    // The audit sink redacts secret-looking parameters.
-    query: canon.query || undefined,
     classification: canon.classification ?? undefined,
-    body_inspected: canon.body ? true : undefined,
-    body_unreadable: canon.body?.unreadable ?? undefined,
-    findings: canon.body?.findings?.length ? canon.body.findings : undefined,
     rules: decision.matched,
-    rule: decision.rule,
     report: decision.report.length > 0 ? decision.report : undefined,
-    decision: decision.action,
-    reason: decision.reason,
-    status: refusal?.status,
-    error: refusal?.code,
     client: req.socket.remoteAddress,
     via: entry.via,
     policy_version: policy.version,
+    body_inspected: canon.body ? true : undefined,
+    body_unreadable: canon.body?.unreadable ?? undefined,
+    findings: canon.body?.findings?.length ? canon.body.findings : undefined,
+    reason: decision.reason,
+    path: canon.path,
+    // The audit sink redacts secret-looking parameters.
+    query: canon.query || undefined,
   });
   if (refusal) return refused(x.refuse({ ...refusal, rule: decision.rule }, canon, decision));
   return { canon, decision };

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { CanonicalRequest, CompiledPolicy, Decision, Identity, ReverseRoute } from '../policy/types.js';
+import { identify } from '../request/identify.js';
 import type { ProxyContext } from './context.js';
 import { sendError, writeSocketError, type ProxyError } from './respond.js';
 import { sendRpcAnswer } from './rpc-answer.js';
@@ -54,18 +55,21 @@ export class Exchange {
       ctx.audit.write({
         event: 'request',
         request_id: this.requestId,
-        identity: canon?.identity?.id ?? null,
-        method: this.req.method,
-        host: canon?.host,
-        path: canon?.path,
-        rules: [],
         decision: 'refused',
-        reason: e.message,
+        rule: null,
+        identity: (canon ? canon.identity : this.caller())?.id ?? null,
         status: e.status,
         error: e.code,
+        method: this.req.method,
+        host: canon?.host,
+        rules: [],
         client: this.req.socket.remoteAddress,
         via: this.entry.via,
         policy_version: this.policy.version,
+        reason: e.message,
+        path: canon?.path,
+        // What was sent, when it could not be read as a request: the audit sink escapes and caps it.
+        target: canon ? undefined : this.req.url,
       });
     }
     const full = { ...e, requestId: this.requestId };
@@ -74,6 +78,13 @@ export class Exchange {
     // A JSON-RPC caller (MCP) gets the refusal in its own protocol, for each call.
     else if (!rpc || !sendRpcAnswer(this.answer, rpc, full)) sendError(this.answer, full);
     ctx.metrics.requestDuration.observe({ action: decision?.action ?? 'refused' }, (performance.now() - this.started) / 1000);
+  }
+
+  /** Who sent a request refused before it was identified: the tunnel's identity, its credentials, or the sidecar's. */
+  private caller(): Identity | null {
+    if (this.entry.via === 'tunnel') return this.entry.identity;
+    const who = identify(this.req.headers['proxy-authorization'], this.ctx.staticIdentity, this.policy);
+    return who.ok ? who.identity : null;
   }
 
   /** Forward upstream and stream the answer back; upstream failures become 502/504 (or a cut connection mid-body). */

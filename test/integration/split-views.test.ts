@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { eventsFor, run, startTestAirlock, startUpstream, type TestAirlock, type Upstream } from '../helpers/harness.js';
 
@@ -119,5 +120,28 @@ rules:
     const r = await send(`http://[::ffff:127.0.0.1]:${up.port}/v1/items`);
     assert.equal(r.code, '200');
     assert.equal(r.reached, true);
+  });
+});
+
+describe('the audit trail of refused requests', () => {
+  let al: TestAirlock;
+  before(async () => {
+    al = await startTestAirlock(
+      { 'policy.yaml': 'version: 1\nidentities:\n  sidecar-bot: { owner: ops@example.com }\nrules:\n  - { id: all, match: { hosts: ["*"] }, action: allow }\n' },
+      { identity: 'sidecar-bot' },
+    );
+  });
+  after(() => al.close());
+
+  it('a malformed request records who sent it and what it sent, escaped, decision first', async () => {
+    const r = await run('curl', ['-sS', '-D', '-', '-o', '/dev/null', '--path-as-is', '-x', al.proxyUrl, 'http://h.example/a%2Fb/%E2%80%AE?token=s3cr3t']);
+    const id = /airlock-request-id: (\S+)/i.exec(r.stdout)![1]!;
+    const [ev] = eventsFor(await al.audit(), id);
+    assert.equal(ev!.decision, 'refused');
+    assert.equal(ev!.identity, 'sidecar-bot');
+    assert.equal(ev!.status, 400);
+    assert.equal(ev!.target, 'http://h.example/a%2Fb/%E2%80%AE?token=REDACTED');
+    const line = (await readFile(al.auditFile, 'utf8')).split('\n').find((l) => l.includes(id))!;
+    assert.ok(line.indexOf('"decision"') < line.indexOf('"target"'), 'short facts come before long fields');
   });
 });

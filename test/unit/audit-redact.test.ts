@@ -68,3 +68,23 @@ describe('scrubEvent', () => {
     assert.equal(scrubEvent(input), input);
   });
 });
+
+describe('scrubEvent: what a log viewer would interpret, and long fields', () => {
+  it('escapes C0/C1 controls, bidi overrides and invisible characters in any string field', () => {
+    const out = scrubEvent({ event: 'request', path: '/files/\u202etxt.exe', reason: 'ok\u0085\u001b[2Jdone\u200b', nested: { note: 'a\u2066b' } });
+    assert.deepEqual(out, { event: 'request', path: '/files/\\u{202e}txt.exe', reason: 'ok\\u{85}\\u{1b}[2Jdone\\u{200b}', nested: { note: 'a\\u{2066}b' } });
+  });
+
+  it('writes a long field as its start and end, with its length and hash beside it', () => {
+    const path = `/exports/${'a'.repeat(5000)}/drop-all`;
+    const out = scrubEvent({ event: 'request', decision: 'allow', path }) as Record<string, unknown>;
+    assert.match(String(out.path), /^\/exports\/a+…a+\/drop-all \(5018 characters\)$/);
+    assert.ok(String(out.path).length <= 2048);
+    assert.equal(out.path_length, 5018);
+    assert.match(String(out.path_sha256), /^[0-9a-f]{64}$/);
+  });
+
+  it('redacts secrets in the raw target of a refused request', () => {
+    assert.deepEqual(scrubEvent({ event: 'request', target: 'http://h/%zz?token=t&a=1' }), { event: 'request', target: 'http://h/%zz?token=REDACTED&a=1' });
+  });
+});
