@@ -23,6 +23,8 @@ export interface ServeConfig {
   maxHeldBodyBytes: number;
   /** Most of a body read for rules that inspect it. */
   maxInspectedBodyBytes: number;
+  /** A client must send a request's headers within this long. */
+  clientHeadersTimeoutMs: number;
   /** A tunnel with nothing flowing for this long is closed. */
   tunnelIdleMs: number;
   /** Most tunnels one identity (or anonymous client address) may hold open at once. */

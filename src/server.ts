@@ -154,6 +154,7 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
     maxInspectedBodyBytes: config.maxInspectedBodyBytes,
     connectTimeoutMs: config.upstream.connectTimeoutMs,
     tunnelLimits: tunnelLimits(config.tunnelIdleMs, config.maxTunnelsPerIdentity),
+    clientHeadersTimeoutMs: config.clientHeadersTimeoutMs,
     upstreamTls,
     interception,
     guard,

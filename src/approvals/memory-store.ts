@@ -150,6 +150,16 @@ export class MemoryStore implements ApprovalStore {
     });
   }
 
+  async countPending(identity: string | null, now: number): Promise<number> {
+    this.assertOpen();
+    let n = 0;
+    for (const id of this.active.values()) {
+      const r = this.load(id, now);
+      if (r !== null && r.state === 'pending' && r.identity === identity) n++;
+    }
+    return n;
+  }
+
   async findActive(identity: string | null, digest: string, now: number): Promise<ApprovalRecord | null> {
     this.assertOpen();
     const key = joinKey(identity, digest);

@@ -507,6 +507,10 @@ export class RedisStore implements ApprovalStore {
   private refKey(id: string): string {
     return `${this.prefix}:ref:${id}`;
   }
+  /** The requests an identity has had pending (score: expiresAt), kept for counting them. */
+  private pendingKey(identity: string | null): string {
+    return `${this.prefix}:pending-of:${identity === null ? '~anonymous' : identity}`;
+  }
 
   private remember(id: string, tag: string): void {
     if (this.refCache.size >= REF_CACHE_MAX) {
@@ -596,8 +600,16 @@ export class RedisStore implements ApprovalStore {
       String(keepUntil),
     );
     switch (reply[0]) {
-      case 'created':
+      case 'created': {
+        // Outside the script (another slot): counting reads each entry's state, so an entry that
+        // outlives its record's pending time costs a read, never a wrong count.
+        const pending = this.pendingKey(record.identity);
+        await this.command.zadd(pending, record.expiresAt, member);
+        // Kept until the latest expiry of its entries (GT leaves a key without a TTL alone: NX sets the first).
+        await this.command.pexpireat(pending, Math.ceil(record.expiresAt), 'NX');
+        await this.command.pexpireat(pending, Math.ceil(record.expiresAt), 'GT');
         return { created: true, record: fresh };
+      }
       case 'joined': {
         const joined = recordOf(reply);
         if (joined === null) throw new Error('Redis returned an empty approval record');
@@ -630,6 +642,21 @@ export class RedisStore implements ApprovalStore {
   async get(id: string, now: number): Promise<ApprovalRecord | null> {
     const tag = await this.tagOf(id);
     return tag === null ? null : this.getByTag(tag, id, now);
+  }
+
+  async countPending(identity: string | null, now: number): Promise<number> {
+    const key = this.pendingKey(identity);
+    await this.command.zremrangebyscore(key, '-inf', String(now));
+    const members = await this.command.zrange(key, '0', '-1');
+    const states = await Promise.all(
+      members.map((member) => {
+        const colon = member.indexOf(':');
+        return this.command.hmget(this.recordKey(member.slice(0, colon), member.slice(colon + 1)), 'state', 'expiresAt');
+      }),
+    );
+    const done = members.filter((_, i) => states[i]?.[0] !== 'pending' || now >= Number(states[i]?.[1]));
+    if (done.length > 0) await this.command.zrem(key, ...done);
+    return members.length - done.length;
   }
 
   async findActive(identity: string | null, digest: string, now: number): Promise<ApprovalRecord | null> {

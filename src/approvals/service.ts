@@ -176,6 +176,15 @@ export class ApprovalService {
     return this.deps.store.setSlackMessage(id, ref);
   }
 
+  /** Whether a request identical to this one (identity and digest) already has an approval to join. */
+  async hasActive(identity: string | null, digest: string): Promise<boolean> {
+    return (await this.deps.store.findActive(identity, digest, this.now())) !== null;
+  }
+
+  countPending(identity: string | null): Promise<number> {
+    return this.deps.store.countPending(identity, this.now());
+  }
+
   get(id: string): Promise<ApprovalRecord | null> {
     return this.deps.store.get(id, this.now());
   }

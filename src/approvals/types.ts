@@ -115,6 +115,11 @@ export interface ApprovalStore {
   settled(ids: readonly string[], now: number): Promise<string[]>;
   /** The record answering for identity + digest (as in createOrJoin), if any. */
   findActive(identity: string | null, digest: string, now: number): Promise<ApprovalRecord | null>;
+  /**
+   * How many requests of `identity` (null: anonymous callers) are pending: what caps how many one
+   * agent can put in front of approvers at once.
+   */
+  countPending(identity: string | null, now: number): Promise<number>;
   /** Records, newest first; `state` filters. Finished records are kept for `retentionMs` after they finish. */
   list(filter: { state?: ApprovalState; limit?: number }, now: number): Promise<ApprovalRecord[]>;
   /**

@@ -21,6 +21,7 @@ interface ServeFlags {
   maxHeldBody: string;
   maxInspectedBody: string;
   tunnelIdleTimeout: string;
+  clientHeadersTimeout: string;
   maxTunnels: string;
   replica?: string;
   upstreamCa?: string;
@@ -60,6 +61,7 @@ export function toServeConfig(f: ServeFlags): ServeConfig {
     maxHeldBodyBytes: parseSize(f.maxHeldBody, '--max-held-body'),
     maxInspectedBodyBytes: parseSize(f.maxInspectedBody, '--max-inspected-body'),
     tunnelIdleMs: duration(f.tunnelIdleTimeout, '--tunnel-idle-timeout'),
+    clientHeadersTimeoutMs: duration(f.clientHeadersTimeout, '--client-headers-timeout'),
     maxTunnelsPerIdentity: positiveInt(f.maxTunnels, '--max-tunnels'),
     replica: f.replica || `${hostname()}-${process.pid}`,
     slack: slackFromEnv(process.env),
@@ -86,6 +88,7 @@ export function registerServeCommand(program: Command): void {
     .addOption(
       new Option('--max-inspected-body <size>', 'most of a body read for rules that inspect it (decoded size too); larger bodies get the most restrictive outcome').env('AIRLOCK_MAX_INSPECTED_BODY').default('1MiB'),
     )
+    .addOption(new Option('--client-headers-timeout <duration>', 'a client must send a request\'s headers within this long (slow clients are cut off with 408)').env('AIRLOCK_CLIENT_HEADERS_TIMEOUT').default('30s'))
     .addOption(new Option('--tunnel-idle-timeout <duration>', 'close a CONNECT tunnel nothing has flowed through for this long').env('AIRLOCK_TUNNEL_IDLE_TIMEOUT').default('5m'))
     .addOption(new Option('--max-tunnels <n>', 'most CONNECT tunnels one identity (or anonymous client address) may hold open at once').env('AIRLOCK_MAX_TUNNELS').default('256'))
     .addOption(new Option('--replica <id>', 'this instance among replicas sharing Redis (default: host name and pid)').env('AIRLOCK_REPLICA_ID'))

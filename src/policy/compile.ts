@@ -47,6 +47,15 @@ export type CompileResult =
 
 const KNOWN_METHODS: ReadonlySet<string> = new Set(METHODS);
 
+/** Requests one identity may have waiting for approval when no file sets `limits.pendingApprovals`. */
+export const DEFAULT_PENDING_APPROVALS = 20;
+
+/** `limits.pendingApprovals`: the lowest any file sets, else the default. */
+function pendingApprovalsLimit(files: readonly ParsedPolicyFile[]): number {
+  const set = files.flatMap((f) => (f.data.limits?.pendingApprovals === undefined ? [] : [f.data.limits.pendingApprovals]));
+  return set.length > 0 ? Math.min(...set) : DEFAULT_PENDING_APPROVALS;
+}
+
 const where = (p: SourcePosition): string => `${p.file}:${p.line}:${p.col}`;
 
 /** Collects problems with their positions while compilation goes on, so one run reports them all. */
@@ -125,6 +134,7 @@ export function compilePolicy(files: readonly ParsedPolicyFile[], version: strin
     routes,
     destinationAllow,
     passthrough: passthrough.map((pt) => pt.pattern),
+    pendingApprovals: pendingApprovalsLimit(files),
     exceptions,
     tests,
     index: buildIndex(rules),
@@ -229,7 +239,13 @@ function compileIdentities(files: readonly ParsedPolicyFile[], p: Problems): Map
         tokenOwners.set(hex, id);
         tokenSha256.push(Buffer.from(hex, 'hex'));
       }
-      identities.set(id, { id, ...(def.owner !== undefined ? { owner: def.owner } : {}), groups: [...new Set(def.groups)], tokenSha256 });
+      identities.set(id, {
+        id,
+        ...(def.owner !== undefined ? { owner: def.owner } : {}),
+        groups: [...new Set(def.groups)],
+        tokenSha256,
+        ...(def.pendingApprovals !== undefined ? { pendingApprovals: def.pendingApprovals } : {}),
+      });
     }
   }
   return identities;

@@ -129,6 +129,7 @@ const IdentitySchema = z.strictObject({
   owner: z.string().min(1).optional().describe('The person responsible for this agent; they may not approve its requests.'),
   groups: z.array(name('a group')).default([]),
   tokens: tokenDigests('proxy token').optional().describe('SHA-256 digests of the proxy tokens this identity authenticates with.'),
+  pendingApprovals: z.int().min(1).optional().describe('Most requests this identity may have waiting for approval at once (overrides limits.pendingApprovals).'),
 });
 
 const ApproverGroupSchema = z.strictObject({
@@ -199,6 +200,10 @@ export const PolicyFileSchema = z
       allow: z.array(z.string().min(1)).min(1)
         .describe('CIDRs or addresses Airlock may dial although their class is refused by default (private ranges, loopback); metadata addresses only when named exactly.'),
     }).optional().describe('The destination guard: which resolved addresses may be dialled.'),
+    limits: z.strictObject({
+      pendingApprovals: z.int().min(1).optional()
+        .describe('Most requests one identity (anonymous callers together) may have waiting for approval at once; the next is refused with 429. Default 20. Files that disagree: the lowest wins.'),
+    }).optional().describe('Bounds on what one agent can ask of people.'),
     exceptions: z.array(ExceptionSchema).optional()
       .describe('Safe defaults relaxed for named upstreams. Each is a way around a check Airlock makes: keep them narrow.'),
     rules: z.array(RuleSchema).optional(),

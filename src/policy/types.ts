@@ -116,6 +116,8 @@ export interface ClassificationConfig {
  */
 export interface IdentityConfig extends Identity {
   tokenSha256: readonly Uint8Array[];
+  /** Its own cap on requests waiting for approval, when it has one. */
+  pendingApprovals?: number;
 }
 
 /** A reverse-proxy route: origin-form requests whose path starts with `prefix` go to `upstream`. */
@@ -183,6 +185,8 @@ export interface CompiledPolicy {
   readonly passthrough: readonly HostPattern[];
   /** `destinations.allow` of every file: addresses the destination guard lets through despite their class. */
   readonly destinationAllow: readonly string[];
+  /** `limits.pendingApprovals`: requests one identity may have waiting for approval at once. */
+  readonly pendingApprovals: number;
   /** `exceptions` of every file: safe defaults relaxed for named hosts. */
   readonly exceptions: readonly CompiledException[];
   readonly tests: readonly PolicyTestCase[];

@@ -22,6 +22,8 @@ export interface ProxyContext {
   upstreamTls: SecureContext | undefined;
   /** Connect timeout for raw tunnels (forwarded requests use the agent's own). */
   connectTimeoutMs: number;
+  /** A client must have sent a request's headers within this long. */
+  clientHeadersTimeoutMs: number;
   /** Open tunnels per caller, and how long one may sit idle. */
   tunnelLimits: TunnelLimits;
   audit: AuditSink;

@@ -53,15 +53,24 @@ export async function holdForApproval(x: Exchange, canon: CanonicalRequest, deci
   const rpc = canon.body?.rpc ?? null;
   const toolCall = rpc !== null && !rpc.batch && rpc.calls[0]!.tool !== null ? rpc.calls[0]! : null;
 
+  // A tool call is bound to the server, the tool and its canonical arguments, not to the JSON-RPC id
+  // or _meta: the model's retry of the same call joins (or spends) the same approval.
+  const digest = toolCall ? toolCallDigest(stored, toolCall) : requestDigest(stored);
+  const identity = canon.identity?.id ?? null;
   let record: ApprovalRecord | null;
   let announced = false;
   try {
+    // One agent may not flood approvers: past its cap, only requests that join an approval get through.
+    const cap = (canon.identity && x.policy.identities.get(canon.identity.id)?.pendingApprovals) || x.policy.pendingApprovals;
+    if (!(await approvals.hasActive(identity, digest)) && (await approvals.countPending(identity)) >= cap) {
+      const message = `${identity === null ? 'anonymous callers' : `identity ${identity}`} already ${identity === null ? 'have' : 'has'} ${cap} requests waiting for approval; wait for decisions before asking for more`;
+      ctx.audit.write({ event: 'approval_limited', request_id: x.requestId, identity, rule, limit: cap, reason: message });
+      return x.refuse({ status: 429, code: 'too_many_requests', message, rule, headers: { 'retry-after': '60' } }, canon, decision);
+    }
     ({ record } = await approvals.findOrCreate({
       requestId: x.requestId,
       request: stored,
-      // A tool call is bound to the server, the tool and its canonical arguments, not to the JSON-RPC
-      // id or _meta: the model's retry of the same call joins (or spends) the same approval.
-      digest: toolCall ? toolCallDigest(stored, toolCall) : requestDigest(stored),
+      digest,
       identity: canon.identity,
       decision,
       policy: x.policy,

@@ -54,7 +54,11 @@ describe('RedisStore', () => {
       const recordKey = `${prefix}:approval:{${tag}}:${rec.id}`;
       const activeKey = `${prefix}:active:{${tag}}`;
       const refKey = `${prefix}:ref:${rec.id}`;
-      assert.deepEqual((await raw.keys(`${prefix}:*`)).sort(), [activeKey, recordKey, `${prefix}:list`, refKey].sort());
+      const pendingKey = `${prefix}:pending-of:${rec.identity}`;
+      assert.deepEqual((await raw.keys(`${prefix}:*`)).sort(), [activeKey, recordKey, `${prefix}:list`, refKey, pendingKey].sort());
+      // What an identity has pending, to cap it: each entry until its expiry.
+      assert.deepEqual(await raw.zrange(pendingKey, 0, '-1', 'WITHSCORES'), [`${tag}:${rec.id}`, String(rec.expiresAt)]);
+      assert.equal(await raw.call('PEXPIRETIME', pendingKey), rec.expiresAt);
       assert.equal(await raw.type(recordKey), 'hash');
       assert.equal(await raw.get(activeKey), recordKey);
       assert.equal(await raw.get(refKey), tag);

@@ -265,6 +265,32 @@ describe('approvals: hold, return, retry', () => {
     }
   });
 
+  it('one identity has at most limits.pendingApprovals requests waiting; the next distinct one gets 429, an identical one still joins', async () => {
+    await al.writePolicy('policy.yaml', `${policy(up).replace('version: 1\n', 'version: 1\nlimits: { pendingApprovals: 2 }\n')}`);
+    await al.airlock.policies.reload();
+    const ask = (path: string) => run('curl', ['-sS', '-i', '-x', proxy, '-H', 'Prefer: respond-async', '-d', 'x', `${up.origin}/exports/${path}`]);
+    const status = (r: { stdout: string }): string => /^HTTP\/1\.1 (\d{3})/.exec(r.stdout)?.[1] ?? '';
+    const pending = (await api('GET', '/v1/approvals?state=pending', TOKENS.bob)).json.approvals as View[];
+    for (const v of pending) await api('POST', `/v1/approvals/${v.id}/deny`, TOKENS.bob, { reason: 'clearing the queue' });
+    try {
+      const first = await ask('limit-1');
+      assert.equal(status(first), '202');
+      assert.equal(status(await ask('limit-2')), '202');
+      const third = await ask('limit-3');
+      assert.equal(status(third), '429');
+      assert.match(third.stdout, /retry-after: 60/i);
+      assert.match(third.stdout, /billing-bot already has 2 requests waiting for approval/);
+      assert.equal(status(await ask('limit-1')), '202', 'an identical request joins its approval');
+      const id = /"approval_id":"([^"]+)"/.exec(first.stdout)![1]!;
+      await api('POST', `/v1/approvals/${id}/deny`, TOKENS.bob, { reason: 'no' });
+      assert.equal(status(await ask('limit-3')), '202', 'a decision makes room');
+      assert.ok((await al.audit()).some((e) => e.event === 'approval_limited' && e.identity === 'billing-bot' && e.limit === 2));
+    } finally {
+      await al.writePolicy('policy.yaml', policy(up));
+      await al.airlock.policies.reload();
+    }
+  });
+
   it('the status URL answers only the identity that asked', async () => {
     const r = await run('curl', ['-sS', '-x', proxy, '-d', 'x', '-H', 'Prefer: respond-async', `${up.origin}/exports/private`]);
     const id = (JSON.parse(r.stdout) as { approval_id: string }).approval_id;

@@ -133,3 +133,40 @@ rules:
     await Promise.all(open.map((t) => once(t.socket, 'close')));
   });
 });
+
+describe('slow clients', () => {
+  let up: Upstream;
+  let al: TestAirlock;
+  let proxyPort: number;
+  before(async () => {
+    up = await startUpstream();
+    al = await startTestAirlock({ 'policy.yaml': 'version: 1\nrules:\n  - { id: all, match: { hosts: ["*"] }, action: allow }\n' }, { clientHeadersTimeoutMs: 400 });
+    proxyPort = Number(new URL(al.proxyUrl).port);
+  });
+  after(async () => {
+    await al.close();
+    await up.close();
+  });
+
+  /** Start a request and send one more header line every 100 ms, never finishing: the answer once cut off. */
+  const dribble = async (s: Socket, start: string): Promise<string> => {
+    s.write(start);
+    const timer = setInterval(() => s.write('X-Slow: yes\r\n'), 100);
+    try {
+      return await rest(s);
+    } finally {
+      clearInterval(timer);
+    }
+  };
+
+  it('headers dribbled to the proxy listener are cut off at --client-headers-timeout (408)', { timeout: 5000 }, async () => {
+    const s = connect(proxyPort, '127.0.0.1');
+    await once(s, 'connect');
+    assert.match(await dribble(s, `GET http://localhost:${up.port}/ HTTP/1.1\r\nHost: localhost:${up.port}\r\n`), /^HTTP\/1\.1 408/);
+  });
+
+  it('and inside a tunnel too', { timeout: 5000 }, async () => {
+    const { socket } = await tunnel(proxyPort, `localhost:${up.port}`);
+    assert.match(await dribble(socket, `GET /x HTTP/1.1\r\nHost: localhost:${up.port}\r\n`), /^HTTP\/1\.1 408/);
+  });
+});

@@ -357,6 +357,25 @@ export function approvalStoreContract(name: string, makeStores: () => Promise<St
         }));
     });
 
+    describe('countPending', () => {
+      it('counts what one identity has pending, on any replica, and stops counting what is decided or expired', () =>
+        withStores(async (a, b) => {
+          const now = Date.now();
+          const bot = `counted-${randomUUID()}`;
+          const recs = [1, 2, 3].map((i) => makeRecord(now, { identity: bot, expiresAt: now + 60_000 * i }));
+          for (const r of recs) await a.createOrJoin(r, now);
+          await a.createOrJoin(makeRecord(now, { identity: `other-${randomUUID()}` }), now);
+          assert.equal(await b.countPending(bot, now), 3);
+          await b.createOrJoin({ ...recs[0]!, id: `apr_${randomUUID()}` }, now + 1);
+          assert.equal(await a.countPending(bot, now + 1), 3, 'joining an existing request adds nothing');
+          await b.decide(recs[0]!.id, { approver: 'bob@example.com', verdict: 'deny' }, now + 2);
+          await b.cancel(recs[1]!.id, bot, null, now + 2);
+          assert.equal(await a.countPending(bot, now + 3), 1);
+          assert.equal(await a.countPending(bot, recs[2]!.expiresAt), 0, 'expired');
+          assert.equal(await a.countPending(null, now), 0);
+        }));
+    });
+
     describe('list', () => {
       async function three(a: ApprovalStore, now: number): Promise<ApprovalRecord[]> {
         const recs = [makeRecord(now), makeRecord(now + 1), makeRecord(now + 2)];
