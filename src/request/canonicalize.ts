@@ -9,7 +9,7 @@ import { DEFAULT_PORT, canonicalHost, formatAuthority, parseAuthority } from './
 import { inspectQuery } from '../inspect/query.js';
 import { HeaderList } from './headers.js';
 import { exceptionsFor } from '../policy/exceptions.js';
-import { OVERRIDE_REFUSED, overrideField, overrideHeader } from './method-override.js';
+import { OVERRIDE_HEADERS, OVERRIDE_REFUSED, overrideField } from './method-override.js';
 import { isRerouting } from './rerouting-headers.js';
 import { canonicalPath } from './path.js';
 
@@ -155,6 +155,7 @@ export function canonicalize(raw: RawRequest, identity: Identity | null, policy:
   let hostValue: string | undefined;
   let classValue: string | undefined;
   let connection = false;
+  let override: string | undefined;
   for (let i = 0; i < rh.length; i += 2) {
     const rawName = rh[i] as string;
     const value = rh[i + 1] as string;
@@ -175,14 +176,12 @@ export function canonicalize(raw: RawRequest, identity: Identity | null, policy:
       if (name === classHeader) classValue = value;
     }
     if (name === 'connection') connection = true;
+    else if (OVERRIDE_HEADERS.has(name)) override ??= name;
     flat[i] = name;
     flat[i + 1] = value;
   }
   const headers = new HeaderList(flat);
-  if (!exceptions.methodOverride) {
-    const override = overrideHeader(headers);
-    if (override !== null) return fail(OVERRIDE_REFUSED(`the ${override} header`));
-  }
+  if (override !== undefined && !exceptions.methodOverride) return fail(OVERRIDE_REFUSED(`the ${override} header`));
 
   if (te !== undefined) {
     if (te.trim().toLowerCase() !== 'chunked') return fail('Transfer-Encoding must be exactly "chunked"');

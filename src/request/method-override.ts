@@ -3,18 +3,11 @@
  * on (Rails, Laravel, Express's method-override, ASP.NET, Symfony). A rule that allows POST would
  * otherwise let a DELETE through. Refused unless the policy's `exceptions` allow them for the host.
  */
-import type { HeaderList } from './headers.js';
-
-export const OVERRIDE_HEADERS: readonly string[] = ['x-http-method-override', 'x-http-method', 'x-method-override'];
+/** Header names (lower-case) that name the method a framework acts on. */
+export const OVERRIDE_HEADERS: ReadonlySet<string> = new Set(['x-http-method-override', 'x-http-method', 'x-method-override']);
 
 /** The override parameter: a query parameter or a form field. */
 const OVERRIDE_FIELD = '_method';
-
-/** The first override header the request carries, or null. */
-export function overrideHeader(headers: HeaderList): string | null {
-  for (const name of OVERRIDE_HEADERS) if (headers.get(name) !== undefined) return name;
-  return null;
-}
 
 /** Whether an urlencoded string (query, form body) names `_method` (decoded, any case). */
 export function overrideField(encoded: string): boolean {
