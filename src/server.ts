@@ -142,6 +142,8 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
     approvals.addChannel(slack);
     await slack.start();
   }
+  const channels = (): ReadonlyMap<string, boolean> => new Map(slack ? [['slack', slack.up()]] : []);
+  metrics.watchChannels(channels);
   let own = new Set<string>();
   let ports = new Set<number>();
   const { server: proxyServer, destroyTunnels } = createProxyServer({
@@ -169,6 +171,7 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
     approvals,
     policy: holder.current,
     slack: slack ? (req, res) => slack.handleHttp(req, res) : null,
+    channels,
     ready: () => (proxyUp ? { ready: true } : { ready: false, reason: 'proxy listener not accepting connections' }),
   });
   const proxy = await listen(proxyServer, config.listen);

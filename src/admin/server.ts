@@ -13,6 +13,8 @@ export interface AdminState {
   policy(): CompiledPolicy;
   /** Slack's HTTP delivery (`POST /slack/events`), when Slack is configured without Socket Mode. */
   slack: ((req: IncomingMessage, res: ServerResponse) => void) | null;
+  /** Approval channels and whether each reaches its service: reported, never a reason to be unready. */
+  channels(): ReadonlyMap<string, boolean>;
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
@@ -39,7 +41,9 @@ export function createAdminServer(state: AdminState): Server {
         return json(res, 200, { status: 'ok' });
       case '/readyz': {
         const r = state.ready();
-        return json(res, r.ready ? 200 : 503, r.ready ? { status: 'ready' } : { status: 'not_ready', reason: r.reason });
+        // A channel that is down does not make Airlock unready: allowed traffic and API approvals go on.
+        const channels = Object.fromEntries([...state.channels()].map(([name, up]) => [name, up ? 'up' : 'down']));
+        return json(res, r.ready ? 200 : 503, r.ready ? { status: 'ready', channels } : { status: 'not_ready', reason: r.reason, channels });
       }
       case '/metrics':
         state.registry.metrics().then(

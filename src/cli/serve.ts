@@ -108,7 +108,14 @@ export function registerServeCommand(program: Command): void {
         return;
       }
       try {
+        // A failure nothing handled (a library's stray promise) is logged and counted; the proxy goes on.
+        const unhandled: { count?: () => void } = {};
+        process.on('unhandledRejection', (err: unknown) => {
+          unhandled.count?.();
+          log.error({ err }, 'unhandled rejection');
+        });
         const airlock = await startAirlock(config, log);
+        unhandled.count = () => airlock.metrics.unhandledRejections.inc();
         log.info({ proxy: formatHostPort(airlock.proxy), admin: formatHostPort(airlock.admin), policies: config.policies }, 'airlock listening');
         process.on('SIGHUP', () => void airlock.policies.reload(true));
         const stop = (signal: string): void => {

@@ -40,6 +40,11 @@ export interface Metrics {
   /** airlock_approval_store_up: 1 when the approval store answers; read at scrape time from what `watchApprovalStore` was given. */
   approvalStoreUp: Gauge;
   watchApprovalStore(ready: () => boolean): void;
+  /** airlock_channel_up{channel}: 1 when an approval channel (Slack) reaches its service; read at scrape time. */
+  channelUp: Gauge;
+  watchChannels(health: () => ReadonlyMap<string, boolean>): void;
+  /** airlock_unhandled_rejections_total: failures nothing handled, logged and counted instead of ending the process. */
+  unhandledRejections: Counter;
 }
 
 /** 0.5 ms doubling to ~16 s: a policy decision is sub-millisecond, a slow upstream takes seconds. */
@@ -48,6 +53,7 @@ const LATENCY_BUCKETS = exponentialBuckets(0.0005, 2, 16);
 export function createMetrics(): Metrics {
   const registry = new Registry();
   let storeReady: () => boolean = () => false;
+  let channelHealth: () => ReadonlyMap<string, boolean> = () => new Map();
   const registers = [registry];
   collectDefaultMetrics({ register: registry, prefix: 'airlock_' });
   return {
@@ -151,5 +157,22 @@ export function createMetrics(): Metrics {
     watchApprovalStore(ready) {
       storeReady = ready;
     },
+    channelUp: new Gauge({
+      name: 'airlock_channel_up',
+      help: 'Whether an approval channel reaches its service (0: approvers there are not told; the approvals API still works).',
+      labelNames: ['channel'] as const,
+      registers,
+      collect() {
+        for (const [channel, up] of channelHealth()) this.set({ channel }, up ? 1 : 0);
+      },
+    }),
+    watchChannels(health) {
+      channelHealth = health;
+    },
+    unhandledRejections: new Counter({
+      name: 'airlock_unhandled_rejections_total',
+      help: 'Failures that nothing handled: logged and counted; the proxy goes on.',
+      registers,
+    }),
   };
 }

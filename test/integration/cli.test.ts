@@ -98,7 +98,7 @@ describe('airlock serve', () => {
       assert.ok(listening);
       const admin = `http://${listening.admin}`;
       assert.equal((await fetch(`${admin}/healthz`)).status, 200);
-      assert.deepEqual(await (await fetch(`${admin}/readyz`)).json(), { status: 'ready' });
+      assert.deepEqual(await (await fetch(`${admin}/readyz`)).json(), { status: 'ready', channels: {} });
       const metrics = await (await fetch(`${admin}/metrics`)).text();
       assert.match(metrics, /airlock_policy_rules \d+/);
       assert.equal((await fetch(`${admin}/nope`)).status, 404);

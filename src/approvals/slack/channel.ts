@@ -1,11 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { App, HTTPReceiver, LogLevel, type BlockAction, type ButtonAction } from '@slack/bolt';
+import { App, LogLevel, type BlockAction, type ButtonAction } from '@slack/bolt';
 import type { WebClient } from '@slack/web-api';
 import type { Logger } from '../../log.js';
 import type { CompiledPolicy } from '../../policy/types.js';
 import { selfApproval, stillEligible, type ApprovalChannel, type ApprovalService } from '../service.js';
 import type { ApprovalRecord } from '../types.js';
-import { SLACK_EVENTS_PATH } from './endpoint.js';
+import { SlackHttpReceiver } from './receiver.js';
 import {
   APPROVE_ACTION,
   DENY_ACTION,
@@ -73,7 +73,10 @@ interface Clicker {
  */
 export class SlackChannel implements ApprovalChannel {
   private readonly app: App;
-  private readonly receiver: HTTPReceiver | null;
+  private readonly receiver: SlackHttpReceiver | null;
+  /** Whether Slack answered the last call (auth.test at start, then every post and update). */
+  private reachable = false;
+  private stopped = false;
   private readonly emails = new Map<string, { email: string | null; until: number }>();
   private readonly groups = new Map<string, { members: Set<string>; until: number }>();
   /** Signatures of payloads already handled over HTTP: a replay within the timestamp window is ignored. */
@@ -91,25 +94,66 @@ export class SlackChannel implements ApprovalChannel {
       // Posting and updating are retried (Slack down, rate limits); a decision never waits on them.
       retryConfig: { retries: 5, factor: 2, minTimeout: 200, maxTimeout: 5000 },
     };
+    // Token verification is Airlock's (start): Bolt's runs auth.test in the constructor and nobody
+    // awaits it, so a Slack that is down at start would end the process with an unhandled rejection.
+    const common = { token: config.botToken, clientOptions, logLevel: LogLevel.ERROR, tokenVerificationEnabled: false };
     if (config.appToken) {
       this.receiver = null;
-      this.app = new App({ token: config.botToken, appToken: config.appToken, socketMode: true, clientOptions, logLevel: LogLevel.ERROR });
+      this.app = new App({ ...common, appToken: config.appToken, socketMode: true });
     } else {
       if (!config.signingSecret) throw new Error('Slack over HTTP needs SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN for Socket Mode)');
-      this.receiver = new HTTPReceiver({ signingSecret: config.signingSecret, endpoints: SLACK_EVENTS_PATH, processBeforeResponse: false });
-      this.app = new App({ token: config.botToken, receiver: this.receiver, clientOptions, logLevel: LogLevel.ERROR });
+      this.receiver = new SlackHttpReceiver(config.signingSecret, log);
+      this.app = new App({ ...common, receiver: this.receiver });
     }
     this.app.error(async (err) => this.log.warn({ err }, 'slack handler failed'));
     this.registerHandlers();
   }
 
-  /** Socket Mode connects out to Slack; HTTP mode has nothing to start (the admin listener serves it). */
-  async start(): Promise<void> {
-    if (!this.receiver) await this.app.start();
+  /**
+   * Connects (Socket Mode) or checks the token (HTTP mode) in the background, retrying with backoff
+   * while Slack is unreachable: a channel that is down never stops the proxy, and decisions go on
+   * through the approvals API meanwhile. `up()` and `airlock_channel_up` tell.
+   */
+  start(): Promise<void> {
+    void this.connect();
+    return Promise.resolve();
+  }
+
+  private async connect(): Promise<void> {
+    for (let attempt = 0; !this.stopped; attempt++) {
+      try {
+        if (this.receiver) await this.app.client.auth.test();
+        else await this.app.start();
+        this.reachable = true;
+        return;
+      } catch (err) {
+        this.reachable = false;
+        this.log.warn({ err: { message: (err as Error).message }, attempt }, 'Slack is not reachable; approvals go on through the API, retrying');
+        await new Promise((resolve) => setTimeout(resolve, Math.min(30_000, 500 * 2 ** attempt)).unref());
+      }
+    }
+  }
+
+  /** Whether Slack answered the last call. */
+  up(): boolean {
+    return this.reachable;
   }
 
   async stop(): Promise<void> {
-    if (!this.receiver) await this.app.stop();
+    this.stopped = true;
+    if (!this.receiver) await this.app.stop().catch(() => undefined);
+  }
+
+  /** A call to Slack whose outcome says whether Slack is reachable. */
+  private async tracked<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      const result = await withRetries(call);
+      this.reachable = true;
+      return result;
+    } catch (err) {
+      if (transient(err)) this.reachable = false;
+      throw err;
+    }
   }
 
   /** `POST /slack/events` on the admin listener (HTTP mode). */
@@ -135,7 +179,7 @@ export class SlackChannel implements ApprovalChannel {
     res.once('finish', () => {
       if (res.statusCode === 200 && signature) this.seen.set(signature, now + 2 * MAX_SKEW_S * 1000);
     });
-    this.receiver.requestListener(req, res);
+    void this.receiver.handle(req, res);
   }
 
   async requested(r: ApprovalRecord): Promise<void> {
@@ -146,7 +190,7 @@ export class SlackChannel implements ApprovalChannel {
     }
     const message = approvalRequestMessage(r, { now: Date.now() });
     // No unfurling and no link_names: nothing an agent wrote may turn into a preview or a mention.
-    const posted = await withRetries(() => this.app.client.chat.postMessage({ channel, ...message, unfurl_links: false, unfurl_media: false }));
+    const posted = await this.tracked(() => this.app.client.chat.postMessage({ channel, ...message, unfurl_links: false, unfurl_media: false }));
     if (posted.ts && posted.channel) await this.approvals.setSlackMessage(r.id, { channel: posted.channel, ts: posted.ts });
   }
 
@@ -154,7 +198,7 @@ export class SlackChannel implements ApprovalChannel {
     const ref = r.slack ?? (await this.approvals.get(r.id))?.slack;
     if (!ref) return;
     const message = r.state === 'pending' ? approvalRequestMessage(r, { now: Date.now() }) : approvalOutcomeMessage(r, { now: Date.now() });
-    await withRetries(() => this.app.client.chat.update({ channel: ref.channel, ts: ref.ts, ...message }));
+    await this.tracked(() => this.app.client.chat.update({ channel: ref.channel, ts: ref.ts, ...message }));
   }
 
   private registerHandlers(): void {
