@@ -25,6 +25,10 @@ export interface ServeConfig {
   maxInspectedBodyBytes: number;
   /** A client must send a request's headers within this long. */
   clientHeadersTimeoutMs: number;
+  /** A body Airlock reads (held or inspected) must arrive within this long. */
+  clientBodyTimeoutMs: number;
+  /** Most client connections the proxy listener accepts at once. */
+  maxConnections: number;
   /** A tunnel with nothing flowing for this long is closed. */
   tunnelIdleMs: number;
   /** Most tunnels one identity (or anonymous client address) may hold open at once. */

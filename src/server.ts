@@ -157,6 +157,7 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
     connectTimeoutMs: config.upstream.connectTimeoutMs,
     tunnelLimits: tunnelLimits(config.tunnelIdleMs, config.maxTunnelsPerIdentity),
     clientHeadersTimeoutMs: config.clientHeadersTimeoutMs,
+    clientBodyTimeoutMs: config.clientBodyTimeoutMs,
     upstreamTls,
     interception,
     guard,
@@ -174,6 +175,8 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
     channels,
     ready: () => (proxyUp ? { ready: true } : { ready: false, reason: 'proxy listener not accepting connections' }),
   });
+  // Past this many, new connections are closed at once: a flood cannot take every descriptor.
+  proxyServer.maxConnections = config.maxConnections;
   const proxy = await listen(proxyServer, config.listen);
   const admin = await listen(adminServer, config.admin);
   own = ownAddresses([proxy.host, admin.host, config.listen.host, config.admin.host]);

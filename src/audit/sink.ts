@@ -18,6 +18,12 @@ export interface AuditSink {
   write(event: AuditEvent): void;
   /** Resolves once everything written so far has reached the file descriptor. */
   flush(): Promise<void>;
+  /**
+   * Hands what is queued to the file descriptor now, synchronously (one write(2)): called before
+   * Airlock answers an agent itself, so what the agent was told is on record even if the process
+   * dies right after. The allowed path does not: its lines go with the turn's batch.
+   */
+  commit(): void;
   /** Flushes, then closes the file. Later writes are counted as errors. */
   close(): Promise<void>;
 }
@@ -296,8 +302,13 @@ export async function createAuditSink(opts: AuditSinkOptions): Promise<AuditSink
 
   if (start.restartReason !== undefined) write({ event: CHAIN_RESTARTED, reason: start.restartReason });
 
+  const commit = (): void => {
+    if (!closed && !broken) writeQueued();
+  };
+
   return {
     write,
+    commit,
     flush,
     async close() {
       if (closed) return;

@@ -22,6 +22,8 @@ interface ServeFlags {
   maxInspectedBody: string;
   tunnelIdleTimeout: string;
   clientHeadersTimeout: string;
+  clientBodyTimeout: string;
+  maxConnections: string;
   maxTunnels: string;
   replica?: string;
   upstreamCa?: string;
@@ -62,6 +64,8 @@ export function toServeConfig(f: ServeFlags): ServeConfig {
     maxInspectedBodyBytes: parseSize(f.maxInspectedBody, '--max-inspected-body'),
     tunnelIdleMs: duration(f.tunnelIdleTimeout, '--tunnel-idle-timeout'),
     clientHeadersTimeoutMs: duration(f.clientHeadersTimeout, '--client-headers-timeout'),
+    clientBodyTimeoutMs: duration(f.clientBodyTimeout, '--client-body-timeout'),
+    maxConnections: positiveInt(f.maxConnections, '--max-connections'),
     maxTunnelsPerIdentity: positiveInt(f.maxTunnels, '--max-tunnels'),
     replica: f.replica || `${hostname()}-${process.pid}`,
     slack: slackFromEnv(process.env),
@@ -89,6 +93,8 @@ export function registerServeCommand(program: Command): void {
       new Option('--max-inspected-body <size>', 'most of a body read for rules that inspect it (decoded size too); larger bodies get the most restrictive outcome').env('AIRLOCK_MAX_INSPECTED_BODY').default('1MiB'),
     )
     .addOption(new Option('--client-headers-timeout <duration>', 'a client must send a request\'s headers within this long (slow clients are cut off with 408)').env('AIRLOCK_CLIENT_HEADERS_TIMEOUT').default('30s'))
+    .addOption(new Option('--client-body-timeout <duration>', 'a body Airlock reads (held for approval, or inspected) must arrive within this long (408)').env('AIRLOCK_CLIENT_BODY_TIMEOUT').default('60s'))
+    .addOption(new Option('--max-connections <n>', 'most client connections the proxy listener accepts at once (keep the open-files limit above it)').env('AIRLOCK_MAX_CONNECTIONS').default('8192'))
     .addOption(new Option('--tunnel-idle-timeout <duration>', 'close a CONNECT tunnel nothing has flowed through for this long').env('AIRLOCK_TUNNEL_IDLE_TIMEOUT').default('5m'))
     .addOption(new Option('--max-tunnels <n>', 'most CONNECT tunnels one identity (or anonymous client address) may hold open at once').env('AIRLOCK_MAX_TUNNELS').default('256'))
     .addOption(new Option('--replica <id>', 'this instance among replicas sharing Redis (default: host name and pid)').env('AIRLOCK_REPLICA_ID'))

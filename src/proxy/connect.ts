@@ -146,7 +146,11 @@ export function handleConnect(
   ctx.metrics.tunnels.inc({ decision: 'inspect' });
   audit(fields);
   socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+  // A client that closes before sending anything leaves nothing behind.
+  const early = (): void => void socket.destroy();
+  socket.once('end', early);
   const dispatch = (first: Buffer): void => {
+    socket.off('end', early);
     socket.unshift(first);
     if (first[0] === TLS_HANDSHAKE && interception) {
       intercept(socket, host, port, identity, requestId, ctx, interception, (tlsSocket) => toInner(tlsSocket, { scheme: 'https', host, port, identity }));

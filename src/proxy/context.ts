@@ -24,6 +24,8 @@ export interface ProxyContext {
   connectTimeoutMs: number;
   /** A client must have sent a request's headers within this long. */
   clientHeadersTimeoutMs: number;
+  /** A body Airlock reads (held or inspected) must have arrived within this long. */
+  clientBodyTimeoutMs: number;
   /** Open tunnels per caller, and how long one may sit idle. */
   tunnelLimits: TunnelLimits;
   audit: AuditSink;

@@ -72,12 +72,35 @@ export class Exchange {
         target: canon ? undefined : this.req.url,
       });
     }
+    // A request already decided (held, or allowed) and then answered here — refused after its decision,
+    // or its upstream failed: what it was told is recorded too (a denial's own event already says it).
+    if (decision && decision.action !== 'deny') {
+      ctx.audit.write({
+        event: 'request_answered',
+        request_id: this.requestId,
+        rule: e.rule ?? decision.rule,
+        identity: canon?.identity?.id ?? null,
+        status: e.status,
+        error: e.code,
+        approval_id: e.approvalId ?? undefined,
+        reason: e.message,
+      });
+    }
+    // On record before the agent is answered.
+    ctx.audit.commit();
     const full = { ...e, requestId: this.requestId };
     const rpc = canon?.body?.rpc;
     if (!(this.answer instanceof ServerResponse)) writeSocketError(this.answer, full);
     // A JSON-RPC caller (MCP) gets the refusal in its own protocol, for each call.
     else if (!rpc || !sendRpcAnswer(this.answer, rpc, full)) sendError(this.answer, full);
     ctx.metrics.requestDuration.observe({ action: decision?.action ?? 'refused' }, (performance.now() - this.started) / 1000);
+  }
+
+  /** 408 for a body that did not arrive in time; the connection is closed (the rest may still be coming). */
+  bodyTimedOut(canon: CanonicalRequest, decision?: Decision): void {
+    const message = `the request's body did not arrive within ${this.ctx.clientBodyTimeoutMs} ms`;
+    this.refuse({ status: 408, code: 'bad_request', message, headers: { connection: 'close' } }, canon, decision);
+    this.req.socket.destroySoon();
   }
 
   /** Who sent a request refused before it was identified: the tunnel's identity, its credentials, or the sidecar's. */

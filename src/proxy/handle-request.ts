@@ -48,8 +48,12 @@ function answerRewriter(x: Exchange, canon: CanonicalRequest): ResponseRewriter 
 async function inspect(x: Exchange, canon: CanonicalRequest): Promise<{ decision: Decision; body: ForwardBody; read: Buffer } | null> {
   const { req, ctx } = x;
   const limit = ctx.maxInspectedBodyBytes;
-  const read = await readBody(req, limit);
+  const read = await readBody(req, limit, ctx.clientBodyTimeoutMs);
   if (!read.ok && read.reason === 'aborted') return null;
+  if (!read.ok && read.reason === 'timeout') {
+    x.bodyTimedOut(canon);
+    return null;
+  }
   const bytes = read.ok ? read.body : read.prefix;
   const view = await setBodyView(canon, read.ok ? bytes : bytes.subarray(0, limit), read.ok, x.policy, limit);
   if (!view.ok) {

@@ -41,9 +41,10 @@ export async function holdForApproval(x: Exchange, canon: CanonicalRequest, deci
     x.refuse({ status: 503, code: 'approval_unavailable', message: `this request needs approval and ${why}: refused (fail closed)`, rule }, canon, decision);
   if (!approvals.available()) return unavailable('the approval store is unreachable');
 
-  const body = await readBody(req, ctx.maxHeldBodyBytes, alreadyRead);
+  const body = await readBody(req, ctx.maxHeldBodyBytes, ctx.clientBodyTimeoutMs, alreadyRead);
   if (!body.ok) {
     if (body.reason === 'aborted') return;
+    if (body.reason === 'timeout') return x.bodyTimedOut(canon, decision);
     const message = `a request held for approval may carry at most ${ctx.maxHeldBodyBytes} bytes of body`;
     x.refuse({ status: 413, code: 'body_too_large', message, rule, headers: { connection: 'close' } }, canon, decision);
     return;
@@ -144,6 +145,8 @@ export async function holdForApproval(x: Exchange, canon: CanonicalRequest, deci
 /** `202 Accepted` for `Prefer: respond-async`: the only 2xx Airlock ever makes itself. */
 function accepted(x: Exchange, record: ApprovalRecord, rule: string | null): void {
   x.ctx.metrics.proxyResponses.inc({ code: 'approval_pending' });
+  // On record before the agent is answered.
+  x.ctx.audit.commit();
   sendJson(
     x.res,
     202,

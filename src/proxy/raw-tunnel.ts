@@ -76,13 +76,17 @@ function readFirst(client: Duplex, head: Buffer, host: string, done: (first: Fir
     buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
     check();
   };
+  // A client that closes before its first bytes are read leaves nothing behind.
+  const early = (): void => void client.destroy();
   const finish = (first: FirstBytes): void => {
+    client.off('end', early);
     client.off('data', onData);
     // Nothing may flow past while nobody listens: pipe() or the inner server resumes it.
     client.pause();
     done(first);
   };
   if (check()) return;
+  client.once('end', early);
   client.on('data', onData);
 }
 

@@ -68,10 +68,13 @@ export function writeSocketError(socket: Duplex, e: ProxyError): void {
   }
   const text = body(e);
   const extra = Object.entries(e.headers ?? {}).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  // Destroyed once written: waiting for the client to close its side would keep the socket (and its
+  // descriptor) for as long as the client likes.
   socket.end(
     `HTTP/1.1 ${e.status} ${STATUS_TEXT[e.status] ?? 'Error'}\r\n` +
       `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n` +
       `Airlock-Request-Id: ${e.requestId}\r\nConnection: close\r\n${extra}\r\n${text}`,
+    () => socket.destroy(),
   );
 }
 
@@ -79,7 +82,11 @@ const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request',
   403: 'Forbidden',
   407: 'Proxy Authentication Required',
+  405: 'Method Not Allowed',
+  408: 'Request Timeout',
   413: 'Payload Too Large',
+  414: 'URI Too Long',
+  429: 'Too Many Requests',
   502: 'Bad Gateway',
   503: 'Service Unavailable',
   504: 'Gateway Timeout',

@@ -10,20 +10,24 @@ export type BodyRead =
   | { ok: true; body: Buffer }
   /** More than the limit: `prefix` is what was read (the request is paused after it). */
   | { ok: false; reason: 'too_large'; prefix: Buffer }
+  /** Not all there by the deadline: a client that stalls may not hold memory for long. */
+  | { ok: false; reason: 'timeout' }
   | { ok: false; reason: 'aborted' };
 
 /**
- * Read `req`'s body after `already` (bytes read from it before), at most `limit` bytes in all. A
- * Content-Length over the limit is refused before reading anything.
+ * Read `req`'s body after `already` (bytes read from it before), at most `limit` bytes in all, within
+ * `deadlineMs`. A Content-Length over the limit is refused before reading anything.
  */
-export function readBody(req: IncomingMessage, limit: number, already: Buffer = EMPTY): Promise<BodyRead> {
+export function readBody(req: IncomingMessage, limit: number, deadlineMs: number, already: Buffer = EMPTY): Promise<BodyRead> {
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > limit) return Promise.resolve({ ok: false, reason: 'too_large', prefix: already });
   if (req.readableEnded) return Promise.resolve({ ok: true, body: already });
   return new Promise((resolve) => {
     const chunks: Buffer[] = already.length > 0 ? [already] : [];
     let size = already.length;
+    const timer = setTimeout(() => done({ ok: false, reason: 'timeout' }), deadlineMs);
     const done = (r: BodyRead): void => {
+      clearTimeout(timer);
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('error', onError);

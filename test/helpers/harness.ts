@@ -79,7 +79,7 @@ export interface TestAirlock {
 /** Airlock in this process on free loopback ports, with the given policy files in a temp folder. */
 export async function startTestAirlock(
   files: Record<string, string>,
-  options: { identity?: string; upstreamTimeoutMs?: number; redis?: string; replica?: string; maxHeldBodyBytes?: number; maxInspectedBodyBytes?: number; tunnelIdleMs?: number; maxTunnels?: number; clientHeadersTimeoutMs?: number; slack?: SlackConfig; upstreamCaFile?: string; caCertFile?: string; caKeyFile?: string; allowDestinations?: string[] } = {},
+  options: { identity?: string; upstreamTimeoutMs?: number; redis?: string; replica?: string; maxHeldBodyBytes?: number; maxInspectedBodyBytes?: number; tunnelIdleMs?: number; maxTunnels?: number; clientHeadersTimeoutMs?: number; clientBodyTimeoutMs?: number; maxConnections?: number; slack?: SlackConfig; upstreamCaFile?: string; caCertFile?: string; caKeyFile?: string; allowDestinations?: string[] } = {},
 ): Promise<TestAirlock> {
   const dir = await mkdtemp(join(tmpdir(), 'airlock-test-'));
   const policies = join(dir, 'policies');
@@ -100,6 +100,8 @@ export async function startTestAirlock(
     maxInspectedBodyBytes: options.maxInspectedBodyBytes ?? 1024 * 1024,
     tunnelIdleMs: options.tunnelIdleMs ?? 300_000,
     clientHeadersTimeoutMs: options.clientHeadersTimeoutMs ?? 30_000,
+    clientBodyTimeoutMs: options.clientBodyTimeoutMs ?? 60_000,
+    maxConnections: options.maxConnections ?? 8192,
     maxTunnelsPerIdentity: options.maxTunnels ?? 256,
     replica: options.replica ?? 'test-replica',
     slack: options.slack ?? null,

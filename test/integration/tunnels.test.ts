@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { readdirSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
@@ -69,6 +70,9 @@ rules:
   - id: tunnels-to-localhost
     match: { hosts: [localhost] }
     action: allow
+  - id: inspected-reads
+    match: { methods: [GET], hosts: [127.0.0.1], paths: ["/v1/**"] }
+    action: allow
 `,
       },
       { maxTunnels: 3, tunnelIdleMs: 300 },
@@ -120,6 +124,25 @@ rules:
     const { socket } = await tunnel(proxyPort, `localhost:${up.port}`);
     await rest(socket);
     assert.ok((await closedReasons()).some((r) => /^idle for 300 ms/.test(r)));
+  });
+
+  it('tunnels the client closes before sending a byte leave no descriptor behind', { timeout: 10_000 }, async () => {
+    const fds = (): number => readdirSync('/proc/self/fd').length;
+    const baseline = fds();
+    for (const authority of [`localhost:${up.port}`, `127.0.0.1:${up.port}`]) {
+      for (let i = 0; i < 10; i++) {
+        const { socket, status } = await tunnel(proxyPort, authority);
+        assert.equal(status, '200');
+        socket.end();
+        await once(socket, 'close');
+      }
+    }
+    let now = fds();
+    for (let i = 0; i < 200 && now > baseline; i++) {
+      await new Promise((r) => setImmediate(r));
+      now = fds();
+    }
+    assert.ok(now <= baseline, `${now - baseline} descriptors more than before`);
   });
 
   it('one caller holds at most --max-tunnels open at once (429 with Retry-After)', async () => {
