@@ -109,7 +109,7 @@ async function openInterception(config: ServeConfig): Promise<Interception | nul
 export async function startAirlock(config: ServeConfig, log: Logger): Promise<Airlock> {
   const metrics = createMetrics();
   const audit = await createAuditSink({ destination: config.audit, metrics });
-  const holder = await createPolicyHolder(config.policies, config.policyPollMs, { log, metrics, audit });
+  const holder = await createPolicyHolder(config.policies, config.policyPollMs, { log, metrics, audit }, config.policySettleMs);
   if (!('current' in holder)) {
     await audit.close();
     throw new PolicyLoadError(holder.errors);

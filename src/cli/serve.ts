@@ -16,6 +16,7 @@ interface ServeFlags {
   upstreamConnectTimeout: string;
   upstreamTimeout: string;
   policyPoll: string;
+  policySettle: string;
   logLevel: string;
   redis?: string;
   maxHeldBody: string;
@@ -59,6 +60,7 @@ export function toServeConfig(f: ServeFlags): ServeConfig {
       bodyTimeoutMs: timeout,
     },
     policyPollMs: duration(f.policyPoll, '--policy-poll'),
+    policySettleMs: duration(f.policySettle, '--policy-settle'),
     redis: f.redis || null,
     maxHeldBodyBytes: parseSize(f.maxHeldBody, '--max-held-body'),
     maxInspectedBodyBytes: parseSize(f.maxInspectedBody, '--max-inspected-body'),
@@ -87,6 +89,7 @@ export function registerServeCommand(program: Command): void {
     .addOption(new Option('--upstream-connect-timeout <duration>').env('AIRLOCK_UPSTREAM_CONNECT_TIMEOUT').default('10s'))
     .addOption(new Option('--upstream-timeout <duration>', 'until response headers, and between body chunks').env('AIRLOCK_UPSTREAM_TIMEOUT').default('60s'))
     .addOption(new Option('--policy-poll <duration>', 'how often the policy folder is re-read besides watching it').env('AIRLOCK_POLICY_POLL').default('5s'))
+    .addOption(new Option('--policy-settle <duration>', 'how long a changed policy file must have been left alone before it is put in force (write files by rename to skip the wait)').env('AIRLOCK_POLICY_SETTLE').default('1s'))
     .addOption(new Option('--redis <url>', 'share approvals through Redis (redis://, rediss://); default: in memory, one instance').env('REDIS_URL'))
     .addOption(new Option('--max-held-body <size>', 'largest body of a request held for approval').env('AIRLOCK_MAX_HELD_BODY').default('1MiB'))
     .addOption(

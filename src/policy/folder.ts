@@ -15,6 +15,8 @@ export interface PolicySource {
 
 export type FolderRead =
   | { ok: true; changed: boolean; sources: readonly PolicySource[] }
+  /** A changed file may still be being written: nothing is put in force; read again after this long. */
+  | { ok: true; changed: false; retryInMs: number }
   | { ok: false; error: PolicyError };
 
 const POLICY_FILE = /\.ya?ml$/i;
@@ -34,10 +36,20 @@ interface Seen {
   source: PolicySource;
 }
 
+/** A changed file modified less than this long ago may still be being written. */
+export const DEFAULT_QUIET_MS = 1000;
+
 export class PolicyFolder {
   private seen = new Map<string, Seen>();
 
-  constructor(readonly dir: string) {}
+  /**
+   * `quietMs`: how long a changed file must have been left alone before it is put in force. A file
+   * rewritten in place is read mid-write otherwise — a valid prefix without its last rule.
+   */
+  constructor(
+    readonly dir: string,
+    private readonly quietMs = DEFAULT_QUIET_MS,
+  ) {}
 
   /**
    * Every `*.yaml`/`*.yml` directly in the folder. Names starting with `.` are skipped (a Kubernetes
@@ -70,7 +82,14 @@ export class PolicyFolder {
         }
         const text = await readFile(file, 'utf8');
         const digest = createHash('sha256').update(text).digest('hex');
-        if (before?.digest !== digest) changed = true;
+        if (before?.digest !== digest) {
+          // New content: only once the file has been left alone for quietMs, and did not change while read.
+          const age = Date.now() - Math.max(info.mtimeMs, info.ctimeMs);
+          const after = await stat(file);
+          const still = `${after.dev}:${after.ino}:${after.size}:${after.mtimeMs}:${after.ctimeMs}` === signature;
+          if (age < this.quietMs || !still) return { ok: true, changed: false, retryInMs: still ? this.quietMs - age : this.quietMs };
+          changed = true;
+        }
         const settled = Date.now() - Math.max(info.mtimeMs, info.ctimeMs) > SETTLED_MS;
         next.set(file, { signature, settled, digest, source: before?.digest === digest ? before.source : { file, text } });
       } catch (err) {

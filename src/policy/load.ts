@@ -20,8 +20,10 @@ export type LoadResult =
 
 /** Load every policy file in `dir` (see PolicyFolder for which files those are). */
 export async function loadPolicyDir(dir: string): Promise<LoadResult> {
-  const read = await new PolicyFolder(dir).read();
+  // Read as it is now (the CLI checks what the operator just wrote): no waiting for the files to settle.
+  const read = await new PolicyFolder(dir, 0).read();
   if (!read.ok) return { ok: false, errors: [read.error], warnings: [] };
+  if ('retryInMs' in read) return { ok: false, errors: [{ file: dir, line: 0, col: 0, message: 'a policy file changed while it was read' }], warnings: [] };
   return loadPolicySources(read.sources);
 }
 

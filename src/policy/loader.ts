@@ -13,7 +13,8 @@ import type { LoaderReply, LoaderRequest } from './load-worker.js';
 import { joinPolicy } from './transfer.js';
 import type { CompiledRule } from './types.js';
 
-export type LoadOutcome = { changed: false } | { changed: true; result: LoadResult };
+/** `retryInMs`: a changed file may still be being written; nothing was loaded. */
+export type LoadOutcome = { changed: false; retryInMs?: number } | { changed: true; result: LoadResult };
 
 export interface PolicyLoader {
   /** The folder's policy if any file changed since the last load (every file re-read with `force`). */
@@ -26,8 +27,8 @@ const WORKER = new URL(`./load-worker${extname(fileURLToPath(import.meta.url))}`
 
 type Request = LoaderRequest extends infer R ? (R extends LoaderRequest ? Omit<R, 'seq'> : never) : never;
 
-export function createPolicyLoader(dir: string): PolicyLoader {
-  const folder = new PolicyFolder(dir);
+export function createPolicyLoader(dir: string, quietMs?: number): PolicyLoader {
+  const folder = new PolicyFolder(dir, quietMs);
   let worker: Worker | null = null;
   let seq = 0;
   const pending = new Map<number, { resolve: (r: LoaderReply) => void; reject: (err: Error) => void }>();
@@ -81,6 +82,7 @@ export function createPolicyLoader(dir: string): PolicyLoader {
     async load(force = false) {
       const read = await folder.read(force);
       if (!read.ok) return { changed: true, result: { ok: false, errors: [read.error], warnings: [] } };
+      if ('retryInMs' in read) return { changed: false, retryInMs: read.retryInMs };
       if (!read.changed) return { changed: false };
       return { changed: true, result: await compile(read.sources) };
     },

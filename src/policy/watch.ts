@@ -4,7 +4,7 @@ import type { AuditSink } from '../audit/sink.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { formatPolicyError } from './errors.js';
-import { createPolicyLoader, type LoadOutcome } from './loader.js';
+import { createPolicyLoader, type LoadOutcome, type PolicyLoader } from './loader.js';
 import type { CompiledPolicy, PolicyError } from './types.js';
 
 export type ReloadResult =
@@ -36,9 +36,9 @@ const SETTLE_MS = 100;
  * also sees the `..data` symlink swap of a Kubernetes ConfigMap) and, as a backstop for filesystems
  * where watching is unreliable, by polling, which reads only files whose signature changed.
  */
-export async function createPolicyHolder(dir: string, pollMs: number, deps: Deps): Promise<PolicyHolder | { errors: readonly PolicyError[] }> {
-  const loader = createPolicyLoader(dir);
-  const first = await loader.load(true).catch((err: unknown) => loadFailure(dir, err));
+export async function createPolicyHolder(dir: string, pollMs: number, deps: Deps, quietMs?: number): Promise<PolicyHolder | { errors: readonly PolicyError[] }> {
+  const loader = createPolicyLoader(dir, quietMs);
+  const first = await settledLoad(loader, true, deps).catch((err: unknown) => loadFailure(dir, err));
   if (!first.changed || !first.result.ok) {
     await loader.close();
     return { errors: first.changed && !first.result.ok ? first.result.errors : [{ file: dir, line: 0, col: 0, message: 'the policy loader returned nothing' }] };
@@ -48,7 +48,13 @@ export async function createPolicyHolder(dir: string, pollMs: number, deps: Deps
   for (const w of first.result.warnings) deps.log.warn({ file: w.file, line: w.line, col: w.col }, `policy warning: ${formatPolicyError(w)}`);
   announce(policy, deps);
 
+  // The same broken content is reported once, however often it is read again (a file that cannot be
+  // read is read again at every poll).
+  let lastRejected = '';
   const reject = (errors: readonly PolicyError[]): ReloadResult => {
+    const key = errors.map(formatPolicyError).join('\n');
+    if (key === lastRejected) return { ok: false, errors };
+    lastRejected = key;
     deps.metrics.policyReloads.inc({ result: 'failure' });
     deps.metrics.policyLoaded.set(0);
     for (const e of errors) deps.log.error({ file: e.file, line: e.line, col: e.col }, `policy rejected: ${formatPolicyError(e)}`);
@@ -63,11 +69,12 @@ export async function createPolicyHolder(dir: string, pollMs: number, deps: Deps
   };
 
   const reload = async (force: boolean): Promise<ReloadResult> => {
-    const outcome = await loader.load(force).catch((err: unknown) => loadFailure(dir, err));
+    const outcome = await settledLoad(loader, force, deps).catch((err: unknown) => loadFailure(dir, err));
     // Unchanged files: whatever their last load decided still stands (a rejected edit is reported once).
     if (!outcome.changed) return { ok: true, changed: false, policy };
     const result = outcome.result;
     if (!result.ok) return reject(result.errors);
+    lastRejected = '';
     deps.metrics.policyLoaded.set(1);
     if (result.policy.version === policy.version) return { ok: true, changed: false, policy };
     policy = result.policy;
@@ -124,6 +131,23 @@ export async function createPolicyHolder(dir: string, pollMs: number, deps: Deps
       await loader.close();
     },
   };
+}
+
+/** Longest a load waits for files still being written before giving up for this round. */
+const MAX_SETTLE_WAIT_MS = 30_000;
+
+/** A load that waits while a changed file is still being written (it is then read again). */
+async function settledLoad(loader: PolicyLoader, force: boolean, deps: Deps): Promise<LoadOutcome> {
+  const deadline = Date.now() + MAX_SETTLE_WAIT_MS;
+  for (;;) {
+    const outcome = await loader.load(force);
+    if (outcome.changed || outcome.retryInMs === undefined) return outcome;
+    if (Date.now() + outcome.retryInMs > deadline) {
+      deps.log.warn('a policy file is still being written; the policy in force stays until it settles (write files by rename)');
+      return { changed: false };
+    }
+    await new Promise((resolve) => setTimeout(resolve, outcome.retryInMs));
+  }
 }
 
 /** A loader that died is reported like a folder that can't be read: the policy in force stays. */

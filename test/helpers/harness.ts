@@ -79,7 +79,7 @@ export interface TestAirlock {
 /** Airlock in this process on free loopback ports, with the given policy files in a temp folder. */
 export async function startTestAirlock(
   files: Record<string, string>,
-  options: { identity?: string; upstreamTimeoutMs?: number; redis?: string; replica?: string; maxHeldBodyBytes?: number; maxInspectedBodyBytes?: number; tunnelIdleMs?: number; maxTunnels?: number; clientHeadersTimeoutMs?: number; clientBodyTimeoutMs?: number; maxConnections?: number; slack?: SlackConfig; upstreamCaFile?: string; caCertFile?: string; caKeyFile?: string; allowDestinations?: string[] } = {},
+  options: { identity?: string; upstreamTimeoutMs?: number; redis?: string; replica?: string; maxHeldBodyBytes?: number; maxInspectedBodyBytes?: number; tunnelIdleMs?: number; maxTunnels?: number; clientHeadersTimeoutMs?: number; clientBodyTimeoutMs?: number; policySettleMs?: number; maxConnections?: number; slack?: SlackConfig; upstreamCaFile?: string; caCertFile?: string; caKeyFile?: string; allowDestinations?: string[] } = {},
 ): Promise<TestAirlock> {
   const dir = await mkdtemp(join(tmpdir(), 'airlock-test-'));
   const policies = join(dir, 'policies');
@@ -95,6 +95,7 @@ export async function startTestAirlock(
     audit: auditFile,
     upstream: { ...DEFAULT_UPSTREAM_OPTIONS, headersTimeoutMs: timeout, bodyTimeoutMs: timeout },
     policyPollMs: 60_000,
+    policySettleMs: options.policySettleMs ?? 20,
     redis: options.redis ?? null,
     maxHeldBodyBytes: options.maxHeldBodyBytes ?? 1024 * 1024,
     maxInspectedBodyBytes: options.maxInspectedBodyBytes ?? 1024 * 1024,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { PolicyError } from '../../src/policy/types.js';
@@ -105,5 +105,42 @@ describe('policy reload from a Kubernetes ConfigMap mount', () => {
       await al.close();
       await up.close();
     }
+  });
+});
+
+describe('a policy file rewritten slowly in place', () => {
+  let up: Upstream;
+  let al: TestAirlock;
+  const withDeny = `${allowV1}  - id: no-admin
+    match: { hosts: [127.0.0.1], paths: ["/v1/admin/**"] }
+    action: deny
+`;
+  before(async () => {
+    up = await startUpstream();
+    al = await startTestAirlock({ 'policy.yaml': withDeny }, { policySettleMs: 300 });
+  });
+  after(async () => {
+    await al.close();
+    await up.close();
+  });
+
+  it('is never put in force half-written: the last rule of a file still being written is not lost', { timeout: 10_000 }, async () => {
+    const file = join(al.dir, 'policy.yaml');
+    const text = `${withDeny}  - id: v3\n    match: { methods: [GET], hosts: [127.0.0.1], paths: ["/v3/**"] }\n    action: allow\n`;
+    const cut = text.indexOf('  - id: no-admin');
+    const handle = await open(file, 'w');
+    // A valid prefix first: without the deny rule, it would let /v1/admin through.
+    await handle.write(text.slice(0, cut));
+    const reloading = al.airlock.policies.reload();
+    // The writer's pace is the scenario: the rest follows 100 ms later.
+    await new Promise((r) => setTimeout(r, 100));
+    await handle.write(text.slice(cut));
+    await handle.close();
+    const result = await reloading;
+    assert.ok(result.ok);
+    const loadedIds = (await al.audit()).filter((e) => e.event === 'policy_loaded').length;
+    assert.equal(await status(al, `${up.origin}/v1/admin/keys`), '403');
+    assert.equal(await status(al, `${up.origin}/v3/x`), '200');
+    assert.equal(loadedIds, 2, 'one load at start, one of the whole file: never the prefix');
   });
 });

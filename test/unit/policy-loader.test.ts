@@ -54,6 +54,22 @@ describe('a compiled policy taken apart and put back together (transfer between 
   });
 });
 
+describe('PolicyFolder: files still being written', () => {
+  it('a changed file modified within quietMs is not read into force; the caller is told when to try again', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'airlock-quiet-'));
+    try {
+      await writeFile(join(dir, 'p.yaml'), 'version: 1\n');
+      const read = await new PolicyFolder(dir, 60_000).read();
+      assert.ok(read.ok && 'retryInMs' in read);
+      if (read.ok && 'retryInMs' in read) assert.ok(read.retryInMs > 0 && read.retryInMs <= 60_000);
+      const now = await new PolicyFolder(dir, 0).read();
+      assert.ok(now.ok && !('retryInMs' in now) && now.sources.length === 1);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('PolicyFolder: what changed since the last read', () => {
   let dir: string;
   before(async () => {
@@ -63,7 +79,7 @@ describe('PolicyFolder: what changed since the last read', () => {
 
   it('tells a change from a rewrite with the same bytes, and sees files come and go', async () => {
     await writeFile(join(dir, 'a.yaml'), POLICY);
-    const folder = new PolicyFolder(dir);
+    const folder = new PolicyFolder(dir, 0);
     const first = await folder.read();
     assert.ok(first.ok && first.changed);
     assert.deepEqual(first.sources.map((s) => s.text), [POLICY]);
@@ -101,7 +117,7 @@ describe('the policy loader thread', () => {
 
   it('loads on its thread, answers unchanged when nothing changed, and reports a broken edit once', async () => {
     await writeFile(join(dir, 'large.yaml'), largePolicyText(1200));
-    const loader = createPolicyLoader(dir);
+    const loader = createPolicyLoader(dir, 0);
     try {
       const first = await loader.load();
       assert.ok(first.changed && first.result.ok);
@@ -127,7 +143,7 @@ describe('the policy loader thread', () => {
 
   it('carries compiled conditions (globs included) across the thread boundary', async () => {
     await writeFile(join(dir, 'large.yaml'), 'version: 1\ndefaults: { action: allow }\nrules:\n  - { id: q, match: { hosts: [a.example], query: { Action: { glob: "Create*" }, n: { gt: 5 } } }, action: deny }\n');
-    const loader = createPolicyLoader(dir);
+    const loader = createPolicyLoader(dir, 0);
     try {
       const r = await loader.load();
       assert.ok(r.changed && r.result.ok);
@@ -148,7 +164,7 @@ describe('the policy loader thread', () => {
   it('keeps identity token digests usable across the thread boundary', async () => {
     const digest = 'a'.repeat(64);
     await writeFile(join(dir, 'large.yaml'), `version: 1\nidentities:\n  bot: { tokens: ["sha256:${digest}"] }\nrules: []\n`);
-    const loader = createPolicyLoader(dir);
+    const loader = createPolicyLoader(dir, 0);
     try {
       const r = await loader.load();
       assert.ok(r.changed && r.result.ok);
