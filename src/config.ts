@@ -17,6 +17,8 @@ export interface ServeConfig {
   audit: string;
   upstream: UpstreamOptions;
   policyPollMs: number;
+  /** On SIGTERM, how long requests in flight get to finish before their connections are closed. */
+  shutdownGraceMs: number;
   /** How long a changed policy file must have been left alone before it is put in force. */
   policySettleMs: number;
   /** Approval store: null keeps approvals in memory (one instance); a URL shares them through Redis. */

@@ -49,8 +49,11 @@ export interface ApprovalChannel {
   changed(record: ApprovalRecord): Promise<void>;
 }
 
-/** What a held request wakes up with: the record (null if it vanished), or the announcement of an approval. */
-export type Woken = ApprovalRecord | null | 'approved';
+/**
+ * What a held request wakes up with: the record (null if it vanished), the announcement of an
+ * approval, or this replica shutting down (the approval is still there for the agent's retry).
+ */
+export type Woken = ApprovalRecord | null | 'approved' | 'shutdown';
 
 export type VoteOutcome =
   | { ok: true; record: ApprovalRecord }
@@ -67,6 +70,8 @@ export class ApprovalService {
   private readonly unsubscribe: (() => void)[];
   private readonly poll: NodeJS.Timeout;
   private rechecking = false;
+  /** Shutting down: held requests are answered at once (their approvals stay in the store). */
+  private closed = false;
   private readonly channels: ApprovalChannel[] = [];
 
   constructor(private readonly deps: ApprovalServiceDeps) {
@@ -201,7 +206,9 @@ export class ApprovalService {
    * `gone` (the client went away) stops waiting.
    */
   async wait(id: string, ms: number, gone: Promise<void>): Promise<Woken> {
+    if (this.closed) return 'shutdown';
     await this.deps.store.setHolder(id, this.deps.replica);
+    if (this.closed) return 'shutdown';
     this.deps.metrics.approvalsHeld.inc();
     let timer: NodeJS.Timeout | undefined;
     let wake: ((w: Woken) => void) | undefined;
@@ -315,11 +322,12 @@ export class ApprovalService {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     clearInterval(this.poll);
     for (const off of this.unsubscribe) off();
     const all = [...this.waiters.values()];
     this.waiters.clear();
-    for (const set of all) for (const w of set) w(null);
+    for (const set of all) for (const w of set) w('shutdown');
   }
 
   /**

@@ -17,6 +17,7 @@ interface ServeFlags {
   upstreamTimeout: string;
   policyPoll: string;
   policySettle: string;
+  shutdownGrace: string;
   logLevel: string;
   redis?: string;
   maxHeldBody: string;
@@ -61,6 +62,7 @@ export function toServeConfig(f: ServeFlags): ServeConfig {
     },
     policyPollMs: duration(f.policyPoll, '--policy-poll'),
     policySettleMs: duration(f.policySettle, '--policy-settle'),
+    shutdownGraceMs: duration(f.shutdownGrace, '--shutdown-grace'),
     redis: f.redis || null,
     maxHeldBodyBytes: parseSize(f.maxHeldBody, '--max-held-body'),
     maxInspectedBodyBytes: parseSize(f.maxInspectedBody, '--max-inspected-body'),
@@ -90,6 +92,7 @@ export function registerServeCommand(program: Command): void {
     .addOption(new Option('--upstream-timeout <duration>', 'until response headers, and between body chunks').env('AIRLOCK_UPSTREAM_TIMEOUT').default('60s'))
     .addOption(new Option('--policy-poll <duration>', 'how often the policy folder is re-read besides watching it').env('AIRLOCK_POLICY_POLL').default('5s'))
     .addOption(new Option('--policy-settle <duration>', 'how long a changed policy file must have been left alone before it is put in force (write files by rename to skip the wait)').env('AIRLOCK_POLICY_SETTLE').default('1s'))
+    .addOption(new Option('--shutdown-grace <duration>', 'on SIGTERM, how long requests in flight get to finish (keep it under the orchestrator\'s kill timeout)').env('AIRLOCK_SHUTDOWN_GRACE').default('10s'))
     .addOption(new Option('--redis <url>', 'share approvals through Redis (redis://, rediss://); default: in memory, one instance').env('REDIS_URL'))
     .addOption(new Option('--max-held-body <size>', 'largest body of a request held for approval').env('AIRLOCK_MAX_HELD_BODY').default('1MiB'))
     .addOption(
@@ -129,7 +132,7 @@ export function registerServeCommand(program: Command): void {
         process.on('SIGHUP', () => void airlock.policies.reload(true));
         const stop = (signal: string): void => {
           log.info({ signal }, 'shutting down');
-          airlock.close().then(
+          airlock.close(config.shutdownGraceMs).then(
             () => process.exit(0),
             () => process.exit(1),
           );

@@ -88,6 +88,11 @@ export async function holdForApproval(x: Exchange, canon: CanonicalRequest, deci
       const gone = new Promise<void>((resolve) => res.once('close', () => resolve()));
       const woken = await approvals.wait(record.id, Math.min(settings.waitMs, record.expiresAt - Date.now()), gone);
       if (res.destroyed) return;
+      if (woken === 'shutdown') {
+        // The approval goes on in the store: the agent's identical retry joins it, on any replica.
+        const message = 'this Airlock is shutting down; repeat the identical request: it joins the pending approval';
+        return x.refuse({ status: 503, code: 'approval_unavailable', message, rule, approvalId: record.id, headers: { 'retry-after': '1' } }, canon, decision);
+      }
       if (woken === 'approved') announced = true;
       else record = woken;
     }

@@ -96,6 +96,7 @@ export async function startTestAirlock(
     upstream: { ...DEFAULT_UPSTREAM_OPTIONS, headersTimeoutMs: timeout, bodyTimeoutMs: timeout },
     policyPollMs: 60_000,
     policySettleMs: options.policySettleMs ?? 20,
+    shutdownGraceMs: 0,
     redis: options.redis ?? null,
     maxHeldBodyBytes: options.maxHeldBodyBytes ?? 1024 * 1024,
     maxInspectedBodyBytes: options.maxInspectedBodyBytes ?? 1024 * 1024,

@@ -172,3 +172,36 @@ describe('two replicas sharing Redis', () => {
     assert.equal(arrivals(up, '/exports/after-outage'), 1);
   });
 });
+
+describe('a replica shutting down while it holds a request', () => {
+  let redis: RedisServer;
+  let up: Upstream;
+  let a: TestAirlock;
+  let b: TestAirlock;
+  before(async () => {
+    redis = await startRedisServer();
+    up = await startUpstream();
+    a = await startTestAirlock({ 'policy.yaml': policy(up) }, { redis: redis.url, replica: 'replica-a' });
+    b = await startTestAirlock({ 'policy.yaml': policy(up) }, { redis: redis.url, replica: 'replica-b' });
+  });
+  after(async () => {
+    await b.close();
+    await up.close();
+    await redis.stop();
+  });
+
+  it('answers the held agent with a retryable 503; its retry on another replica joins the same approval', async () => {
+    const held = run('curl', ['-sS', '-i', '-x', a.proxyUrl, '-d', 'x', `${up.origin}/exports/shutdown`]);
+    const view = await pendingFor(b, '/exports/shutdown');
+    // A holds the connection once it waits for the decision.
+    for (let i = 0; i < 1000 && !/airlock_approvals_held 1/.test(await (await fetch(`${a.adminUrl}/metrics`)).text()); i++) await new Promise((r) => setImmediate(r));
+    await a.close();
+    const done = await held;
+    const answer = done.stdout + done.stderr;
+    assert.match(answer, /^HTTP\/1\.1 503/);
+    assert.match(answer, /retry-after: 1/i);
+    assert.match(answer, /"error":"approval_unavailable".*shutting down/);
+    const retry = await run('curl', ['-sS', '-x', b.proxyUrl, '-H', 'Prefer: respond-async', '-d', 'x', `${up.origin}/exports/shutdown`]);
+    assert.equal((JSON.parse(retry.stdout) as { approval_id: string }).approval_id, view.id);
+  });
+});
