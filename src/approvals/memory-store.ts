@@ -150,6 +150,26 @@ export class MemoryStore implements ApprovalStore {
     });
   }
 
+  private readonly expiryRecorded = new Set<string>();
+
+  async expireDue(now: number): Promise<string[]> {
+    this.assertOpen();
+    const out: string[] = [];
+    for (const id of [...this.active.values()]) {
+      const r = this.records.get(id);
+      if (r === undefined || !unfinished(r.state) || now < r.expiresAt) continue;
+      if (this.load(id, now)?.state === 'expired') out.push(id);
+    }
+    return out;
+  }
+
+  async claimExpiryRecord(id: string): Promise<boolean> {
+    this.assertOpen();
+    if (this.expiryRecorded.has(id)) return false;
+    this.expiryRecorded.add(id);
+    return true;
+  }
+
   async countPending(identity: string | null, now: number): Promise<number> {
     this.assertOpen();
     let n = 0;

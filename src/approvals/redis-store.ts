@@ -507,6 +507,10 @@ export class RedisStore implements ApprovalStore {
   private refKey(id: string): string {
     return `${this.prefix}:ref:${id}`;
   }
+  /** Every unfinished (pending or approved, unspent) record (score: expiresAt): what may need expiring, and the pending list. */
+  private get openKey(): string {
+    return `${this.prefix}:open`;
+  }
   /** The requests an identity has had pending (score: expiresAt), kept for counting them. */
   private pendingKey(identity: string | null): string {
     return `${this.prefix}:pending-of:${identity === null ? '~anonymous' : identity}`;
@@ -605,6 +609,7 @@ export class RedisStore implements ApprovalStore {
         // outlives its record's pending time costs a read, never a wrong count.
         const pending = this.pendingKey(record.identity);
         await this.command.zadd(pending, record.expiresAt, member);
+        await this.command.zadd(this.openKey, record.expiresAt, member);
         // Kept until the latest expiry of its entries (GT leaves a key without a TTL alone: NX sets the first).
         await this.command.pexpireat(pending, Math.ceil(record.expiresAt), 'NX');
         await this.command.pexpireat(pending, Math.ceil(record.expiresAt), 'GT');
@@ -644,6 +649,43 @@ export class RedisStore implements ApprovalStore {
     return tag === null ? null : this.getByTag(tag, id, now);
   }
 
+  async expireDue(now: number): Promise<string[]> {
+    const due = await this.command.zrangebyscore(this.openKey, '-inf', String(now));
+    const expired: string[] = [];
+    for (const member of due) {
+      const colon = member.indexOf(':');
+      const id = member.slice(colon + 1);
+      // Reading it expires it (in the script, announced to every replica).
+      const rec = await this.getByTag(member.slice(0, colon), id, now);
+      if (rec?.state === 'expired') expired.push(id);
+    }
+    if (due.length > 0) await this.command.zrem(this.openKey, ...due);
+    return expired;
+  }
+
+  async claimExpiryRecord(id: string): Promise<boolean> {
+    const tag = await this.tagOf(id);
+    if (tag === null) return false;
+    return (await this.command.hsetnx(this.recordKey(tag, id), 'expiryRecorded', '1')) === 1;
+  }
+
+  /** Unfinished records in `state`, read through the open index: no scan of every retained record. */
+  private async listOpen(state: 'pending' | 'approved', limit: number, now: number): Promise<ApprovalRecord[]> {
+    const members = await this.command.zrange(this.openKey, '0', '-1');
+    const records = await Promise.all(
+      members.map((member) => {
+        const colon = member.indexOf(':');
+        return this.getByTag(member.slice(0, colon), member.slice(colon + 1), now);
+      }),
+    );
+    const finished = members.filter((_, i) => records[i] === null || (records[i]!.state !== 'pending' && records[i]!.state !== 'approved'));
+    if (finished.length > 0) await this.command.zrem(this.openKey, ...finished);
+    return records
+      .filter((r): r is ApprovalRecord => r !== null && r.state === state)
+      .sort((a, b) => b.createdAt - a.createdAt)
+      .slice(0, limit);
+  }
+
   async countPending(identity: string | null, now: number): Promise<number> {
     const key = this.pendingKey(identity);
     await this.command.zremrangebyscore(key, '-inf', String(now));
@@ -666,6 +708,7 @@ export class RedisStore implements ApprovalStore {
 
   async list(filter: { state?: ApprovalState; limit?: number }, now: number): Promise<ApprovalRecord[]> {
     const limit = filter.limit ?? Infinity;
+    if (filter.state === 'pending' || filter.state === 'approved') return this.listOpen(filter.state, limit, now);
     const out: ApprovalRecord[] = [];
     const stale: string[] = [];
     for (let start = 0; out.length < limit; start += LIST_PAGE) {

@@ -335,6 +335,11 @@ export class ApprovalService {
    * states are read (store.settled), and one round at a time.
    */
   private recheck(): void {
+    // Unfinished approvals past their expiry are expired even if no request waits for them here.
+    this.deps.store.expireDue(this.now()).then(
+      (ids) => ids.forEach((id) => this.recordExpiry(id)),
+      (err: unknown) => this.deps.log.warn({ err }, 'could not expire overdue approvals; retrying at the next interval'),
+    );
     if (this.rechecking || this.waiters.size === 0) return;
     this.rechecking = true;
     this.deps.store.settled([...this.waiters.keys()], this.now()).then(
@@ -350,15 +355,17 @@ export class ApprovalService {
   }
 
   private onChange(change: StateChange): void {
-    if (change.state === 'expired' && change.holder === this.deps.replica) this.recordExpiry(change.id);
+    // Whichever replica hears of it first records it (claimed in the store): the one that held the
+    // request may be gone.
+    if (change.state === 'expired') this.recordExpiry(change.id);
     if (change.state === 'pending' || !this.waiters.has(change.id)) return;
     if (change.state === 'approved') for (const w of this.waiters.get(change.id)!) w('approved');
     else this.wakeIfDecided(change.id);
   }
 
-  /** Expiry happens in the store when a record is next read; the replica answering for it records it. */
+  /** Expiry happens in the store when a record is next read (or swept); one replica records it. */
   private recordExpiry(id: string): void {
-    void this.get(id).then(
+    void this.deps.store.claimExpiryRecord(id).then(async (mine) => (mine ? this.get(id) : null)).then(
       (r) => {
         if (r === null) return;
         const wasApproved = r.approvals.length >= r.required;

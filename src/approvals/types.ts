@@ -120,6 +120,13 @@ export interface ApprovalStore {
    * agent can put in front of approvers at once.
    */
   countPending(identity: string | null, now: number): Promise<number>;
+  /**
+   * Expire every unfinished record past its `expiresAt` (pending: nobody decided; approved: not spent)
+   * and return their ids: what no held request waits for still gets expired, and recorded.
+   */
+  expireDue(now: number): Promise<string[]>;
+  /** True for exactly one caller per record, on any replica: the one that writes its expiry to the audit trail. */
+  claimExpiryRecord(id: string): Promise<boolean>;
   /** Records, newest first; `state` filters. Finished records are kept for `retentionMs` after they finish. */
   list(filter: { state?: ApprovalState; limit?: number }, now: number): Promise<ApprovalRecord[]>;
   /**

@@ -55,7 +55,9 @@ describe('RedisStore', () => {
       const activeKey = `${prefix}:active:{${tag}}`;
       const refKey = `${prefix}:ref:${rec.id}`;
       const pendingKey = `${prefix}:pending-of:${rec.identity}`;
-      assert.deepEqual((await raw.keys(`${prefix}:*`)).sort(), [activeKey, recordKey, `${prefix}:list`, refKey, pendingKey].sort());
+      assert.deepEqual((await raw.keys(`${prefix}:*`)).sort(), [activeKey, recordKey, `${prefix}:list`, `${prefix}:open`, refKey, pendingKey].sort());
+      // Unfinished records by expiry: what may need expiring, and the pending list without a scan.
+      assert.deepEqual(await raw.zrange(`${prefix}:open`, 0, '-1', 'WITHSCORES'), [`${tag}:${rec.id}`, String(rec.expiresAt)]);
       // What an identity has pending, to cap it: each entry until its expiry.
       assert.deepEqual(await raw.zrange(pendingKey, 0, '-1', 'WITHSCORES'), [`${tag}:${rec.id}`, String(rec.expiresAt)]);
       assert.equal(await raw.call('PEXPIRETIME', pendingKey), rec.expiresAt);

@@ -376,6 +376,25 @@ export function approvalStoreContract(name: string, makeStores: () => Promise<St
         }));
     });
 
+    describe('expireDue / claimExpiryRecord', () => {
+      it('expires what is overdue, pending or approved and unspent, whoever held it; one caller claims recording each', () =>
+        withStores(async (a, b) => {
+          const now = Date.now();
+          const due = makeRecord(now - 120_000, { expiresAt: now - 1 });
+          const lapsing = makeRecord(now - 120_000, { expiresAt: now - 1 });
+          const later = makeRecord(now);
+          for (const r of [due, lapsing, later]) await a.createOrJoin(r, now - 120_000);
+          await a.decide(lapsing.id, { approver: 'bob@example.com', verdict: 'approve' }, now - 60_000);
+          const expired = await b.expireDue(now);
+          assert.deepEqual([...expired].sort(), [due.id, lapsing.id].sort());
+          assert.equal((await a.get(due.id, now))?.state, 'expired');
+          assert.equal((await a.get(later.id, now))?.state, 'pending');
+          assert.deepEqual(await a.expireDue(now + 1), [], 'each is expired once');
+          const claims = await Promise.all([a.claimExpiryRecord(due.id), b.claimExpiryRecord(due.id), a.claimExpiryRecord(due.id)]);
+          assert.deepEqual(claims.filter(Boolean).length, 1);
+        }));
+    });
+
     describe('list', () => {
       async function three(a: ApprovalStore, now: number): Promise<ApprovalRecord[]> {
         const recs = [makeRecord(now), makeRecord(now + 1), makeRecord(now + 2)];
