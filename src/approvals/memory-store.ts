@@ -237,6 +237,8 @@ export class MemoryStore implements ApprovalStore {
     if (r.approvals.length >= r.required) {
       r.state = 'approved';
       r.decidedAt = now;
+      // The approver whose vote made it approved.
+      r.decidedBy = vote.approver;
     }
     this.announce(r);
     return { ok: true, record: structuredClone(r) };

@@ -178,7 +178,7 @@ local entry = '{"approver":' .. ARGV[5] .. ',"at":' .. ARGV[1] .. '}'
 if #list == 0 then votes = '[' .. entry .. ']' else votes = string.sub(votes, 1, -2) .. ',' .. entry .. ']' end
 redis.call('HSET', KEYS[1], 'votes', votes)
 if #list + 1 >= tonumber(redis.call('HGET', KEYS[1], 'required')) then
-  redis.call('HSET', KEYS[1], 'state', 'approved', 'decidedAt', ARGV[1])
+  redis.call('HSET', KEYS[1], 'state', 'approved', 'decidedAt', ARGV[1], 'decidedBy', ARGV[5])
 end
 publish(KEYS[1])
 return {'ok', redis.call('HGETALL', KEYS[1])}

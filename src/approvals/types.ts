@@ -61,7 +61,7 @@ export interface ApprovalRecord {
   approvals: ApprovalVote[];
   /** Set once decided (approved, denied, expired, cancelled). */
   decidedAt: number | null;
-  /** Who denied (or cancelled), with their reason. */
+  /** Who decided: the approver whose vote approved it, who denied (with their reason), or who cancelled. */
   decidedBy: string | null;
   decisionReason: string | null;
   /** Replica that holds the client connection, if any (the one to wake). */

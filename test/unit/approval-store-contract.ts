@@ -499,7 +499,7 @@ export function approvalStoreContract(name: string, makeStores: () => Promise<St
           assert.equal(res.record.state, 'approved');
           assert.deepEqual(res.record.approvals, [{ approver: 'bob@example.com', at: now + 7 }]);
           assert.equal(res.record.decidedAt, now + 7);
-          assert.equal(res.record.decidedBy, null);
+          assert.equal(res.record.decidedBy, 'bob@example.com', 'the approver whose vote approved it');
           assert.deepEqual(await a.get(rec.id, now + 8), res.record);
         }));
 
