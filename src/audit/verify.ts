@@ -16,7 +16,13 @@ export interface VerifyResult {
   ok: boolean;
   /** Lines checked: every line when ok, otherwise up to the line where checking stopped. */
   lines: number;
+  /** The first problem. */
   problem?: VerifyProblem;
+  /**
+   * Every problem found: after a damaged line that Airlock restarted the chain from, the next segment
+   * is verified too (an edit further down must not hide behind an earlier crash).
+   */
+  problems: VerifyProblem[];
   /** Things that are not problems but deserve a look, such as a chain restarted after a damaged line. */
   notes: { line: number; message: string }[];
 }
@@ -57,30 +63,38 @@ async function findLater(lines: AsyncGenerator<Buffer>, from: number, low: numbe
 
 export async function verifyAuditFile(file: string): Promise<VerifyResult> {
   const notes: VerifyResult['notes'] = [];
+  const problems: VerifyProblem[] = [];
   const lines = readLines(file);
   let lineNo = 0;
   let previous: ChainLine | undefined;
-  const fail = (line: number, kind: VerifyProblem['kind'], message: string): VerifyResult => ({
-    ok: false,
-    lines: lineNo,
-    problem: { line, kind, message },
-    notes,
-  });
+  const fail = (line: number, kind: VerifyProblem['kind'], message: string): VerifyResult => {
+    problems.push({ line, kind, message });
+    return { ok: false, lines: lineNo, problem: problems[0], problems, notes };
+  };
 
   try {
     for await (const bytes of lines) {
       lineNo++;
       const current = parseChainLine(bytes);
       if (typeof current === 'string') {
-        // Airlock restarts the chain after a damaged last line (a crash mid-write); say so, but it is
-        // still a gap in the trail, so it still fails.
+        // Airlock restarts the chain after a damaged last line (a crash mid-write); say so — it is
+        // still a gap in the trail, so it still fails — and verify the new segment as well.
         const next = (await lines.next()).value;
         const restart = next !== undefined ? parseChainLine(next) : undefined;
-        const why =
-          restart !== undefined && typeof restart !== 'string' && isChainRestart(restart)
-            ? '; the next line is a chain_restarted event: Airlock found this line damaged when it started (for example after a crash during a write)'
-            : '';
-        return fail(lineNo, 'malformed', current + why);
+        if (restart !== undefined && typeof restart !== 'string' && isChainRestart(restart)) {
+          problems.push({
+            line: lineNo,
+            kind: 'malformed',
+            message: `${current}; the next line is a chain_restarted event: Airlock found this line damaged when it started (for example after a crash during a write)`,
+          });
+          lineNo++;
+          if (restart.computed !== restart.hash) return fail(lineNo, 'edited', `the line's content does not match its hash (seq ${restart.seq})`);
+          if (restart.seq !== 0 || restart.prev !== GENESIS) return fail(lineNo, 'edited', 'a chain_restarted line must start a chain (seq 0, genesis prev)');
+          notes.push({ line: lineNo, message: 'chain restarted; the segment after it is verified too' });
+          previous = restart;
+          continue;
+        }
+        return fail(lineNo, 'malformed', current);
       }
       if (current.computed !== current.hash) {
         return fail(lineNo, 'edited', `the line's content does not match its hash (seq ${current.seq})`);
@@ -131,5 +145,5 @@ export async function verifyAuditFile(file: string): Promise<VerifyResult> {
   } finally {
     await lines.return(undefined); // closes the file when stopping early
   }
-  return { ok: true, lines: lineNo, notes };
+  return problems.length > 0 ? { ok: false, lines: lineNo, problem: problems[0], problems, notes } : { ok: true, lines: lineNo, problems, notes };
 }

@@ -21,9 +21,8 @@ export function registerAuditCommands(program: Command): void {
         return;
       }
       for (const note of result.notes) console.log(`note: line ${note.line}: ${note.message}`);
-      if (result.problem) {
-        const { line, kind, message } = result.problem;
-        console.log(`line ${line}: ${kind}: ${message}`);
+      if (result.problems.length > 0) {
+        for (const { line, kind, message } of result.problems) console.log(`line ${line}: ${kind}: ${message}`);
         process.exitCode = 1;
       } else if (result.lines === 0) {
         console.log('ok: 0 events, the file is empty');

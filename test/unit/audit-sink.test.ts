@@ -60,7 +60,7 @@ describe('audit sink', () => {
     const all = await lines(file);
     assert.deepEqual(all.map((l) => l.seq), [0, 1, 2, 3]);
     assert.equal(all[3]?.prev, all[2]?.hash);
-    assert.deepEqual(await verifyAuditFile(file), { ok: true, lines: 4, notes: [] });
+    assert.deepEqual(await verifyAuditFile(file), { ok: true, lines: 4, problems: [], notes: [] });
   });
 
   it('finds the last line of a file larger than one tail read', async () => {
@@ -72,7 +72,7 @@ describe('audit sink', () => {
     const two = await createAuditSink({ destination: file });
     two.write({ event: 'response' });
     await two.close();
-    assert.deepEqual(await verifyAuditFile(file), { ok: true, lines: 42, notes: [] });
+    assert.deepEqual(await verifyAuditFile(file), { ok: true, lines: 42, problems: [], notes: [] });
   });
 
   it('starts a new chain with chain_restarted when the last line is damaged', async () => {
@@ -181,7 +181,7 @@ describe('audit sink', () => {
     await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
       env: { ...process.env, AUDIT_FILE: file },
     });
-    assert.deepEqual(await verifyAuditFile(file), { ok: true, lines: 2000, notes: [] });
+    assert.deepEqual(await verifyAuditFile(file), { ok: true, lines: 2000, problems: [], notes: [] });
   });
 
   it('reports a failing disk on every attempt, and flush and close reject instead of hanging', async () => {

@@ -40,11 +40,11 @@ const line = (n: number): string => good[n - 1] as string;
 
 describe('verifyAuditFile', () => {
   it('accepts an intact chain', async () => {
-    assert.deepEqual(await verifyAuditFile(await fileOf(good)), { ok: true, lines: 5, notes: [] });
+    assert.deepEqual(await verifyAuditFile(await fileOf(good)), { ok: true, lines: 5, problems: [], notes: [] });
   });
 
   it('accepts an empty file as 0 events', async () => {
-    assert.deepEqual(await verifyAuditFile(await fileOf([])), { ok: true, lines: 0, notes: [] });
+    assert.deepEqual(await verifyAuditFile(await fileOf([])), { ok: true, lines: 0, problems: [], notes: [] });
   });
 
   it('names an edited line', async () => {
@@ -119,6 +119,18 @@ describe('verifyAuditFile', () => {
     assert.equal((await verifyAuditFile(await fileOf(good, false))).ok, true);
   });
 
+  it('after a damaged line the chain restarted from, verifies the next segment too: a later edit is found', async () => {
+    const restart = sealLine(JSON.stringify({ time: '2025-01-01T00:00:00.000Z', event: 'chain_restarted', reason: 'damaged last line' }), 0, '0'.repeat(64));
+    const after1 = sealLine(JSON.stringify({ time: '2025-01-01T00:00:00.001Z', event: 'request', path: '/a' }), 1, restart.hash);
+    const after2 = sealLine(JSON.stringify({ time: '2025-01-01T00:00:00.002Z', event: 'request', path: '/b' }), 2, after1.hash);
+    const torn = line(3).slice(0, 40);
+    const intact = await verifyAuditFile(await fileOf([line(1), line(2), torn, restart.line, after1.line, after2.line]));
+    assert.deepEqual(intact.problems.map((p) => [p.line, p.kind]), [[3, 'malformed']]);
+    const edited = await verifyAuditFile(await fileOf([line(1), line(2), torn, restart.line, after1.line.replace('"/a"', '"/x"'), after2.line]));
+    assert.equal(edited.ok, false);
+    assert.deepEqual(edited.problems.map((p) => [p.line, p.kind]), [[3, 'malformed'], [5, 'edited']]);
+  });
+
   it('accepts a chain_restarted event mid-file and reports it as a note', async () => {
     const restart = sealLine(
       JSON.stringify({ time: '2025-01-01T00:00:00.000Z', event: 'chain_restarted', reason: 'testing' }),
@@ -127,7 +139,7 @@ describe('verifyAuditFile', () => {
     );
     const next = sealLine(JSON.stringify({ time: '2025-01-01T00:00:00.001Z', event: 'request' }), 1, restart.hash);
     const result = await verifyAuditFile(await fileOf([line(1), line(2), restart.line, next.line]));
-    assert.deepEqual(result, { ok: true, lines: 4, notes: [{ line: 3, message: 'chain restarted: testing' }] });
+    assert.deepEqual(result, { ok: true, lines: 4, problems: [], notes: [{ line: 3, message: 'chain restarted: testing' }] });
   });
 
   it('rejects when the file cannot be read', async () => {
