@@ -87,7 +87,7 @@ export class PolicyFolder {
           const age = Date.now() - Math.max(info.mtimeMs, info.ctimeMs);
           const after = await stat(file);
           const still = `${after.dev}:${after.ino}:${after.size}:${after.mtimeMs}:${after.ctimeMs}` === signature;
-          if (age < this.quietMs || !still) return { ok: true, changed: false, retryInMs: still ? this.quietMs - age : this.quietMs };
+          if ((this.quietMs > 0 && age < this.quietMs) || !still) return { ok: true, changed: false, retryInMs: still ? this.quietMs - age : Math.max(this.quietMs, 10) };
           changed = true;
         }
         const settled = Date.now() - Math.max(info.mtimeMs, info.ctimeMs) > SETTLED_MS;
