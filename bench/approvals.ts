@@ -449,7 +449,8 @@ async function startReplica(name: string, dir: string, policies: string, redisUr
       ...(redisUrl ? ['--redis', redisUrl] : []),
     ],
     {
-      env: { ...process.env, AIRLOCK_LOG_LEVEL: 'info' },
+      // Replicas sharing Redis share the key that seals approval state.
+      env: { ...process.env, AIRLOCK_LOG_LEVEL: 'info', AIRLOCK_STATE_KEY: 'bench-state-key-shared-by-the-replicas-0123' },
       ready: (line, stream) => {
         if (stream !== 'stderr' || !line.startsWith('{')) return null;
         const rec = JSON.parse(line) as { msg?: string; proxy?: string; admin?: string };

@@ -1,4 +1,5 @@
 import type { SlackConfig } from './approvals/slack/channel.js';
+import type { StateKeySource } from './approvals/state-seal.js';
 import type { UpstreamOptions } from './proxy/upstream.js';
 
 export interface HostPort {
@@ -23,6 +24,10 @@ export interface ServeConfig {
   policySettleMs: number;
   /** Approval store: null keeps approvals in memory (one instance); a URL shares them through Redis. */
   redis: string | null;
+  /** REDIS_PASSWORD: Redis's password kept out of the URL (from a Secret), or null. */
+  redisPassword: string | null;
+  /** Where the key that seals approval state comes from (required with Redis; see approvals/state-seal.ts). */
+  stateKey: StateKeySource;
   /** Largest body of a request held for approval (buffered and stored with it). */
   maxHeldBodyBytes: number;
   /** Most of a body read for rules that inspect it. */
@@ -66,6 +71,14 @@ export function slackFromEnv(env: NodeJS.ProcessEnv): SlackConfig | null {
     ...(env.SLACK_SIGNING_SECRET ? { signingSecret: env.SLACK_SIGNING_SECRET } : {}),
     ...(env.SLACK_API_URL ? { apiUrl: env.SLACK_API_URL } : {}),
     ...(env.SLACK_CHANNEL ? { defaultChannel: env.SLACK_CHANNEL } : {}),
+  };
+}
+
+/** Secrets of the approval store, from the environment only (never in a process list). */
+export function storeSecretsFromEnv(env: NodeJS.ProcessEnv, stateKeyFile: string | undefined): Pick<ServeConfig, 'redisPassword' | 'stateKey'> {
+  return {
+    redisPassword: env.REDIS_PASSWORD || null,
+    stateKey: { ...(stateKeyFile ? { file: stateKeyFile } : {}), ...(env.AIRLOCK_STATE_KEY ? { value: env.AIRLOCK_STATE_KEY } : {}) },
   };
 }
 

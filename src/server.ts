@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { createAdminServer } from './admin/server.js';
 import { MemoryStore } from './approvals/memory-store.js';
 import { ApprovalService } from './approvals/service.js';
+import { loadStateSealer } from './approvals/state-seal.js';
 import type { ApprovalStore } from './approvals/types.js';
 import { createAuditSink, type AuditSink } from './audit/sink.js';
 import type { HostPort, ServeConfig } from './config.js';
@@ -83,13 +84,14 @@ function closeServer(server: Server, graceMs: number, forceAlso: () => void = ()
  * Redis is waited for briefly at start. If it doesn't answer, Airlock starts anyway with a store that
  * keeps reconnecting: requests that need approval fail closed until it answers, everything else flows.
  */
-async function openRedisStore(url: string, replica: string, log: Logger): Promise<ApprovalStore> {
+async function openRedisStore(url: string, password: string | null, replica: string, log: Logger): Promise<ApprovalStore> {
   const { RedisStore } = await import('./approvals/redis-store.js');
+  const opts = { replica, logger: log, ...(password === null ? {} : { password }) };
   try {
-    return await RedisStore.connect(url, { replica, logger: log });
+    return await RedisStore.connect(url, opts);
   } catch (err) {
     log.warn({ err }, 'approval store not reachable at start; requests that need approval fail closed until it is');
-    return RedisStore.connect(url, { replica, logger: log, readyTimeoutMs: 0 });
+    return RedisStore.connect(url, { ...opts, readyTimeoutMs: 0 });
   }
 }
 
@@ -107,6 +109,8 @@ async function openInterception(config: ServeConfig): Promise<Interception | nul
 
 /** Start the proxy and admin listeners with the policy folder in force. */
 export async function startAirlock(config: ServeConfig, log: Logger): Promise<Airlock> {
+  // First: a missing or weak key stops the start before anything is written.
+  const sealer = await loadStateSealer(config.stateKey, config.redis !== null);
   const metrics = createMetrics();
   const audit = await createAuditSink({ destination: config.audit, metrics });
   const holder = await createPolicyHolder(config.policies, config.policyPollMs, { log, metrics, audit }, config.policySettleMs);
@@ -134,9 +138,9 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
   const passThrough = createPassThrough(agents, { connectTimeoutMs: config.upstream.connectTimeoutMs, upstreamTimeoutMs: config.upstream.headersTimeoutMs });
   // Without a CA, HTTPS to hosts whose rules inspect requests is refused (it can't be inspected).
   const interception = await openInterception(config);
-  const store: ApprovalStore = config.redis ? await openRedisStore(config.redis, config.replica, log) : new MemoryStore();
+  const store: ApprovalStore = config.redis ? await openRedisStore(config.redis, config.redisPassword, config.replica, log) : new MemoryStore();
   metrics.watchApprovalStore(() => store.ready());
-  const approvals = new ApprovalService({ store, replica: config.replica, audit, metrics, log });
+  const approvals = new ApprovalService({ store, replica: config.replica, audit, metrics, log, sealer });
   const slack = config.slack ? new (await import('./approvals/slack/channel.js')).SlackChannel(config.slack, approvals, holder.current, log) : null;
   if (slack) {
     approvals.addChannel(slack);

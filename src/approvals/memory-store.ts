@@ -10,8 +10,10 @@ import {
   type ApprovalStore,
   type ClaimResult,
   type DecideResult,
+  type ForwardOutcome,
   type SlackMessageRef,
   type StateChange,
+  type Vote,
 } from './types.js';
 
 
@@ -112,6 +114,12 @@ export class MemoryStore implements ApprovalStore {
 
   async createOrJoin(record: ApprovalRecord, now: number): Promise<{ created: boolean; record: ApprovalRecord }> {
     this.assertOpen();
+    // Ids are fresh per request: one that exists was made by an earlier attempt of this call.
+    const mine = this.load(record.id, now);
+    if (mine !== null) {
+      if (mine.identity !== record.identity || mine.digest !== record.digest) throw new Error(`approval id ${record.id} already exists`);
+      return { created: true, record: structuredClone(mine) };
+    }
     const key = joinKey(record.identity, record.digest);
     const currentId = this.active.get(key);
     if (currentId !== undefined) {
@@ -119,7 +127,6 @@ export class MemoryStore implements ApprovalStore {
       if (current !== null && answers(current, now)) return { created: false, record: structuredClone(current) };
       this.active.delete(key);
     }
-    if (this.records.has(record.id)) throw new Error(`approval id ${record.id} already exists`);
     const fresh: ApprovalRecord = {
       ...structuredClone(record),
       state: 'pending',
@@ -129,6 +136,7 @@ export class MemoryStore implements ApprovalStore {
       decisionReason: null,
       executedAt: null,
       executedBy: null,
+      forwarded: null,
     };
     this.records.set(fresh.id, fresh);
     this.active.set(key, fresh.id);
@@ -212,11 +220,7 @@ export class MemoryStore implements ApprovalStore {
     return out;
   }
 
-  async decide(
-    id: string,
-    vote: { approver: string; verdict: 'approve' | 'deny'; reason?: string | null },
-    now: number,
-  ): Promise<DecideResult> {
+  async decide(id: string, vote: Vote, now: number): Promise<DecideResult> {
     this.assertOpen();
     const r = this.load(id, now);
     if (r === null) return { ok: false, reason: 'not_found', record: null };
@@ -233,7 +237,7 @@ export class MemoryStore implements ApprovalStore {
     if (r.approvals.some((v) => v.approver === vote.approver)) {
       return { ok: false, reason: 'already_voted', record: structuredClone(r) };
     }
-    r.approvals.push({ approver: vote.approver, at: now });
+    r.approvals.push(vote.seal === undefined ? { approver: vote.approver, at: now } : { approver: vote.approver, at: now, seal: vote.seal });
     if (r.approvals.length >= r.required) {
       r.state = 'approved';
       r.decidedAt = now;
@@ -276,6 +280,12 @@ export class MemoryStore implements ApprovalStore {
     if (r === undefined) return;
     r.holder = holder;
     this.announce(r);
+  }
+
+  async setForwarded(id: string, outcome: ForwardOutcome): Promise<void> {
+    this.assertOpen();
+    const r = this.records.get(id);
+    if (r !== undefined) r.forwarded = { status: outcome.status, at: outcome.at };
   }
 
   async setSlackMessage(id: string, ref: SlackMessageRef): Promise<void> {

@@ -21,7 +21,7 @@ export type RedisClient = Redis | Cluster;
 export type RedisRole = 'command' | 'subscriber';
 
 export type RedisTarget =
-  | { kind: 'standalone'; url: string }
+  | { kind: 'standalone'; url: string; password?: string }
   | {
       kind: 'sentinel';
       sentinels: SentinelAddress[];
@@ -72,8 +72,11 @@ function parseUserinfo(userinfo: string | undefined): { username?: string; passw
   return out;
 }
 
-/** Parse a `REDIS_URL`; throws with a message naming the (redacted) URL when it is malformed. */
-export function parseRedisUrl(url: string): RedisTarget {
+/**
+ * Parse a `REDIS_URL`; throws with a message naming the (redacted) URL when it is malformed.
+ * `password` (REDIS_PASSWORD) keeps the password out of the URL; a URL may not carry one as well.
+ */
+export function parseRedisUrl(url: string, password?: string): RedisTarget {
   const m = URL_RE.exec(url.trim());
   if (!m || m[1] === undefined) throw new Error(`invalid Redis URL ${redactRedisUrl(url)}`);
   const scheme = m[1].toLowerCase();
@@ -81,11 +84,15 @@ export function parseRedisUrl(url: string): RedisTarget {
   const path = (m[4] ?? '').replace(/^\//, '');
   const query = new URLSearchParams(m[5] ?? '');
   const auth = parseUserinfo(m[2]);
+  if (password !== undefined && password !== '') {
+    if (auth.password !== undefined) throw new Error(`REDIS_PASSWORD is set and ${redactRedisUrl(url)} has a password too: give it once`);
+    auth.password = password;
+  }
   switch (scheme) {
     case 'redis':
     case 'rediss':
       if (hosts.includes(',')) throw new Error(`several hosts in ${redactRedisUrl(url)}: use redis+sentinel:// or redis+cluster://`);
-      return { kind: 'standalone', url: url.trim() };
+      return { kind: 'standalone', url: url.trim(), ...(auth.password !== undefined && password ? { password: auth.password } : {}) };
     case 'redis+sentinel':
     case 'rediss+sentinel': {
       const [name, dbText] = path.split('/');
@@ -165,7 +172,7 @@ export function createRedisClient(url: string | RedisTarget, role: RedisRole, op
   const options = roleOptions(role, opts);
   switch (target.kind) {
     case 'standalone':
-      return new Redis(target.url, options);
+      return new Redis(target.url, target.password === undefined ? options : { ...options, password: target.password });
     case 'sentinel': {
       const o: RedisOptions = {
         ...options,

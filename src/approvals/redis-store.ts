@@ -11,8 +11,15 @@
  * (32 hex). The record key embeds that tag *and* the id (`{prefix}:approval:{T}:<id>`), and the
  * "unfinished approval for this identity+digest" pointer is `{prefix}:active:{T}`, so create-or-join
  * is one atomic script. Lookups by id go through `{prefix}:ref:<id>` → T (immutable, cached in process).
+ *
+ * Replies get lost or come late (a command timeout, a dropped connection, ioredis re-sending what was
+ * in flight). Every changing script therefore carries an operation id that the record remembers
+ * (`op:<id>` fields): a script that finds its own id answers with the record as it is, instead of
+ * acting again or reporting a conflict. `run` re-sends a script whose reply failed to arrive, with the
+ * same id, so the caller learns what actually happened rather than a timeout.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Cluster, Redis } from 'ioredis';
 import { createRedisClient, parseRedisUrl, redactRedisUrl, type RedisClient } from './redis-connection.js';
 import {
@@ -22,8 +29,10 @@ import {
   type ApprovalStore,
   type ClaimResult,
   type DecideResult,
+  type ForwardOutcome,
   type SlackMessageRef,
   type StateChange,
+  type Vote,
 } from './types.js';
 
 
@@ -48,6 +57,8 @@ export interface RedisStoreConnectOptions extends RedisStoreOptions {
   readyTimeoutMs?: number;
   /** Per-command timeout (ms). Default 1000. */
   commandTimeoutMs?: number;
+  /** The password, when not in the URL (REDIS_PASSWORD). */
+  password?: string;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -105,6 +116,13 @@ local function expire_due(rec, active)
   return st
 end
 
+-- An operation this record already carried out (re-sent after a lost or late reply): the outcome
+-- is the record as it is now, so the retry neither acts twice nor reports its own effect as a conflict.
+local function replayed(rec, op)
+  if redis.call('HEXISTS', rec, 'op:' .. op) == 1 then return {'ok', redis.call('HGETALL', rec)} end
+  return nil
+end
+
 -- Whether a record answers for its identity+digest: unfinished, or denied and not yet past expiresAt
 -- (a denial stands for identical retries; the agent can't re-ask until someone gives in).
 local function answers(rec, st)
@@ -137,17 +155,18 @@ return {'none'}
 `,
   },
   // KEYS: new record, active. ARGV[4] idj, [5] doc, [6] expiresAt, [7] required, [8] holder JSON,
-  // [9] record PEXPIREAT (expiresAt + retention). Returns {'created'} | {'joined', hgetall} | {'exists'}
+  // [9] record PEXPIREAT (expiresAt + retention). Returns {'created'} | {'joined', hgetall} |
+  // {'mine', hgetall} (the id exists: ids are fresh per call, so an earlier attempt of this one made it)
   airlockCreate: {
     keys: 2,
     lua: `
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'mine', redis.call('HGETALL', KEYS[1])} end
 local cur = redis.call('GET', KEYS[2])
 if cur then
   local st = expire_due(cur, KEYS[2])
   if st and answers(cur, st) then return {'joined', redis.call('HGETALL', cur)} end
   redis.call('DEL', KEYS[2])
 end
-if redis.call('EXISTS', KEYS[1]) == 1 then return {'exists'} end
 redis.call('HSET', KEYS[1], 'idj', ARGV[4], 'doc', ARGV[5], 'state', 'pending', 'expiresAt', ARGV[6],
   'required', ARGV[7], 'votes', '[]', 'holder', ARGV[8], 'decidedAt', 'null', 'decidedBy', 'null',
   'decisionReason', 'null', 'executedAt', 'null', 'executedBy', 'null')
@@ -158,14 +177,18 @@ publish(KEYS[1])
 return {'created'}
 `,
   },
-  // KEYS: record, active. ARGV[4] approver, [5] approver JSON, [6] verdict, [7] reason JSON.
+  // KEYS: record, active. ARGV[4] approver, [5] approver JSON, [6] verdict, [7] reason JSON, [8] op,
+  // [9] the vote's seal JSON ('' for none).
   airlockDecide: {
     keys: 2,
     lua: `
+local again = replayed(KEYS[1], ARGV[8])
+if again then return again end
 local st = expire_due(KEYS[1], KEYS[2])
 if not st then return {'not_found'} end
 if st ~= 'pending' then return {'not_pending', redis.call('HGETALL', KEYS[1])} end
 if ARGV[6] == 'deny' then
+  redis.call('HSET', KEYS[1], 'op:' .. ARGV[8], '1')
   redis.call('HSET', KEYS[1], 'state', 'denied', 'decidedAt', ARGV[1], 'decidedBy', ARGV[5], 'decisionReason', ARGV[7])
   return finish(KEYS[1], KEYS[2], true)
 end
@@ -174,7 +197,10 @@ local list = cjson.decode(votes)
 for _, v in ipairs(list) do
   if v.approver == ARGV[4] then return {'already_voted', redis.call('HGETALL', KEYS[1])} end
 end
-local entry = '{"approver":' .. ARGV[5] .. ',"at":' .. ARGV[1] .. '}'
+redis.call('HSET', KEYS[1], 'op:' .. ARGV[8], '1')
+local entry = '{"approver":' .. ARGV[5] .. ',"at":' .. ARGV[1]
+if ARGV[9] ~= '' then entry = entry .. ',"seal":' .. ARGV[9] end
+entry = entry .. '}'
 if #list == 0 then votes = '[' .. entry .. ']' else votes = string.sub(votes, 1, -2) .. ',' .. entry .. ']' end
 redis.call('HSET', KEYS[1], 'votes', votes)
 if #list + 1 >= tonumber(redis.call('HGET', KEYS[1], 'required')) then
@@ -184,39 +210,43 @@ publish(KEYS[1])
 return {'ok', redis.call('HGETALL', KEYS[1])}
 `,
   },
-  // KEYS: record, active. ARGV[4] by JSON, [5] reason JSON.
+  // KEYS: record, active. ARGV[4] by JSON, [5] reason JSON, [6] op.
   airlockCancel: {
     keys: 2,
     lua: `
+local again = replayed(KEYS[1], ARGV[6])
+if again then return again end
 local st = expire_due(KEYS[1], KEYS[2])
 if not st then return {'not_found'} end
 if st ~= 'pending' and st ~= 'approved' then return {'not_pending', redis.call('HGETALL', KEYS[1])} end
-redis.call('HSET', KEYS[1], 'state', 'cancelled', 'decidedAt', ARGV[1], 'decidedBy', ARGV[4], 'decisionReason', ARGV[5])
+redis.call('HSET', KEYS[1], 'op:' .. ARGV[6], '1', 'state', 'cancelled', 'decidedAt', ARGV[1], 'decidedBy', ARGV[4], 'decisionReason', ARGV[5])
 return finish(KEYS[1], KEYS[2])
 `,
   },
-  // KEYS: record, active. ARGV[4] replica JSON.
+  // KEYS: record, active. ARGV[4] replica JSON, [5] op.
   airlockClaim: {
     keys: 2,
     lua: `
+local again = replayed(KEYS[1], ARGV[5])
+if again then return again end
 local st = expire_due(KEYS[1], KEYS[2])
 if not st then return {'not_found'} end
 if st == 'expired' then return {'lapsed', redis.call('HGETALL', KEYS[1])} end
 if st ~= 'approved' then return {'not_approved', redis.call('HGETALL', KEYS[1])} end
-redis.call('HSET', KEYS[1], 'state', 'executed', 'executedAt', ARGV[1], 'executedBy', ARGV[4])
+redis.call('HSET', KEYS[1], 'op:' .. ARGV[5], '1', 'state', 'executed', 'executedAt', ARGV[1], 'executedBy', ARGV[4])
 return finish(KEYS[1], KEYS[2])
 `,
   },
-  // KEYS: record. ARGV[4] holder JSON.
-  // KEYS: record. ARGV[4] slack ref JSON.
-  airlockSetSlack: {
+  // KEYS: record. ARGV[4] field name, [5] its JSON value. For fields nobody waits on (not announced).
+  airlockSetField: {
     keys: 1,
     lua: `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
-redis.call('HSET', KEYS[1], 'slack', ARGV[4])
+redis.call('HSET', KEYS[1], ARGV[4], ARGV[5])
 return {'ok'}
 `,
   },
+  // KEYS: record. ARGV[4] holder JSON.
   airlockSetHolder: {
     keys: 1,
     lua: `
@@ -237,7 +267,7 @@ const STATES: ReadonlySet<string> = new Set<ApprovalState>(['pending', 'approved
 /** The immutable part of a record, stored as JSON in the `doc` field. */
 type RecordDoc = Omit<
   ApprovalRecord,
-  'state' | 'approvals' | 'holder' | 'decidedAt' | 'decidedBy' | 'decisionReason' | 'executedAt' | 'executedBy' | 'slack'
+  'state' | 'approvals' | 'holder' | 'decidedAt' | 'decidedBy' | 'decisionReason' | 'executedAt' | 'executedBy' | 'slack' | 'forwarded'
 >;
 
 function docOf(r: ApprovalRecord): RecordDoc {
@@ -255,6 +285,7 @@ function docOf(r: ApprovalRecord): RecordDoc {
     request: r.request,
     createdAt: r.createdAt,
     expiresAt: r.expiresAt,
+    seal: r.seal,
   };
 }
 
@@ -279,8 +310,10 @@ function fromHash(flat: string[]): ApprovalRecord {
     decisionReason: JSON.parse(field('decisionReason')) as string | null,
     executedAt: JSON.parse(field('executedAt')) as number | null,
     executedBy: JSON.parse(field('executedBy')) as string | null,
-    // Set only once the Slack message is posted.
+    // Set later, if ever.
     slack: JSON.parse(h.get('slack') ?? 'null') as ApprovalRecord['slack'],
+    forwarded: JSON.parse(h.get('forwarded') ?? 'null') as ApprovalRecord['forwarded'],
+    seal: doc.seal ?? null,
   };
 }
 
@@ -306,6 +339,22 @@ const REF_CACHE_MAX = 10_000;
 /** Ids checked per pipeline by settled(). */
 const SETTLED_SLICE = 500;
 const LIST_PAGE = 100;
+/**
+ * A script whose reply did not arrive (timeout, dropped connection) is sent again, after 100 ms, then
+ * 200, 400…, while less than this has passed since the first attempt: long enough for a reconnect.
+ */
+const RETRY_BUDGET_MS = 2500;
+const FIRST_PAUSE_MS = 100;
+
+/** Redis answered (a script or type error): re-sending would get the same answer. */
+function answeredByRedis(err: unknown): boolean {
+  return err instanceof Error && err.name === 'ReplyError';
+}
+
+/** The command was never sent (no connection): it cannot have taken effect. Anything else may be a lost reply. */
+function neverSent(err: unknown): boolean {
+  return err instanceof Error && /Stream isn't writeable|Connection is closed|Cluster isn't ready/.test(err.message) && !/timed out/.test(err.message);
+}
 
 function waitReady(client: RedisClient, ms: number): Promise<void> {
   if (client.status === 'ready') return Promise.resolve();
@@ -343,7 +392,7 @@ export class RedisStore implements ApprovalStore {
    * (up to `readyTimeoutMs`; on timeout the clients are closed and the promise rejects).
    */
   static async connect(url: string, opts: RedisStoreConnectOptions): Promise<RedisStore> {
-    const target = parseRedisUrl(url);
+    const target = parseRedisUrl(url, opts.password);
     const clientOpts = { commandTimeoutMs: opts.commandTimeoutMs };
     const command = createRedisClient(target, 'command', { ...clientOpts, connectionName: `airlock:${opts.replica}:cmd` });
     const subscriber = createRedisClient(target, 'subscriber', { connectionName: `airlock:${opts.replica}:sub` });
@@ -558,8 +607,20 @@ export class RedisStore implements ApprovalStore {
   private async run(name: ScriptName, keys: string[], now: number, ...args: (string | number)[]): Promise<ScriptReply> {
     if (!Number.isFinite(now)) throw new TypeError(`now must be a finite number of ms, got ${now}`);
     const finishAt = Math.ceil(now + this.retentionMs);
-    const reply = await this.scripts[name](...keys, String(now), this.changesChannel, String(finishAt), ...args);
-    return reply as ScriptReply;
+    const started = performance.now();
+    // Whether an attempt may have run without its reply reaching us: only then is asking again worth a wait.
+    let unknown = false;
+    for (let pause = FIRST_PAUSE_MS; ; pause *= 2) {
+      try {
+        return (await this.scripts[name](...keys, String(now), this.changesChannel, String(finishAt), ...args)) as ScriptReply;
+      } catch (err) {
+        unknown ||= !neverSent(err);
+        if (!unknown || answeredByRedis(err) || this.closed || performance.now() - started >= RETRY_BUDGET_MS) throw err;
+        // Scripts are safe to re-send: changing ones carry an operation id the record remembers.
+        this.opts.logger?.warn({ err: { message: (err as Error).message }, script: name }, 'no reply from Redis; asking again');
+        await delay(pause);
+      }
+    }
   }
 
   // ----- ApprovalStore ---------------------------------------------------------------------------
@@ -604,29 +665,37 @@ export class RedisStore implements ApprovalStore {
       String(keepUntil),
     );
     switch (reply[0]) {
-      case 'created': {
-        // Outside the script (another slot): counting reads each entry's state, so an entry that
-        // outlives its record's pending time costs a read, never a wrong count.
-        const pending = this.pendingKey(record.identity);
-        await this.command.zadd(pending, record.expiresAt, member);
-        await this.command.zadd(this.openKey, record.expiresAt, member);
-        // Kept until the latest expiry of its entries (GT leaves a key without a TTL alone: NX sets the first).
-        await this.command.pexpireat(pending, Math.ceil(record.expiresAt), 'NX');
-        await this.command.pexpireat(pending, Math.ceil(record.expiresAt), 'GT');
+      case 'created':
+        await this.indexCreated(record, member);
         return { created: true, record: fresh };
+      case 'mine': {
+        const mine = recordOf(reply);
+        if (mine === null) throw new Error('Redis returned an empty approval record');
+        await this.indexCreated(record, member);
+        return { created: true, record: mine };
       }
       case 'joined': {
         const joined = recordOf(reply);
         if (joined === null) throw new Error('Redis returned an empty approval record');
-        // (A retried call whose first attempt did create the record joins itself: keep its ref.)
-        if (joined.id !== id) await this.forget(id, member);
+        await this.forget(id, member);
         return { created: false, record: joined };
       }
-      case 'exists':
-        throw new Error(`approval id ${id} already exists`);
       default:
         throw new Error(`unexpected reply from Redis: ${String(reply[0])}`);
     }
+  }
+
+  /**
+   * Index a new record outside its script (other slots): counting reads each entry's state, so an
+   * entry that outlives its record's pending time costs a read, never a wrong count.
+   */
+  private async indexCreated(record: ApprovalRecord, member: string): Promise<void> {
+    const pending = this.pendingKey(record.identity);
+    await this.command.zadd(pending, record.expiresAt, member);
+    await this.command.zadd(this.openKey, record.expiresAt, member);
+    // Kept until the latest expiry of its entries (GT leaves a key without a TTL alone: NX sets the first).
+    await this.command.pexpireat(pending, Math.ceil(record.expiresAt), 'NX');
+    await this.command.pexpireat(pending, Math.ceil(record.expiresAt), 'GT');
   }
 
   /** Undo the ref and list entry of an id that was not used (best effort: both also expire). */
@@ -736,11 +805,7 @@ export class RedisStore implements ApprovalStore {
     return out;
   }
 
-  async decide(
-    id: string,
-    vote: { approver: string; verdict: 'approve' | 'deny'; reason?: string | null },
-    now: number,
-  ): Promise<DecideResult> {
+  async decide(id: string, vote: Vote, now: number): Promise<DecideResult> {
     const tag = await this.tagOf(id);
     if (tag === null) return { ok: false, reason: 'not_found', record: null };
     const reply = await this.run(
@@ -751,6 +816,8 @@ export class RedisStore implements ApprovalStore {
       JSON.stringify(vote.approver),
       vote.verdict,
       JSON.stringify(vote.verdict === 'deny' ? (vote.reason ?? null) : null),
+      randomUUID(),
+      vote.seal === undefined ? '' : JSON.stringify(vote.seal),
     );
     return decideResult(reply);
   }
@@ -764,6 +831,7 @@ export class RedisStore implements ApprovalStore {
       now,
       JSON.stringify(by),
       JSON.stringify(reason),
+      randomUUID(),
     );
     return decideResult(reply);
   }
@@ -771,7 +839,7 @@ export class RedisStore implements ApprovalStore {
   async claim(id: string, replica: string, now: number): Promise<ClaimResult> {
     const tag = await this.tagOf(id);
     if (tag === null) return { ok: false, reason: 'not_found', record: null };
-    const reply = await this.run('airlockClaim', [this.recordKey(tag, id), this.activeKey(tag)], now, JSON.stringify(replica));
+    const reply = await this.run('airlockClaim', [this.recordKey(tag, id), this.activeKey(tag)], now, JSON.stringify(replica), randomUUID());
     return scriptResult(reply, ['not_found', 'not_approved', 'lapsed'] as const);
   }
 
@@ -782,9 +850,17 @@ export class RedisStore implements ApprovalStore {
   }
 
   async setSlackMessage(id: string, ref: SlackMessageRef): Promise<void> {
+    await this.setField(id, 'slack', { channel: ref.channel, ts: ref.ts });
+  }
+
+  async setForwarded(id: string, outcome: ForwardOutcome): Promise<void> {
+    await this.setField(id, 'forwarded', { status: outcome.status, at: outcome.at });
+  }
+
+  private async setField(id: string, field: 'slack' | 'forwarded', value: object): Promise<void> {
     const tag = await this.tagOf(id);
     if (tag === null) return;
-    await this.run('airlockSetSlack', [this.recordKey(tag, id)], Date.now(), JSON.stringify({ channel: ref.channel, ts: ref.ts }));
+    await this.run('airlockSetField', [this.recordKey(tag, id)], Date.now(), field, JSON.stringify(value));
   }
 
   subscribe(listener: (change: StateChange) => void): () => void {

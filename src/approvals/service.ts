@@ -3,6 +3,7 @@ import type { AuditSink } from '../audit/sink.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { CompiledPolicy, Decision, Identity } from '../policy/types.js';
+import type { StateSealer } from './state-seal.js';
 import { BY_POLICY, type ApprovalRecord, type ApprovalStore, type ClaimResult, type DecideResult, type SlackMessageRef, type StateChange, type StoredRequest } from './types.js';
 
 export interface ApprovalServiceDeps {
@@ -12,6 +13,8 @@ export interface ApprovalServiceDeps {
   audit: AuditSink;
   metrics: Metrics;
   log: Logger;
+  /** Seals records and votes, and checks them before anything is forwarded. */
+  sealer: StateSealer;
   now?: () => number;
   /** How often held requests re-read their approval, in case an announcement was lost (default 5 s). */
   recheckMs?: number;
@@ -55,6 +58,9 @@ export interface ApprovalChannel {
  */
 export type Woken = ApprovalRecord | null | 'approved' | 'shutdown';
 
+/** A claim, or its refusal because the record's seals do not hold (the store was written by someone else). */
+export type ClaimOutcome = ClaimResult | { ok: false; reason: 'forged'; message: string; record: ApprovalRecord };
+
 export type VoteOutcome =
   | { ok: true; record: ApprovalRecord }
   | { ok: false; status: 403 | 404 | 409; message: string; record: ApprovalRecord | null };
@@ -73,6 +79,8 @@ export class ApprovalService {
   /** Shutting down: held requests are answered at once (their approvals stay in the store). */
   private closed = false;
   private readonly channels: ApprovalChannel[] = [];
+  /** Approvals this replica spent, until they expire: a store rolled back to `approved` is not obeyed twice here. */
+  private readonly spent = new Map<string, number>();
 
   constructor(private readonly deps: ApprovalServiceDeps) {
     this.now = deps.now ?? Date.now;
@@ -152,7 +160,10 @@ export class ApprovalService {
       executedAt: null,
       executedBy: null,
       slack: null,
+      seal: null,
+      forwarded: null,
     };
+    candidate.seal = this.deps.sealer.sealRecord(candidate);
     const result = await this.deps.store.createOrJoin(candidate, now);
     const r = result.record;
     this.deps.audit.write({
@@ -236,15 +247,64 @@ export class ApprovalService {
     }
   }
 
-  /** Spend an approval: exactly one caller, on any replica, gets `ok` and forwards the request. */
-  async claim(id: string, requestId: string): Promise<ClaimResult> {
-    const result = await this.deps.store.claim(id, this.deps.replica, this.now());
-    if (result.ok) {
-      this.deps.audit.write({ event: 'approval_executed', request_id: requestId, approval_id: id, state: 'executed', replica: this.deps.replica });
-      this.deps.metrics.approvalOutcomes.inc({ state: 'executed' });
-      this.notify('changed', result.record);
+  /**
+   * Spend an approval for the request with `expected` identity and digest: exactly one caller, on any
+   * replica, gets `ok` and forwards the request, and only when the record's seals hold. Who approved
+   * is written to the audit trail here, from the stored record, and committed before the request
+   * leaves: a vote whose own audit line was lost (its replica failed after the store took it) is on
+   * record all the same.
+   */
+  async claim(id: string, requestId: string, expected: { identity: string | null; digest: string }): Promise<ClaimOutcome> {
+    const now = this.now();
+    const result = await this.deps.store.claim(id, this.deps.replica, now);
+    if (!result.ok) return result;
+    const r = result.record;
+    const forgery = this.spent.has(id) ? 'this approval was already used here (the store was rolled back)' : this.deps.sealer.forgery(r, expected);
+    if (forgery !== null) {
+      this.deps.audit.write({ event: 'approval_forged', request_id: requestId, approval_id: id, state: r.state, rule: r.rule, identity: expected.identity, digest: expected.digest, reason: forgery, approvers: r.approvals.map((v) => v.approver) });
+      this.deps.audit.commit();
+      this.deps.metrics.approvalsForged.inc();
+      this.deps.log.error({ approval_id: id, request_id: requestId, reason: forgery }, 'refused to forward: approval state not written by Airlock');
+      return { ok: false, reason: 'forged', message: forgery, record: r };
     }
+    this.remember(id, r.expiresAt, now);
+    this.deps.audit.write({
+      event: 'approval_executed',
+      request_id: requestId,
+      approval_id: id,
+      state: 'executed',
+      replica: this.deps.replica,
+      rule: r.rule,
+      identity: r.identity,
+      digest: r.digest,
+      approvers: r.approvals.map((v) => v.approver),
+      approved_at: r.approvals.map((v) => new Date(v.at).toISOString()),
+      decided_by: r.decidedBy ?? undefined,
+    });
+    this.deps.audit.commit();
+    this.deps.metrics.approvalOutcomes.inc({ state: 'executed' });
+    this.notify('changed', r);
     return result;
+  }
+
+  /** What the forwarded request of an executed approval was answered with (shown to approvers). */
+  forwarded(id: string, status: number): void {
+    this.deps.store
+      .setForwarded(id, { status, at: this.now() })
+      .then(() => this.get(id))
+      .then(
+        (r) => r && this.notify('changed', r),
+        (err: unknown) => this.deps.log.warn({ err, approval_id: id }, 'could not record what a forwarded approval was answered with'),
+      );
+  }
+
+  private remember(id: string, until: number, now: number): void {
+    // Oldest first: stop at the first still in force (amortised O(1) per claim).
+    for (const [spentId, expires] of this.spent) {
+      if (expires >= now) break;
+      this.spent.delete(spentId);
+    }
+    this.spent.set(id, until);
   }
 
   /** The requesting agent withdraws its pending request (`by` is its identity, or "anonymous"). */
@@ -291,7 +351,8 @@ export class ApprovalService {
       this.deps.audit.write({ event: 'approval_vote_refused', approval_id: id, approver, state: record.state, reason: refusal });
       return { ok: false, status: 403, message: refusal, record };
     }
-    const result: DecideResult = await this.deps.store.decide(id, { approver, verdict, reason }, now);
+    const seal = verdict === 'approve' ? this.deps.sealer.sealVote(record, approver, now) : undefined;
+    const result: DecideResult = await this.deps.store.decide(id, { approver, verdict, reason, ...(seal === undefined ? {} : { seal }) }, now);
     if (!result.ok) {
       const message =
         result.reason === 'already_voted'

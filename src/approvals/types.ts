@@ -10,7 +10,9 @@
  *      └──────► cancelled    (withdrawn by the agent, or denied by the policy in force)
  *
  * Every transition is a compare-and-set in the store, so concurrent approvers, duplicate clicks and
- * several replicas agree on one outcome, and an approved request is executed exactly once.
+ * several replicas agree on one outcome, and an approved request is claimed for forwarding once. A
+ * claim comes before the forwarding: a replica that dies between the two leaves the record `executed`
+ * with no `forwarded` outcome, so an approval is used at most once, never twice (docs/approvals.md).
  */
 
 import type { Finding } from '../inspect/finding.js';
@@ -36,6 +38,15 @@ export type StoredRequest = Pick<CanonicalRequest, 'method' | 'scheme' | 'host' 
 
 export interface ApprovalVote {
   approver: string;
+  at: number;
+  /** MAC of the vote under the state key (state-seal.ts): proof that Airlock accepted it. */
+  seal?: string;
+}
+
+/** What became of an executed approval's request: the status its agent was answered with. */
+export interface ForwardOutcome {
+  /** The upstream's status, or Airlock's own (502, 504) when the upstream failed. */
+  status: number;
   at: number;
 }
 
@@ -70,11 +81,23 @@ export interface ApprovalRecord {
   executedBy: string | null;
   /** The Slack message that asks for this approval, once posted (any replica can update it). */
   slack: SlackMessageRef | null;
+  /** MAC of the immutable part under the state key (state-seal.ts), or null when nothing sealed it. */
+  seal: string | null;
+  /** Set after an executed approval's request was forwarded; null while executed means it may never have been. */
+  forwarded: ForwardOutcome | null;
 }
 
 export interface SlackMessageRef {
   channel: string;
   ts: string;
+}
+
+/** One approver's vote as the store records it (`seal` for an approval: see ApprovalVote). */
+export interface Vote {
+  approver: string;
+  verdict: 'approve' | 'deny';
+  reason?: string | null;
+  seal?: string;
 }
 
 export type DecideResult =
@@ -134,13 +157,15 @@ export interface ApprovalStore {
    * distinct approvals are in; `deny` moves to `denied` at once (any deny is final).
    * Eligibility (who may vote) is the caller's business; the store guarantees atomicity.
    */
-  decide(id: string, vote: { approver: string; verdict: 'approve' | 'deny'; reason?: string | null }, now: number): Promise<DecideResult>;
+  decide(id: string, vote: Vote, now: number): Promise<DecideResult>;
   /** pending or approved (not yet executed) → cancelled (by `by`, with a reason). */
   cancel(id: string, by: string, reason: string | null, now: number): Promise<DecideResult>;
-  /** approved → executed, exactly once across all callers; fails if the approval lapsed (`expiresAt` passed). */
+  /** approved → executed, for exactly one caller; fails if the approval lapsed (`expiresAt` passed). */
   claim(id: string, replica: string, now: number): Promise<ClaimResult>;
   /** Record which replica holds the client connection, so decisions wake it. */
   setHolder(id: string, holder: string | null): Promise<void>;
+  /** Record what the forwarded request was answered with (not announced: it changes no state). */
+  setForwarded(id: string, outcome: ForwardOutcome): Promise<void>;
   /** Record where the approval was posted in Slack (not announced: it changes no state). */
   setSlackMessage(id: string, ref: SlackMessageRef): Promise<void>;
   /** Called on every state change made by anyone (this process or another replica). Returns an unsubscribe function. */

@@ -46,6 +46,8 @@ export function approvalView(r: ApprovalRecord, statusPrefix: string): Record<st
     decided_by: r.decidedBy,
     decision_reason: r.decisionReason,
     executed_at: iso(r.executedAt),
+    // Null while executed: claimed for forwarding, and no answer recorded (yet, or ever: at most once).
+    forwarded: r.forwarded === null ? null : { status: r.forwarded.status, at: iso(r.forwarded.at) },
     status_url: `${statusPrefix}${r.id}`,
   };
 }

@@ -56,6 +56,7 @@ export interface ApprovalView {
   decided_by: string | null;
   decision_reason: string | null;
   executed_at: string | null;
+  forwarded: { status: number; at: string } | null;
   status_url: string;
 }
 
@@ -353,7 +354,9 @@ export function formatShow(v: ApprovalView, now: number): string {
   for (const [i, a] of v.approvals.entries()) field(i === 0 ? 'approvals' : '', `${printable(a.approver)} at ${when(a.at, now)}`);
   if (v.decided_at !== null) field('decided', when(v.decided_at, now) + (v.decided_by !== null ? ` by ${printable(v.decided_by)}` : ''));
   if (v.decision_reason !== null) field('decision reason', printable(v.decision_reason));
-  if (v.executed_at !== null) field('forwarded', when(v.executed_at, now));
+  if (v.executed_at !== null) {
+    field('forwarded', v.forwarded === null ? `claimed ${when(v.executed_at, now)}; no answer recorded (if its replica stopped first, it was never sent)` : `${when(v.executed_at, now)}, answered ${v.forwarded.status}`);
+  }
   field('status', printable(v.status_url));
   if (v.request.body_bytes > 0 || v.request.body_preview !== '') {
     const preview = printable(v.request.body_preview.replace(/\r\n/g, '\n'), true);

@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { hostname } from 'node:os';
-import { formatHostPort, parseHostPort, parseSize, slackFromEnv, type ServeConfig } from '../config.js';
+import { formatHostPort, parseHostPort, parseSize, slackFromEnv, storeSecretsFromEnv, type ServeConfig } from '../config.js';
 import { createLogger } from '../log.js';
 import { parseDuration } from '../policy/duration.js';
 import { formatPolicyError } from '../policy/errors.js';
@@ -20,6 +20,7 @@ interface ServeFlags {
   shutdownGrace: string;
   logLevel: string;
   redis?: string;
+  stateKeyFile?: string;
   maxHeldBody: string;
   maxInspectedBody: string;
   tunnelIdleTimeout: string;
@@ -64,6 +65,7 @@ export function toServeConfig(f: ServeFlags): ServeConfig {
     policySettleMs: duration(f.policySettle, '--policy-settle'),
     shutdownGraceMs: duration(f.shutdownGrace, '--shutdown-grace'),
     redis: f.redis || null,
+    ...storeSecretsFromEnv(process.env, f.stateKeyFile),
     maxHeldBodyBytes: parseSize(f.maxHeldBody, '--max-held-body'),
     maxInspectedBodyBytes: parseSize(f.maxInspectedBody, '--max-inspected-body'),
     tunnelIdleMs: duration(f.tunnelIdleTimeout, '--tunnel-idle-timeout'),
@@ -94,6 +96,7 @@ export function registerServeCommand(program: Command): void {
     .addOption(new Option('--policy-settle <duration>', 'how long a changed policy file must have been left alone before it is put in force (write files by rename to skip the wait)').env('AIRLOCK_POLICY_SETTLE').default('1s'))
     .addOption(new Option('--shutdown-grace <duration>', 'on SIGTERM, how long requests in flight get to finish (keep it under the orchestrator\'s kill timeout)').env('AIRLOCK_SHUTDOWN_GRACE').default('10s'))
     .addOption(new Option('--redis <url>', 'share approvals through Redis (redis://, rediss://); default: in memory, one instance').env('REDIS_URL'))
+    .addOption(new Option('--state-key-file <file>', 'key(s) sealing approval state, one per line, the first signing (or AIRLOCK_STATE_KEY); required with --redis').env('AIRLOCK_STATE_KEY_FILE'))
     .addOption(new Option('--max-held-body <size>', 'largest body of a request held for approval').env('AIRLOCK_MAX_HELD_BODY').default('1MiB'))
     .addOption(
       new Option('--max-inspected-body <size>', 'most of a body read for rules that inspect it (decoded size too); larger bodies get the most restrictive outcome').env('AIRLOCK_MAX_INSPECTED_BODY').default('1MiB'),

@@ -35,6 +35,8 @@ export interface Metrics {
   approvalsHeld: Gauge;
   /** airlock_approval_outcomes_total{state}: approved, denied, expired, cancelled, executed. */
   approvalOutcomes: FastCounter<'state'>;
+  /** airlock_approvals_forged_total: approvals refused at forwarding because their seals did not hold (state written by someone else). */
+  approvalsForged: Counter;
   /** airlock_approval_decision_seconds{state}: from the request being held to the decision. */
   approvalDecisionSeconds: FastHistogram<'state'>;
   /** airlock_approval_store_up: 1 when the approval store answers; read at scrape time from what `watchApprovalStore` was given. */
@@ -131,6 +133,11 @@ export function createMetrics(): Metrics {
     approvalsHeld: new Gauge({
       name: 'airlock_approvals_held',
       help: 'Client connections this replica holds open while a human decides.',
+      registers,
+    }),
+    approvalsForged: new Counter({
+      name: 'airlock_approvals_forged_total',
+      help: 'Approved requests not forwarded because their record or votes lacked a valid seal: approval state written by something other than Airlock.',
       registers,
     }),
     approvalOutcomes: new FastCounter({

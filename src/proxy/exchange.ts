@@ -110,8 +110,11 @@ export class Exchange {
     return who.ok ? who.identity : null;
   }
 
-  /** Forward upstream and stream the answer back; upstream failures become 502/504 (or a cut connection mid-body). */
-  async forward(canon: CanonicalRequest, body: ForwardBody, decision: Decision, rewriter: ResponseRewriter | null = null): Promise<void> {
+  /**
+   * Forward upstream and stream the answer back; upstream failures become 502/504 (or a cut connection
+   * mid-body). Resolves with the status the agent was answered with.
+   */
+  async forward(canon: CanonicalRequest, body: ForwardBody, decision: Decision, rewriter: ResponseRewriter | null = null): Promise<number> {
     const { ctx, res } = this;
     const upstreamStarted = performance.now();
     const upstreamTime = (): number => (performance.now() - upstreamStarted) / 1000;
@@ -122,9 +125,10 @@ export class Exchange {
     if (!result.ok) {
       if (result.status !== 403 && !result.headersSent) ctx.metrics.upstreamDuration.observe({ status_class: 'error' }, upstreamTime());
       this.upstreamFailed(result, canon, decision);
-      return;
+      return result.status;
     }
     ctx.metrics.requestDuration.observe({ action: decision.action }, (performance.now() - this.started) / 1000);
+    return result.status;
   }
 
   /**

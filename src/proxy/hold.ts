@@ -29,7 +29,7 @@ function statedReason(value: string | string[] | undefined): string | null {
  * - already approved for this identity and digest (the agent's retry): forwarded once;
  * - pending, with `Prefer: respond-async`: `202` with the approval id and a status URL;
  * - pending: the connection is held until a decision, up to the rule's `wait` — approved → forwarded
- *   exactly once, denied → 403 `approval_denied`, expired → 403 `approval_expired`, still pending →
+ *   once (at most once: see ApprovalService.claim), denied → 403 `approval_denied`, expired → 403 `approval_expired`, still pending →
  *   403 `approval_pending` with `Retry-After` (an identical retry joins the same approval).
  * The store being unreachable at any point fails closed with 503; nothing is forwarded unapproved.
  */
@@ -120,12 +120,19 @@ export async function holdForApproval(x: Exchange, canon: CanonicalRequest, deci
       }
       let claim;
       try {
-        claim = await approvals.claim(approvalId, x.requestId);
+        claim = await approvals.claim(approvalId, x.requestId, { identity, digest });
       } catch (err) {
         ctx.log.warn({ err, request_id: x.requestId }, 'approval store failed');
         return unavailable('the approval store failed');
       }
-      if (claim.ok) return x.forward(canon, body.body, decision);
+      if (claim.ok) {
+        approvals.forwarded(approvalId, await x.forward(canon, body.body, decision));
+        return;
+      }
+      if (claim.reason === 'forged') {
+        const message = `this approval cannot be trusted (${claim.message}); nothing was forwarded`;
+        return x.refuse({ status: 403, code: 'approval_denied', message, rule, approvalId }, canon, decision);
+      }
       const message =
         claim.reason === 'lapsed' ? 'the approval lapsed before it was used' : 'this approval was already used by an identical request';
       return x.refuse({ status: 403, code: 'approval_expired', message, rule, approvalId }, canon, decision);

@@ -76,10 +76,13 @@ export interface TestAirlock {
   close(): Promise<void>;
 }
 
+/** The state key test Airlocks share unless told otherwise. */
+export const TEST_STATE_KEY = 'test-state-key-shared-by-every-replica-of-a-test';
+
 /** Airlock in this process on free loopback ports, with the given policy files in a temp folder. */
 export async function startTestAirlock(
   files: Record<string, string>,
-  options: { identity?: string; upstreamTimeoutMs?: number; redis?: string; replica?: string; maxHeldBodyBytes?: number; maxInspectedBodyBytes?: number; tunnelIdleMs?: number; maxTunnels?: number; clientHeadersTimeoutMs?: number; clientBodyTimeoutMs?: number; policySettleMs?: number; maxConnections?: number; slack?: SlackConfig; upstreamCaFile?: string; caCertFile?: string; caKeyFile?: string; allowDestinations?: string[] } = {},
+  options: { identity?: string; upstreamTimeoutMs?: number; redis?: string; replica?: string; maxHeldBodyBytes?: number; maxInspectedBodyBytes?: number; tunnelIdleMs?: number; maxTunnels?: number; clientHeadersTimeoutMs?: number; clientBodyTimeoutMs?: number; policySettleMs?: number; maxConnections?: number; slack?: SlackConfig; upstreamCaFile?: string; caCertFile?: string; caKeyFile?: string; allowDestinations?: string[]; stateKey?: string } = {},
 ): Promise<TestAirlock> {
   const dir = await mkdtemp(join(tmpdir(), 'airlock-test-'));
   const policies = join(dir, 'policies');
@@ -98,6 +101,9 @@ export async function startTestAirlock(
     policySettleMs: options.policySettleMs ?? 20,
     shutdownGraceMs: 0,
     redis: options.redis ?? null,
+    redisPassword: null,
+    // Replicas of one test share the key, as a deployment's replicas share a Secret.
+    stateKey: { value: options.stateKey ?? TEST_STATE_KEY },
     maxHeldBodyBytes: options.maxHeldBodyBytes ?? 1024 * 1024,
     maxInspectedBodyBytes: options.maxInspectedBodyBytes ?? 1024 * 1024,
     tunnelIdleMs: options.tunnelIdleMs ?? 300_000,

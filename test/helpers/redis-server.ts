@@ -40,8 +40,8 @@ function freePort(): Promise<number> {
   });
 }
 
-/** One connect + PING; true on `+PONG`. */
-function ping(port: number): Promise<boolean> {
+/** One connect + PING (after AUTH when the server has a password); true on `+PONG`. */
+function ping(port: number, password?: string): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = createConnection({ host: '127.0.0.1', port });
     let buf = '';
@@ -51,10 +51,11 @@ function ping(port: number): Promise<boolean> {
     };
     sock.setTimeout(250, () => done(false));
     sock.once('error', () => done(false));
-    sock.once('connect', () => sock.write('PING\r\n'));
+    sock.once('connect', () => sock.write(`${password === undefined ? '' : `AUTH ${password}\r\n`}PING\r\n`));
     sock.on('data', (d) => {
       buf += d.toString('latin1');
-      if (buf.includes('\r\n')) done(buf.startsWith('+PONG'));
+      if (buf.includes('+PONG')) done(true);
+      else if (buf.startsWith('-') || buf.includes('\r\n-')) done(false);
     });
   });
 }
@@ -63,7 +64,7 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-async function launch(port: number, extra: string[] = []): Promise<ChildProcess> {
+async function launch(port: number, extra: string[] = [], password?: string): Promise<ChildProcess> {
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmpdir(), ...extra];
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
@@ -90,7 +91,7 @@ async function launch(port: number, extra: string[] = []): Promise<ChildProcess>
       throw new Error(`cannot run redis-server (install it, e.g. apt-get install redis-server): ${err.message}`);
     }
     if (exited) throw new Error(`redis-server exited during startup:\n${output}`);
-    if (await ping(port)) return child;
+    if (await ping(port, password)) return child;
     await delay(20);
   }
   child.kill('SIGKILL');
@@ -104,12 +105,12 @@ async function terminate(child: ChildProcess | null, signal: NodeJS.Signals): Pr
   await exited;
 }
 
-async function launchOnFreePort(extra: (port: number) => string[] = () => []): Promise<{ port: number; child: ChildProcess }> {
+async function launchOnFreePort(extra: (port: number) => string[] = () => [], password?: string): Promise<{ port: number; child: ChildProcess }> {
   let lastError: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
     try {
-      return { port, child: await launch(port, extra(port)) };
+      return { port, child: await launch(port, extra(port), password) };
     } catch (err) {
       lastError = err;
       if (String(err).includes('cannot run redis-server')) throw err;
@@ -119,8 +120,10 @@ async function launchOnFreePort(extra: (port: number) => string[] = () => []): P
   throw lastError instanceof Error ? lastError : new Error(String(lastError));
 }
 
-export async function startRedisServer(): Promise<RedisServer> {
-  const started = await launchOnFreePort();
+/** With `password`, the server requires it (`--requirepass`), as a deployment's Redis should. */
+export async function startRedisServer(opts: { password?: string } = {}): Promise<RedisServer> {
+  const withPassword = opts.password === undefined ? [] : ['--requirepass', opts.password];
+  const started = await launchOnFreePort(() => withPassword, opts.password);
   const port = started.port;
   let child: ChildProcess | null = started.child;
   return {
@@ -136,7 +139,7 @@ export async function startRedisServer(): Promise<RedisServer> {
     },
     async start() {
       if (child !== null && child.exitCode === null && child.signalCode === null) return;
-      child = await launch(port);
+      child = await launch(port, withPassword, opts.password);
     },
   };
 }

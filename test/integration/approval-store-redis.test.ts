@@ -125,6 +125,19 @@ describe('RedisStore', () => {
     await assert.rejects(connect(other.url, 'replica-a', 'x', { readyTimeoutMs: 300 }), /not reachable/);
   });
 
+  it('a Redis that requires a password: REDIS_PASSWORD (kept out of the URL) connects, no password is refused', async () => {
+    const locked = await startRedisServer({ password: 'correct-horse-battery-staple' });
+    try {
+      const store = await connect(locked.url, 'replica-a', 'pw', { password: 'correct-horse-battery-staple' });
+      const now = Date.now();
+      assert.equal((await store.createOrJoin(makeRecord(now), now)).created, true);
+      await store.close();
+      await assert.rejects(connect(locked.url, 'replica-a', 'pw', { readyTimeoutMs: 500 }), /not reachable/);
+    } finally {
+      await locked.stop();
+    }
+  });
+
   it('fails closed while Redis is down, and recovers when it is back', async () => {
     const own = await startRedisServer();
     const prefix = `t${randomUUID().slice(0, 8)}`;
@@ -185,6 +198,9 @@ describe('parseRedisUrl', () => {
     assert.deepEqual(parseRedisUrl('redis://:pw@localhost:6380/2'), { kind: 'standalone', url: 'redis://:pw@localhost:6380/2' });
     assert.equal(parseRedisUrl('rediss://cache.example.com').kind, 'standalone');
     assert.throws(() => parseRedisUrl('redis://a:1,b:2'), /redis\+sentinel/);
+    assert.deepEqual(parseRedisUrl('redis://cache:6379', 'pw'), { kind: 'standalone', url: 'redis://cache:6379', password: 'pw' });
+    assert.equal((parseRedisUrl('redis+cluster://n1:7000', 'pw') as { password: string }).password, 'pw');
+    assert.throws(() => parseRedisUrl('redis://:hunter2@cache', 'pw'), (err: Error) => !err.message.includes('hunter2') && /give it once/.test(err.message));
   });
 
   it('reads Sentinel URLs', () => {

@@ -58,6 +58,8 @@ export function makeRecord(base: number, over: Partial<ApprovalRecord> = {}): Ap
     executedAt: null,
     executedBy: null,
     slack: null,
+    seal: null,
+    forwarded: null,
     ...over,
   };
 }
@@ -170,13 +172,13 @@ export function approvalStoreContract(name: string, makeStores: () => Promise<St
           await assert.rejects(a.createOrJoin(makeRecord(now, { id: rec.id }), now), /already exists/);
         }));
 
-      it('a retried create of the same record joins it and leaves it intact', () =>
+      it('a retried create of the same record (its first reply lost) reports it created and leaves it intact', () =>
         withStores(async (a, b) => {
           const now = Date.now();
           const rec = makeRecord(now);
           await a.createOrJoin(rec, now);
           const again = await b.createOrJoin(rec, now + 1);
-          assert.equal(again.created, false);
+          assert.equal(again.created, true, 'the caller learns its record exists, and announces it');
           assert.equal(again.record.id, rec.id);
           assert.deepEqual(await a.get(rec.id, now + 2), rec);
           assert.equal((await b.list({}, now + 2)).length, 1);

@@ -25,10 +25,12 @@ function envNamesFromCode(): Set<string> {
   const names = new Set<string>();
   for (const m of read('src/cli/serve.ts').matchAll(/\.env\('([A-Z0-9_]+)'\)/g)) names.add(m[1]!);
   const config = read('src/config.ts');
-  const start = config.indexOf('export function slackFromEnv');
-  assert.ok(start >= 0, 'slackFromEnv not found in src/config.ts');
-  const body = config.slice(start, config.indexOf('\n}\n', start));
-  for (const m of body.matchAll(/env\.([A-Z0-9_]+)/g)) names.add(m[1]!);
+  for (const fn of ['slackFromEnv', 'storeSecretsFromEnv']) {
+    const start = config.indexOf(`export function ${fn}`);
+    assert.ok(start >= 0, `${fn} not found in src/config.ts`);
+    const body = config.slice(start, config.indexOf('\n}\n', start));
+    for (const m of body.matchAll(/env\.([A-Z0-9_]+)/g)) names.add(m[1]!);
+  }
   return names;
 }
 const CODE_ENV = envNamesFromCode();
@@ -179,10 +181,14 @@ describe('deploy/docker-compose.yml', () => {
     assertAdminServes(path[2]!);
   });
 
-  it('airlock: REDIS_URL names the redis service', () => {
+  it('airlock: REDIS_URL names the redis service, which requires the REDIS_PASSWORD Airlock sends; a state key long enough', () => {
     const url = new URL(env.REDIS_URL!);
     assert.equal(url.protocol, 'redis:');
     assert.ok(services[url.hostname], `REDIS_URL host ${url.hostname} is not a service`);
+    const command = services.redis.command as string[];
+    assert.equal(command[command.indexOf('--requirepass') + 1], env.REDIS_PASSWORD);
+    assert.equal(services.redis.environment.REDISCLI_AUTH, env.REDIS_PASSWORD, 'the health check authenticates');
+    assert.ok(Buffer.byteLength(env.AIRLOCK_STATE_KEY!) >= 32);
   });
 
   it('airlock: the demo policies are mounted read-only at AIRLOCK_POLICIES', () => {
@@ -323,6 +329,37 @@ describe('deploy/kubernetes', () => {
     assert.ok((svc.spec.ports as Doc[]).some((p) => p.port === Number(url.port || 6379)));
   });
 
+  it('Airlock takes the state key and Redis\'s password from the airlock-state Secret; the bundled Redis requires that password', () => {
+    const secretRef = (c: Doc, name: string): Doc => (c.env as Doc[]).find((e) => e.name === name)?.valueFrom?.secretKeyRef;
+    const example = kind('Secret', 'airlock-state')[0];
+    assert.deepEqual(Object.keys(example.stringData).sort(), ['AIRLOCK_STATE_KEY', 'REDIS_PASSWORD']);
+    for (const name of ['AIRLOCK_STATE_KEY', 'REDIS_PASSWORD']) assert.deepEqual(secretRef(airlockC, name), { name: 'airlock-state', key: name });
+    assert.ok(!(kustomization.resources as string[]).includes('secret-state.example.yaml'), 'example secrets are never applied');
+    for (const k of configLiterals.keys()) assert.doesNotMatch(k, /PASSWORD|STATE_KEY/);
+    const redisC = kind('Deployment', 'airlock-redis')[0].spec.template.spec.containers[0];
+    const args = redisC.args as string[];
+    assert.equal(args[args.indexOf('--requirepass') + 1], '$(REDIS_PASSWORD)');
+    assert.deepEqual(secretRef(redisC, 'REDIS_PASSWORD'), { name: 'airlock-state', key: 'REDIS_PASSWORD' });
+    assert.deepEqual(secretRef(redisC, 'REDISCLI_AUTH'), { name: 'airlock-state', key: 'REDIS_PASSWORD' }, 'the probe authenticates');
+    assert.doesNotMatch(configLiterals.get('REDIS_URL')!, /@/, 'no password in the URL');
+  });
+
+  it('the Redis NetworkPolicy admits only pods that run Airlock, on the Redis port, and lets Redis reach nothing', () => {
+    const np = kind('NetworkPolicy', 'airlock-redis')[0];
+    const redisLabels = kind('Deployment', 'airlock-redis')[0].spec.template.metadata.labels as Record<string, string>;
+    for (const [k, v] of Object.entries(np.spec.podSelector.matchLabels as Record<string, string>)) assert.equal(redisLabels[k], v);
+    assert.deepEqual([...np.spec.policyTypes].sort(), ['Egress', 'Ingress']);
+    assert.deepEqual(np.spec.egress, []);
+    assert.equal(np.spec.ingress.length, 1);
+    const from = np.spec.ingress[0].from as Doc[];
+    assert.equal(from.length, 1);
+    assert.equal(from[0].namespaceSelector, undefined);
+    const agentLabels = agentDeployment.spec.template.metadata.labels as Record<string, string>;
+    for (const [k, v] of Object.entries(from[0].podSelector.matchLabels as Record<string, string>)) assert.equal(agentLabels[k], v, 'Airlock pods match');
+    assert.ok(!Object.keys(from[0].podSelector.matchLabels as object).includes('app.kubernetes.io/name'), 'selects by the sidecar label, not one app');
+    assert.deepEqual(np.spec.ingress[0].ports, [{ protocol: 'TCP', port: 6379 }]);
+  });
+
   it('the metrics Service selects the agent pods on the admin port, and the ServiceMonitor selects the Service', () => {
     const svc = kind('Service', 'agent-airlock-metrics')[0];
     const labels = agentDeployment.spec.template.metadata.labels as Record<string, string>;
@@ -336,7 +373,7 @@ describe('deploy/kubernetes', () => {
   });
 
   it('the NetworkPolicy selects the agent pods and allows egress to DNS, Redis and 443/80 only', () => {
-    const np = kind('NetworkPolicy')[0];
+    const np = kind('NetworkPolicy', 'agent-egress')[0];
     const labels = agentDeployment.spec.template.metadata.labels as Record<string, string>;
     for (const [k, v] of Object.entries(np.spec.podSelector.matchLabels as Record<string, string>)) assert.equal(labels[k], v);
     const ports = (np.spec.egress as Doc[]).flatMap((r) => (r.ports as Doc[]).map((p) => `${p.protocol}/${p.port}`));

@@ -48,6 +48,8 @@ function record(over: Partial<ApprovalRecord> = {}, request: Partial<ApprovalRec
     holder: 'replica-1',
     executedAt: null,
     executedBy: null,
+    seal: null,
+    forwarded: null,
     slack: null,
     ...over,
   };
@@ -284,7 +286,8 @@ describe('approvalOutcomeMessage', () => {
     ];
     const cases: Array<[ApprovalState, Partial<ApprovalRecord>, string]> = [
       ['approved', { approvals }, `*Approved* by <@U024BE7LH>, bob@example.com, ${at}.`],
-      ['executed', { approvals, executedAt: NOW + 1000 }, `*Approved* by <@U024BE7LH>, bob@example.com, ${at}. *Sent* `],
+      ['executed', { approvals, executedAt: NOW + 1000 }, `*Approved* by <@U024BE7LH>, bob@example.com, ${at}. *Sending* since `],
+      ['executed', { approvals, executedAt: NOW + 1000, forwarded: { status: 201, at: NOW + 1100 } }, `*Approved* by <@U024BE7LH>, bob@example.com, ${at}. *Sent* `],
       ['denied', { decidedBy: 'slack:U024BE7LH', decisionReason: 'not this month' }, `*Denied* by <@U024BE7LH>, ${at}.`],
       ['denied', { decidedBy: 'bob@example.com', decisionReason: 'no' }, `*Denied* by bob@example.com, ${at}.`],
       ['cancelled', { decidedBy: 'billing-bot' }, `*Withdrawn* by billing-bot, ${at}`],

@@ -319,7 +319,10 @@ function outcomeLine(r: ApprovalRecord, now: number): string {
     case 'approved':
       return `*Approved* by ${approvers}, ${at}. The request may be sent once, until ${slackDate(r.expiresAt)}.`;
     case 'executed':
-      return `*Approved* by ${approvers}, ${at}. *Sent* ${slackDate(r.executedAt ?? now)}.`;
+      // Claimed, then sent: until the answer is recorded it may never have left (its replica stopped).
+      return r.forwarded === null
+        ? `*Approved* by ${approvers}, ${at}. *Sending* since ${slackDate(r.executedAt ?? now)}; no answer recorded yet.`
+        : `*Approved* by ${approvers}, ${at}. *Sent* ${slackDate(r.executedAt ?? now)}; answered ${r.forwarded.status}.`;
     case 'denied':
       return `*Denied* by ${r.decidedBy === null ? 'an approver' : approverLabel(r.decidedBy)}, ${at}.`;
     case 'cancelled':
