@@ -16,6 +16,10 @@ export interface ServeConfig {
   identity: string | null;
   /** `stdout` or a file path. */
   audit: string;
+  /** Ed25519 private key (PEM file) signing the audit chain's head, or null for no signatures. */
+  auditSigningKey: string | null;
+  /** How often the head is signed when lines were written since. */
+  auditSignIntervalMs: number;
   upstream: UpstreamOptions;
   policyPollMs: number;
   /** On SIGTERM, how long requests in flight get to finish before their connections are closed. */

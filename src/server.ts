@@ -9,6 +9,7 @@ import { ApprovalService } from './approvals/service.js';
 import { loadStateSealer } from './approvals/state-seal.js';
 import type { ApprovalStore } from './approvals/types.js';
 import { createAuditSink, type AuditSink } from './audit/sink.js';
+import { loadHeadSigner } from './audit/signing.js';
 import type { HostPort, ServeConfig } from './config.js';
 import type { Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
@@ -112,7 +113,8 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
   // First: a missing or weak key stops the start before anything is written.
   const sealer = await loadStateSealer(config.stateKey, config.redis !== null);
   const metrics = createMetrics();
-  const audit = await createAuditSink({ destination: config.audit, metrics });
+  const signer = config.auditSigningKey === null ? undefined : await loadHeadSigner(config.auditSigningKey, config.audit);
+  const audit = await createAuditSink({ destination: config.audit, metrics, ...(signer ? { signer, signIntervalMs: config.auditSignIntervalMs } : {}) });
   const holder = await createPolicyHolder(config.policies, config.policyPollMs, { log, metrics, audit }, config.policySettleMs);
   if (!('current' in holder)) {
     await audit.close();

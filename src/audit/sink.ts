@@ -12,6 +12,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import { CHAIN_RESTARTED, GENESIS, parseChainLine, sealLine } from './chain.js';
 import type { AuditEvent } from './events.js';
 import { scrubEvent } from './redact.js';
+import { CHAIN_SIGNED, type HeadSigner } from './signing.js';
 
 export interface AuditSink {
   /** Queues one event. Never throws: failures go to `onError` and the `airlock_audit_errors_total` metric. */
@@ -45,6 +46,10 @@ export interface AuditSinkOptions {
    * Events beyond it are dropped and counted as errors, so a dead disk cannot exhaust memory. Default 64 MiB.
    */
   maxQueueBytes?: number;
+  /** Signs the chain's head (signing.ts) every `signIntervalMs` when lines were written since, and at close. */
+  signer?: HeadSigner;
+  /** Default 60 s. */
+  signIntervalMs?: number;
 }
 
 /** Where a file's chain continues from. */
@@ -292,6 +297,7 @@ export async function createAuditSink(opts: AuditSinkOptions): Promise<AuditSink
   // pino flushes only asynchronous destinations on exit; a batch still queued must not be lost.
   const onExit = (): void => {
     try {
+      signHead();
       handOver();
       if (pending > 0 && !broken) dest.flushSync();
     } catch {
@@ -306,12 +312,26 @@ export async function createAuditSink(opts: AuditSinkOptions): Promise<AuditSink
     if (!closed && !broken) writeQueued();
   };
 
+  // The seq of the last chain_signed line: a head that is only that line needs no new signature.
+  let signatureSeq = -1;
+  const signHead = (): void => {
+    const signer = opts.signer;
+    if (signer === undefined || closed || seq === 0 || seq - 1 === signatureSeq) return;
+    signatureSeq = seq;
+    write({ event: CHAIN_SIGNED, ...signer.sign(seq - 1, prev) });
+    commit();
+  };
+  const signing = opts.signer === undefined ? undefined : setInterval(signHead, opts.signIntervalMs ?? 60_000);
+  signing?.unref();
+
   return {
     write,
     commit,
     flush,
     async close() {
       if (closed) return;
+      clearInterval(signing);
+      signHead();
       closed = true;
       process.off('exit', onExit);
       let flushError: unknown;

@@ -1,14 +1,18 @@
 /**
  * Checks an audit file's hash chain and names the first problem: a malformed, edited, removed or
- * reordered line. Streams the file, so memory stays flat however large it is.
+ * reordered line; and, given public keys, that the chain's signed heads (signing.ts) verify, so a
+ * trail rewritten with recomputed hashes is caught too. Streams the file, so memory stays flat
+ * however large it is.
  */
+import type { KeyObject } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { GENESIS, isChainRestart, parseChainLine, type ChainLine } from './chain.js';
+import { CHAIN_SIGNED, headSignatureValid } from './signing.js';
 
 export interface VerifyProblem {
   /** 1-based line number. */
   line: number;
-  kind: 'edited' | 'removed' | 'reordered' | 'malformed';
+  kind: 'edited' | 'removed' | 'reordered' | 'malformed' | 'signature';
   message: string;
 }
 
@@ -61,7 +65,20 @@ async function findLater(lines: AsyncGenerator<Buffer>, from: number, low: numbe
   return undefined;
 }
 
-export async function verifyAuditFile(file: string): Promise<VerifyResult> {
+export interface VerifyOptions {
+  /** Ed25519 public keys: every `chain_signed` line must verify with one, and at least one must be present. */
+  keys?: readonly KeyObject[];
+}
+
+/** Why a `chain_signed` line fails, or null when it signs the line before it with one of `keys` (unchecked without keys). */
+function signatureProblem(line: ChainLine, keys: readonly KeyObject[] | undefined): string | null {
+  const { signed_seq: seq, signed_hash: hash, signature, key_id: id } = line.fields;
+  if (seq !== line.seq - 1 || hash !== line.prev || typeof signature !== 'string') return 'a chain_signed line must sign the line just before it';
+  if (keys === undefined || headSignatureValid(keys, seq, hash, signature)) return null;
+  return `the signature of seq ${seq} (key ${typeof id === 'string' ? id : '?'}) does not verify with the given public key: the trail was rewritten, or signed with another key`;
+}
+
+export async function verifyAuditFile(file: string, opts: VerifyOptions = {}): Promise<VerifyResult> {
   const notes: VerifyResult['notes'] = [];
   const problems: VerifyProblem[] = [];
   const lines = readLines(file);
@@ -70,6 +87,21 @@ export async function verifyAuditFile(file: string): Promise<VerifyResult> {
   const fail = (line: number, kind: VerifyProblem['kind'], message: string): VerifyResult => {
     problems.push({ line, kind, message });
     return { ok: false, lines: lineNo, problem: problems[0], problems, notes };
+  };
+  // Signatures: how many verified (or were seen, without keys), and the first line no signature covers yet.
+  let signatures = 0;
+  let unsignedFrom: number | null = null;
+  /** A line that passed the chain checks: signatures cover what came before them in their chain. */
+  const signed = (line: ChainLine): string | null => {
+    if (line.event !== CHAIN_SIGNED) {
+      unsignedFrom ??= lineNo;
+      return null;
+    }
+    const problem = signatureProblem(line, opts.keys);
+    if (problem !== null) return problem;
+    signatures++;
+    unsignedFrom = null;
+    return null;
   };
 
   try {
@@ -92,6 +124,9 @@ export async function verifyAuditFile(file: string): Promise<VerifyResult> {
           if (restart.seq !== 0 || restart.prev !== GENESIS) return fail(lineNo, 'edited', 'a chain_restarted line must start a chain (seq 0, genesis prev)');
           notes.push({ line: lineNo, message: 'chain restarted; the segment after it is verified too' });
           previous = restart;
+          // A new chain: no later signature covers the lines before it.
+          unsignedFrom = null;
+          signed(restart);
           continue;
         }
         return fail(lineNo, 'malformed', current);
@@ -141,9 +176,19 @@ export async function verifyAuditFile(file: string): Promise<VerifyResult> {
         return fail(lineNo, 'reordered', `seq ${current.seq} ${how} seq ${previous.seq} of line ${lineNo - 1}`);
       }
       previous = current;
+      if (isChainRestart(current)) unsignedFrom = null;
+      const bad = signed(current);
+      if (bad !== null) return fail(lineNo, 'signature', bad);
     }
   } finally {
     await lines.return(undefined); // closes the file when stopping early
   }
+  if (opts.keys !== undefined && lineNo > 0 && signatures === 0) {
+    problems.push({ line: lineNo, kind: 'signature', message: 'no chain_signed line in the file: nothing shows this trail was written by Airlock (was it started with --audit-signing-key?)' });
+  } else if (unsignedFrom !== null && signatures > 0) {
+    const verb = opts.keys === undefined ? 'follow the last chain_signed line' : 'follow the last signature';
+    notes.push({ line: unsignedFrom, message: `lines ${unsignedFrom}–${lineNo} ${verb}: chained, not yet signed (written since the last signing interval, or before a crash)` });
+  }
+  if (opts.keys === undefined && signatures > 0) notes.push({ line: lineNo, message: `${signatures} chain signature(s) not checked: give --public-key to check them` });
   return problems.length > 0 ? { ok: false, lines: lineNo, problem: problems[0], problems, notes } : { ok: true, lines: lineNo, problems, notes };
 }

@@ -13,6 +13,8 @@ interface ServeFlags {
   admin: string;
   identity?: string;
   audit: string;
+  auditSigningKey?: string;
+  auditSignInterval: string;
   upstreamConnectTimeout: string;
   upstreamTimeout: string;
   policyPoll: string;
@@ -55,6 +57,8 @@ export function toServeConfig(f: ServeFlags): ServeConfig {
     admin: parseHostPort(f.admin, '--admin'),
     identity: f.identity || null,
     audit: f.audit,
+    auditSigningKey: f.auditSigningKey || null,
+    auditSignIntervalMs: duration(f.auditSignInterval, '--audit-sign-interval'),
     upstream: {
       ...DEFAULT_UPSTREAM_OPTIONS,
       connectTimeoutMs: duration(f.upstreamConnectTimeout, '--upstream-connect-timeout'),
@@ -90,6 +94,8 @@ export function registerServeCommand(program: Command): void {
     .addOption(new Option('--admin <host:port>', 'admin listener (health, metrics)').env('AIRLOCK_ADMIN_LISTEN').default('127.0.0.1:9090'))
     .addOption(new Option('--identity <id>', 'identity of callers without proxy credentials (one-agent sidecars)').env('AIRLOCK_IDENTITY'))
     .addOption(new Option('--audit <dest>', 'audit trail: "stdout" or a file path').env('AIRLOCK_AUDIT').default('stdout'))
+    .addOption(new Option('--audit-signing-key <file>', 'Ed25519 private key (PEM) that signs the audit chain\'s head; keep it away from the audit destination').env('AIRLOCK_AUDIT_SIGNING_KEY'))
+    .addOption(new Option('--audit-sign-interval <duration>', 'how often the audit chain\'s head is signed (and at shutdown)').env('AIRLOCK_AUDIT_SIGN_INTERVAL').default('1m'))
     .addOption(new Option('--upstream-connect-timeout <duration>').env('AIRLOCK_UPSTREAM_CONNECT_TIMEOUT').default('10s'))
     .addOption(new Option('--upstream-timeout <duration>', 'until response headers, and between body chunks').env('AIRLOCK_UPSTREAM_TIMEOUT').default('60s'))
     .addOption(new Option('--policy-poll <duration>', 'how often the policy folder is re-read besides watching it').env('AIRLOCK_POLICY_POLL').default('5s'))

@@ -82,7 +82,7 @@ export const TEST_STATE_KEY = 'test-state-key-shared-by-every-replica-of-a-test'
 /** Airlock in this process on free loopback ports, with the given policy files in a temp folder. */
 export async function startTestAirlock(
   files: Record<string, string>,
-  options: { identity?: string; upstreamTimeoutMs?: number; redis?: string; replica?: string; maxHeldBodyBytes?: number; maxInspectedBodyBytes?: number; tunnelIdleMs?: number; maxTunnels?: number; clientHeadersTimeoutMs?: number; clientBodyTimeoutMs?: number; policySettleMs?: number; maxConnections?: number; slack?: SlackConfig; upstreamCaFile?: string; caCertFile?: string; caKeyFile?: string; allowDestinations?: string[]; stateKey?: string } = {},
+  options: { identity?: string; upstreamTimeoutMs?: number; redis?: string; replica?: string; maxHeldBodyBytes?: number; maxInspectedBodyBytes?: number; tunnelIdleMs?: number; maxTunnels?: number; clientHeadersTimeoutMs?: number; clientBodyTimeoutMs?: number; policySettleMs?: number; maxConnections?: number; slack?: SlackConfig; upstreamCaFile?: string; caCertFile?: string; caKeyFile?: string; allowDestinations?: string[]; stateKey?: string; auditSigningKey?: string; auditSignIntervalMs?: number } = {},
 ): Promise<TestAirlock> {
   const dir = await mkdtemp(join(tmpdir(), 'airlock-test-'));
   const policies = join(dir, 'policies');
@@ -96,6 +96,8 @@ export async function startTestAirlock(
     admin: { host: '127.0.0.1', port: 0 },
     identity: options.identity ?? null,
     audit: auditFile,
+    auditSigningKey: options.auditSigningKey ?? null,
+    auditSignIntervalMs: options.auditSignIntervalMs ?? 60_000,
     upstream: { ...DEFAULT_UPSTREAM_OPTIONS, headersTimeoutMs: timeout, bodyTimeoutMs: timeout },
     policyPollMs: 60_000,
     policySettleMs: options.policySettleMs ?? 20,
