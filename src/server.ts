@@ -20,6 +20,7 @@ import { tunnelLimits } from './proxy/tunnel-limits.js';
 import { createPolicyHolder, type PolicyHolder } from './policy/watch.js';
 import type { Interception } from './proxy/context.js';
 import { createProxyServer } from './proxy/listener.js';
+import { redecider } from './proxy/policy-in-force.js';
 import { createGuardedAgents } from './proxy/guarded-agents.js';
 import { createPassThrough } from './proxy/pass-through.js';
 import { createUpstreamAgent } from './proxy/upstream.js';
@@ -177,6 +178,7 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
     registry: metrics.registry,
     approvals,
     policy: holder.current,
+    redecide: redecider(holder.current, config.maxInspectedBodyBytes),
     slack: slack ? (req, res) => slack.handleHttp(req, res) : null,
     channels,
     ready: () => (proxyUp ? { ready: true } : { ready: false, reason: 'proxy listener not accepting connections' }),

@@ -1,6 +1,7 @@
 import { hash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { refusalToVote, stillEligible, type ApprovalService } from '../approvals/service.js';
+import { parseEdit } from '../approvals/edit.js';
+import { asVotedOn, refusalToVote, type ApprovalService, type Redecide } from '../approvals/service.js';
 import type { ApprovalState } from '../approvals/types.js';
 import { approvalView } from '../approvals/view.js';
 import type { CompiledPolicy } from '../policy/types.js';
@@ -65,6 +66,7 @@ export async function handleApprovalsApi(
   path: string,
   approvals: ApprovalService,
   policy: CompiledPolicy,
+  redecide: Redecide,
 ): Promise<void> {
   const approver = approverFor(req.headers.authorization, policy);
   if (approver === null) {
@@ -96,9 +98,19 @@ export async function handleApprovalsApi(
       if (action === 'deny' && reason === null) {
         return fail(res, { status: 400, error: 'bad_request', message: 'a denial needs a reason: {"reason": "…"}' });
       }
-      const outcome = await approvals.vote(id, approver, action, reason, (r, a) => refusalToVote({ ...r, eligible: stillEligible(policy, r) }, a));
+      const mayVote = (r: Parameters<typeof refusalToVote>[0], a: string): string | null => refusalToVote(asVotedOn(policy, r), a);
+      let outcome;
+      if (body.value.edit !== undefined) {
+        if (action !== 'approve') return fail(res, { status: 400, error: 'bad_request', message: 'only an approval can carry an edit' });
+        const spec = parseEdit(body.value.edit);
+        if (typeof spec === 'string') return fail(res, { status: 400, error: 'bad_request', message: spec });
+        // The record passed to mayVote is already as voted on (edited, still eligible).
+        outcome = await approvals.approveWithEdit(id, approver, spec, policy, redecide, refusalToVote);
+      } else {
+        outcome = await approvals.vote(id, approver, action, reason, mayVote);
+      }
       if (!outcome.ok) {
-        const error = outcome.status === 403 ? 'forbidden' : outcome.status === 404 ? 'not_found' : 'conflict';
+        const error = outcome.status === 400 ? 'bad_request' : outcome.status === 403 ? 'forbidden' : outcome.status === 404 ? 'not_found' : 'conflict';
         return fail(res, { status: outcome.status, error, message: outcome.message });
       }
       return sendJson(res, 200, { approval: approvalView(outcome.record, `${API_PREFIX}/`) });

@@ -3,6 +3,7 @@ import type { Registry } from 'prom-client';
 import type { ApprovalService } from '../approvals/service.js';
 import type { CompiledPolicy } from '../policy/types.js';
 import { SLACK_EVENTS_PATH } from '../approvals/slack/endpoint.js';
+import type { Redecide } from '../approvals/service.js';
 import { API_PREFIX, handleApprovalsApi } from './approvals-api.js';
 
 export interface AdminState {
@@ -11,6 +12,8 @@ export interface AdminState {
   registry: Registry;
   approvals: ApprovalService;
   policy(): CompiledPolicy;
+  /** Decides an approver's edited request again (approve with edits). */
+  redecide: Redecide;
   /** Slack's HTTP delivery (`POST /slack/events`), when Slack is configured without Socket Mode. */
   slack: ((req: IncomingMessage, res: ServerResponse) => void) | null;
   /** Approval channels and whether each reaches its service: reported, never a reason to be unready. */
@@ -32,7 +35,7 @@ export function createAdminServer(state: AdminState): Server {
       return;
     }
     if (path === API_PREFIX || path.startsWith(`${API_PREFIX}/`)) {
-      void handleApprovalsApi(req, res, path, state.approvals, state.policy());
+      void handleApprovalsApi(req, res, path, state.approvals, state.policy(), state.redecide);
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: 'method_not_allowed', message: 'use GET' });

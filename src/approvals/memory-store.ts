@@ -14,6 +14,7 @@ import {
   type SlackMessageRef,
   type StateChange,
   type Vote,
+  type ApprovalEdit,
 } from './types.js';
 
 
@@ -137,6 +138,7 @@ export class MemoryStore implements ApprovalStore {
       executedAt: null,
       executedBy: null,
       forwarded: null,
+      edit: null,
     };
     this.records.set(fresh.id, fresh);
     this.active.set(key, fresh.id);
@@ -238,11 +240,27 @@ export class MemoryStore implements ApprovalStore {
       return { ok: false, reason: 'already_voted', record: structuredClone(r) };
     }
     r.approvals.push(vote.seal === undefined ? { approver: vote.approver, at: now } : { approver: vote.approver, at: now, seal: vote.seal });
-    if (r.approvals.length >= r.required) {
+    if (r.approvals.length >= (r.edit?.required ?? r.required)) {
       r.state = 'approved';
       r.decidedAt = now;
       // The approver whose vote made it approved.
       r.decidedBy = vote.approver;
+    }
+    this.announce(r);
+    return { ok: true, record: structuredClone(r) };
+  }
+
+  async edit(id: string, edit: ApprovalEdit, vote: (Vote & { verdict: 'approve' }) | null, now: number): Promise<DecideResult> {
+    this.assertOpen();
+    const r = this.load(id, now);
+    if (r === null) return { ok: false, reason: 'not_found', record: null };
+    if (r.state !== 'pending') return { ok: false, reason: 'not_pending', record: structuredClone(r) };
+    r.edit = structuredClone(edit);
+    r.approvals = vote === null ? [] : [vote.seal === undefined ? { approver: vote.approver, at: now } : { approver: vote.approver, at: now, seal: vote.seal }];
+    if (r.approvals.length >= edit.required) {
+      r.state = 'approved';
+      r.decidedAt = now;
+      r.decidedBy = vote!.approver;
     }
     this.announce(r);
     return { ok: true, record: structuredClone(r) };

@@ -33,6 +33,7 @@ import {
   type SlackMessageRef,
   type StateChange,
   type Vote,
+  type ApprovalEdit,
 } from './types.js';
 
 
@@ -210,6 +211,24 @@ publish(KEYS[1])
 return {'ok', redis.call('HGETALL', KEYS[1])}
 `,
   },
+  // KEYS: record, active. ARGV[4] edit JSON, [5] required, [6] votes JSON ('[]' or the editor's vote),
+  // [7] the editor JSON (decidedBy if that vote approves it), [8] op.
+  airlockEdit: {
+    keys: 2,
+    lua: `
+local again = replayed(KEYS[1], ARGV[8])
+if again then return again end
+local st = expire_due(KEYS[1], KEYS[2])
+if not st then return {'not_found'} end
+if st ~= 'pending' then return {'not_pending', redis.call('HGETALL', KEYS[1])} end
+redis.call('HSET', KEYS[1], 'op:' .. ARGV[8], '1', 'edit', ARGV[4], 'required', ARGV[5], 'votes', ARGV[6])
+if ARGV[6] ~= '[]' and tonumber(ARGV[5]) <= 1 then
+  redis.call('HSET', KEYS[1], 'state', 'approved', 'decidedAt', ARGV[1], 'decidedBy', ARGV[7])
+end
+publish(KEYS[1])
+return {'ok', redis.call('HGETALL', KEYS[1])}
+`,
+  },
   // KEYS: record, active. ARGV[4] by JSON, [5] reason JSON, [6] op.
   airlockCancel: {
     keys: 2,
@@ -267,7 +286,7 @@ const STATES: ReadonlySet<string> = new Set<ApprovalState>(['pending', 'approved
 /** The immutable part of a record, stored as JSON in the `doc` field. */
 type RecordDoc = Omit<
   ApprovalRecord,
-  'state' | 'approvals' | 'holder' | 'decidedAt' | 'decidedBy' | 'decisionReason' | 'executedAt' | 'executedBy' | 'slack' | 'forwarded'
+  'state' | 'approvals' | 'holder' | 'decidedAt' | 'decidedBy' | 'decisionReason' | 'executedAt' | 'executedBy' | 'slack' | 'forwarded' | 'edit'
 >;
 
 function docOf(r: ApprovalRecord): RecordDoc {
@@ -313,6 +332,7 @@ function fromHash(flat: string[]): ApprovalRecord {
     // Set later, if ever.
     slack: JSON.parse(h.get('slack') ?? 'null') as ApprovalRecord['slack'],
     forwarded: JSON.parse(h.get('forwarded') ?? 'null') as ApprovalRecord['forwarded'],
+    edit: JSON.parse(h.get('edit') ?? 'null') as ApprovalRecord['edit'],
     seal: doc.seal ?? null,
   };
 }
@@ -818,6 +838,23 @@ export class RedisStore implements ApprovalStore {
       JSON.stringify(vote.verdict === 'deny' ? (vote.reason ?? null) : null),
       randomUUID(),
       vote.seal === undefined ? '' : JSON.stringify(vote.seal),
+    );
+    return decideResult(reply);
+  }
+
+  async edit(id: string, edit: ApprovalEdit, vote: (Vote & { verdict: 'approve' }) | null, now: number): Promise<DecideResult> {
+    const tag = await this.tagOf(id);
+    if (tag === null) return { ok: false, reason: 'not_found', record: null };
+    const votes = vote === null ? '[]' : JSON.stringify([{ approver: vote.approver, at: now, ...(vote.seal === undefined ? {} : { seal: vote.seal }) }]);
+    const reply = await this.run(
+      'airlockEdit',
+      [this.recordKey(tag, id), this.activeKey(tag)],
+      now,
+      JSON.stringify(edit),
+      String(edit.required),
+      votes,
+      JSON.stringify(vote?.approver ?? null),
+      randomUUID(),
     );
     return decideResult(reply);
   }

@@ -3,8 +3,9 @@ import type { AuditSink } from '../audit/sink.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { CompiledPolicy, Decision, Identity } from '../policy/types.js';
+import { applyEdit, type EditSpec } from './edit.js';
 import type { StateSealer } from './state-seal.js';
-import { BY_POLICY, type ApprovalRecord, type ApprovalStore, type ClaimResult, type DecideResult, type SlackMessageRef, type StateChange, type StoredRequest } from './types.js';
+import { asDecided, BY_POLICY, type ApprovalEdit, type ApprovalRecord, type ApprovalStore, type ClaimResult, type DecideResult, type SlackMessageRef, type StateChange, type StoredRequest } from './types.js';
 
 export interface ApprovalServiceDeps {
   store: ApprovalStore;
@@ -33,15 +34,26 @@ export function refusalToVote(record: ApprovalRecord, approver: string): string 
   return selfApproval(record, approver);
 }
 
+/** Everyone in the approver groups of `settings`. */
+export function eligibleFor(policy: CompiledPolicy, approvers: readonly string[]): ApprovalRecord['eligible'] {
+  const groups = approvers.map((g) => policy.approverGroups.get(g));
+  return { api: [...new Set(groups.flatMap((g) => g?.api ?? []))], slack: [...new Set(groups.flatMap((g) => g?.slack ?? []))] };
+}
+
 /**
- * Who may decide `r` now: those named when it was held AND still named by its rule in the policy in
- * force, so removing someone from an approver group (or the rule) takes effect for pending requests too.
+ * Who may decide `r` now (the edited request's approvers after an edit): those named when it was held
+ * (or edited) AND still named by its rule in the policy in force, so removing someone from an approver
+ * group (or the rule) takes effect for pending requests too.
  */
 export function stillEligible(policy: CompiledPolicy, r: ApprovalRecord): ApprovalRecord['eligible'] {
-  const groups = (policy.rules.find((rule) => rule.id === r.rule)?.approval?.approvers ?? []).map((g) => policy.approverGroups.get(g));
-  const api = new Set(groups.flatMap((g) => g?.api ?? []));
-  const slack = new Set(groups.flatMap((g) => g?.slack ?? []));
-  return { api: r.eligible.api.filter((a) => api.has(a)), slack: r.eligible.slack.filter((a) => slack.has(a)) };
+  const d = asDecided(r);
+  const now = eligibleFor(policy, policy.rules.find((rule) => rule.id === d.rule)?.approval?.approvers ?? []);
+  return { api: d.eligible.api.filter((a) => now.api.includes(a)), slack: d.eligible.slack.filter((a) => now.slack.includes(a)) };
+}
+
+/** The record as it decides now, with who may still decide it: what every vote is checked against. */
+export function asVotedOn(policy: CompiledPolicy, r: ApprovalRecord): ApprovalRecord {
+  return { ...asDecided(r), eligible: stillEligible(policy, r) };
 }
 
 /** Where approvers are told about approvals (Slack), and told again whenever one changes. */
@@ -63,7 +75,12 @@ export type ClaimOutcome = ClaimResult | { ok: false; reason: 'forged'; message:
 
 export type VoteOutcome =
   | { ok: true; record: ApprovalRecord }
-  | { ok: false; status: 403 | 404 | 409; message: string; record: ApprovalRecord | null };
+  | { ok: false; status: 400 | 403 | 404 | 409; message: string; record: ApprovalRecord | null };
+
+/** The edited request decided under the policy in force (proxy/policy-in-force.ts), or why it cannot be read. */
+export type Redecide = (request: StoredRequest, identity: string | null) => Promise<
+  { decision: Decision; classification: string | null; findings: StoredRequest['findings'] } | { refused: string }
+>;
 
 /**
  * The approval lifecycle on top of a store: creates or joins approvals for held requests, wakes the
@@ -130,7 +147,6 @@ export class ApprovalService {
     const settings = decision.approval;
     if (!settings || decision.rule === null) throw new Error('findOrCreate needs an approve decision');
     const now = this.now();
-    const groups = settings.approvers.map((g) => policy.approverGroups.get(g));
     const rule = policy.rules.find((r) => r.id === decision.rule);
     const candidate: ApprovalRecord = {
       id: randomUUID(),
@@ -141,10 +157,7 @@ export class ApprovalService {
       rule: decision.rule,
       ruleDescription: rule?.description ?? null,
       reason: args.reason,
-      eligible: {
-        api: [...new Set(groups.flatMap((g) => g?.api ?? []))],
-        slack: [...new Set(groups.flatMap((g) => g?.slack ?? []))],
-      },
+      eligible: eligibleFor(policy, settings.approvers),
       required: settings.required,
       channel: settings.channel ?? null,
       request: args.request,
@@ -162,6 +175,7 @@ export class ApprovalService {
       slack: null,
       seal: null,
       forwarded: null,
+      edit: null,
     };
     candidate.seal = this.deps.sealer.sealRecord(candidate);
     const result = await this.deps.store.createOrJoin(candidate, now);
@@ -341,7 +355,7 @@ export class ApprovalService {
     approver: string,
     verdict: 'approve' | 'deny',
     reason: string | null,
-    mayVote: (record: ApprovalRecord, approver: string) => string | null = refusalToVote,
+    mayVote: (record: ApprovalRecord, approver: string) => string | null = (r, a) => refusalToVote(asDecided(r), a),
   ): Promise<VoteOutcome> {
     const now = this.now();
     const record = await this.deps.store.get(id, now);
@@ -375,6 +389,91 @@ export class ApprovalService {
     });
     if (r.state !== 'pending') {
       this.deps.audit.write({ event: 'approval_decided', approval_id: id, approver, state: r.state, rule: r.rule, identity: r.identity, reason: r.decisionReason ?? undefined });
+      this.deps.metrics.approvalOutcomes.inc({ state: r.state });
+      this.deps.metrics.approvalDecisionSeconds.observe({ state: r.state }, (now - r.createdAt) / 1000);
+    }
+    this.notify('changed', r);
+    return { ok: true, record: r };
+  }
+
+  /**
+   * An approver edits a pending request and approves the edited version. The edit is applied
+   * (edit.ts), the result decided again under the policy in force (`redecide`): it must not be denied,
+   * and if it now falls to another rule, that rule's approvers decide it. Votes restart; the editor's
+   * own approval counts when they may decide the edited request (`mayVote` on it).
+   */
+  async approveWithEdit(
+    id: string,
+    approver: string,
+    spec: EditSpec,
+    policy: CompiledPolicy,
+    redecide: Redecide,
+    mayVote: (record: ApprovalRecord, approver: string) => string | null,
+  ): Promise<VoteOutcome> {
+    const now = this.now();
+    const record = await this.deps.store.get(id, now);
+    if (record === null) return { ok: false, status: 404, message: `no approval ${id}`, record: null };
+    const refusal = mayVote(asVotedOn(policy, record), approver);
+    if (refusal !== null) {
+      this.deps.audit.write({ event: 'approval_vote_refused', approval_id: id, approver, state: record.state, reason: refusal });
+      return { ok: false, status: 403, message: refusal, record };
+    }
+    if (record.state !== 'pending') return { ok: false, status: 409, message: `this request is already ${record.state}`, record };
+    const current = asDecided(record);
+    const editable = policy.rules.find((r) => r.id === current.rule)?.approval?.editableHeaders ?? [];
+    const applied = applyEdit(current.request, spec, editable);
+    if (!applied.ok) return { ok: false, status: 400, message: applied.message, record };
+    const outcome = await redecide(applied.request, record.identity);
+    if ('refused' in outcome) return { ok: false, status: 400, message: `the edited request cannot be read: ${outcome.refused}`, record };
+    const d = outcome.decision;
+    if (d.action === 'deny') {
+      const by = d.rule === null ? 'the policy default' : `rule ${d.rule}`;
+      return { ok: false, status: 403, message: `the edited request would be denied by ${by}: ${d.reason}`, record };
+    }
+    // Another approve rule decides the edited request: its approvers, its count. An edit that needs no
+    // approval at all stays with the rule it was held under.
+    const moved = d.action === 'approve' && d.rule !== null && d.approval !== undefined;
+    const fields: Omit<ApprovalEdit, 'seal'> = {
+      request: { ...applied.request, classification: outcome.classification, ...(outcome.findings?.length ? { findings: outcome.findings } : {}) },
+      digest: applied.digest,
+      changes: spec,
+      by: approver,
+      at: now,
+      rule: moved ? d.rule! : current.rule,
+      required: moved ? d.approval!.required : current.required,
+      eligible: moved ? eligibleFor(policy, d.approval!.approvers) : current.eligible,
+    };
+    if (fields.request.findings === undefined) delete fields.request.findings;
+    const edit: ApprovalEdit = { ...fields, seal: this.deps.sealer.sealEdit(record, fields) };
+    const edited: ApprovalRecord = { ...record, edit, approvals: [] };
+    const counts = mayVote(asVotedOn(policy, edited), approver) === null;
+    const vote = counts ? { approver, verdict: 'approve' as const, seal: this.deps.sealer.sealVote(edited, approver, now) } : null;
+    const result = await this.deps.store.edit(id, edit, vote, now);
+    if (!result.ok) {
+      const message = result.reason === 'not_found' ? `no approval ${id}` : `this request is already ${result.record?.state ?? 'decided'}`;
+      return { ok: false, status: result.reason === 'not_found' ? 404 : 409, message, record: result.record };
+    }
+    const r = result.record;
+    this.deps.audit.write({
+      event: 'approval_edited',
+      approval_id: id,
+      approver,
+      state: r.state,
+      rule: edit.rule,
+      original_digest: record.digest,
+      previous_digest: current.digest,
+      digest: edit.digest,
+      changes: {
+        ...(spec.body ? { body: spec.body.map((op) => ({ op: op.op, path: op.path, ...('from' in op ? { from: op.from } : {}) })) } : {}),
+        ...(spec.query ? { query: Object.keys(spec.query) } : {}),
+        ...(spec.headers ? { headers: Object.keys(spec.headers) } : {}),
+      },
+      approvals: r.approvals.length,
+      required: edit.required,
+      reason: counts ? undefined : `${approver} edited it but is not an approver of rule ${edit.rule}: its approvers decide`,
+    });
+    if (r.state !== 'pending') {
+      this.deps.audit.write({ event: 'approval_decided', approval_id: id, approver, state: r.state, rule: edit.rule, identity: r.identity });
       this.deps.metrics.approvalOutcomes.inc({ state: r.state });
       this.deps.metrics.approvalDecisionSeconds.observe({ state: r.state }, (now - r.createdAt) / 1000);
     }

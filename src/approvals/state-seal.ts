@@ -10,7 +10,7 @@
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import type { ApprovalRecord } from './types.js';
+import { asDecided, type ApprovalEdit, type ApprovalRecord } from './types.js';
 
 /** Shortest accepted key, in bytes: 256 bits, as `openssl rand -base64 32` gives. */
 export const MIN_KEY_BYTES = 32;
@@ -44,8 +44,13 @@ export class StateSealer {
     return this.mac(recordPayload(r), this.keys[0]!);
   }
 
-  sealVote(r: Pick<ApprovalRecord, 'id' | 'digest'>, approver: string, at: number): string {
+  /** A vote is for the request the approval decides now: the edited one after an edit. */
+  sealVote(r: ApprovalRecord, approver: string, at: number): string {
     return this.mac(votePayload(r, approver, at), this.keys[0]!);
+  }
+
+  sealEdit(r: ApprovalRecord, edit: Omit<ApprovalEdit, 'seal'>): string {
+    return this.mac(editPayload(r, edit), this.keys[0]!);
   }
 
   /**
@@ -58,12 +63,14 @@ export class StateSealer {
     if (r.seal === null) return 'the approval record carries no seal';
     if (!this.verify(recordPayload(r), r.seal)) return 'the approval record was altered (its seal does not match)';
     if (r.identity !== expected.identity || r.digest !== expected.digest) return 'the approval record is for a different request';
+    if (r.edit !== null && !this.verify(editPayload(r, r.edit), r.edit.seal)) return 'the approver\'s edit was altered (its seal does not match)';
+    const { required } = asDecided(r);
     const approvers = new Set<string>();
     for (const v of r.approvals) {
       if (v.approver === r.identity || v.approver === r.owner) continue;
       if (v.seal !== undefined && this.verify(votePayload(r, v.approver, v.at), v.seal)) approvers.add(v.approver);
     }
-    if (approvers.size < r.required) return `only ${approvers.size} of the ${r.required} approvals it needs carry a valid seal`;
+    if (approvers.size < required) return `only ${approvers.size} of the ${required} approvals it needs carry a valid seal`;
     return null;
   }
 
@@ -86,8 +93,13 @@ function recordPayload(r: ApprovalRecord): string {
   return JSON.stringify(['airlock-record-v1', r.id, r.digest, r.identity, r.owner, r.rule, r.required, r.eligible.api, r.eligible.slack, r.createdAt, r.expiresAt, request]);
 }
 
-function votePayload(r: Pick<ApprovalRecord, 'id' | 'digest'>, approver: string, at: number): string {
-  return JSON.stringify(['airlock-vote-v1', r.id, r.digest, approver, at]);
+function votePayload(r: ApprovalRecord, approver: string, at: number): string {
+  return JSON.stringify(['airlock-vote-v1', r.id, asDecided(r).digest, approver, at]);
+}
+
+function editPayload(r: ApprovalRecord, e: Omit<ApprovalEdit, 'seal'>): string {
+  const request = createHash('sha256').update(JSON.stringify(e.request)).digest('base64url');
+  return JSON.stringify(['airlock-edit-v1', r.id, r.digest, e.digest, e.by, e.at, e.rule, e.required, e.eligible.api, e.eligible.slack, request]);
 }
 
 /**

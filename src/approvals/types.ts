@@ -15,6 +15,7 @@
  * with no `forwarded` outcome, so an approval is used at most once, never twice (docs/approvals.md).
  */
 
+import type { EditSpec } from './edit.js';
 import type { Finding } from '../inspect/finding.js';
 import type { CanonicalRequest } from '../policy/types.js';
 
@@ -85,6 +86,35 @@ export interface ApprovalRecord {
   seal: string | null;
   /** Set after an executed approval's request was forwarded; null while executed means it may never have been. */
   forwarded: ForwardOutcome | null;
+  /** An approver's edit: from then on the approval is for the edited request, decided by its approvers. */
+  edit: ApprovalEdit | null;
+}
+
+/**
+ * The held request as an approver changed it. It was evaluated again under the policy: `rule`,
+ * `required` and `eligible` are what decide it now, and votes count for `digest` (they restart).
+ */
+export interface ApprovalEdit {
+  request: StoredRequest;
+  digest: string;
+  /** What the approver asked for (JSON Patch of the body, query and header changes). */
+  changes: EditSpec;
+  by: string;
+  at: number;
+  rule: string;
+  required: number;
+  eligible: { api: string[]; slack: string[] };
+  /** MAC under the state key (state-seal.ts). */
+  seal: string;
+}
+
+/**
+ * The record as it decides now: after an edit, the edited request, its digest, rule, approvers and
+ * required count in place of the original's (which stay in `r` for the join and the seal).
+ */
+export function asDecided(r: ApprovalRecord): ApprovalRecord {
+  const e = r.edit;
+  return e === null ? r : { ...r, request: e.request, digest: e.digest, rule: e.rule, required: e.required, eligible: e.eligible };
 }
 
 export interface SlackMessageRef {
@@ -158,6 +188,12 @@ export interface ApprovalStore {
    * Eligibility (who may vote) is the caller's business; the store guarantees atomicity.
    */
   decide(id: string, vote: Vote, now: number): Promise<DecideResult>;
+  /**
+   * Replace the request a pending approval decides with `edit`: votes restart with `vote` (the
+   * editor's approval of the edited version, when they may give one), and it is approved when that
+   * alone meets `edit.required`.
+   */
+  edit(id: string, edit: ApprovalEdit, vote: (Vote & { verdict: 'approve' }) | null, now: number): Promise<DecideResult>;
   /** pending or approved (not yet executed) → cancelled (by `by`, with a reason). */
   cancel(id: string, by: string, reason: string | null, now: number): Promise<DecideResult>;
   /** approved → executed, for exactly one caller; fails if the approval lapsed (`expiresAt` passed). */

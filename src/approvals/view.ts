@@ -1,6 +1,6 @@
 import { redactQuery } from '../audit/redact.js';
 import { bodyPreview } from './redact-body.js';
-import type { ApprovalRecord } from './types.js';
+import { asDecided, type ApprovalRecord } from './types.js';
 
 const PREVIEW_BYTES = 512;
 
@@ -17,8 +17,18 @@ function formatUrl(r: ApprovalRecord['request']): string {
   return `${r.scheme}://${host}${port}${r.encodedPath}${r.query ? `?${redactQuery(r.query)}` : ''}`;
 }
 
-/** What approvers see of an approval (the approvals API and CLI): secrets in the query redacted, the body previewed. */
-export function approvalView(r: ApprovalRecord, statusPrefix: string): Record<string, unknown> {
+/** What an approver changed, when the request was approved with edits: the agent reads it too. */
+export function editView(r: ApprovalRecord): Record<string, unknown> | null {
+  const e = r.edit;
+  return e === null ? null : { by: e.by, at: iso(e.at), changes: e.changes, original_digest: r.digest, digest: e.digest, rule: e.rule };
+}
+
+/**
+ * What approvers see of an approval (the approvals API and CLI): the request it decides now (the
+ * edited one after an edit), secrets in the query redacted, the body previewed.
+ */
+export function approvalView(record: ApprovalRecord, statusPrefix: string): Record<string, unknown> {
+  const r = asDecided(record);
   const body = Buffer.from(r.request.body, 'base64');
   return {
     id: r.id,
@@ -48,6 +58,7 @@ export function approvalView(r: ApprovalRecord, statusPrefix: string): Record<st
     executed_at: iso(r.executedAt),
     // Null while executed: claimed for forwarding, and no answer recorded (yet, or ever: at most once).
     forwarded: r.forwarded === null ? null : { status: r.forwarded.status, at: iso(r.forwarded.at) },
+    edit: editView(record),
     status_url: `${statusPrefix}${r.id}`,
   };
 }

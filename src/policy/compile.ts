@@ -534,6 +534,9 @@ function compileRule(rule: PolicyRule, order: number, at: (...rest: YamlPath) =>
   };
 }
 
+/** Headers no approver may edit: framing, routing and credentials. */
+const NEVER_EDITABLE = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'te', 'trailer', 'upgrade', 'authorization', 'proxy-authorization', 'cookie', 'expect']);
+
 function compileApproval(rule: PolicyRule, at: (...rest: YamlPath) => SourcePosition, ctx: RuleContext, p: Problems): ApprovalSettings | null {
   const a = rule.approval;
   if (rule.action !== 'approve') {
@@ -565,7 +568,11 @@ function compileApproval(rule: PolicyRule, at: (...rest: YamlPath) => SourcePosi
   if (waitMs > expiresMs) {
     p.error(at('approval', 'wait'), `approval.wait (${a.wait}) is longer than approval.expires (${a.expires}); a held request would outlive its approval`);
   }
-  return { approvers: [...new Set(a.approvers)], required: a.required, waitMs, expiresMs, ...(a.channel !== undefined ? { channel: a.channel } : {}) };
+  const editableHeaders = [...new Set((a.editableHeaders ?? []).map((h) => h.toLowerCase()))];
+  for (const [i, h] of editableHeaders.entries()) {
+    if (NEVER_EDITABLE.has(h)) p.error(at('approval', 'editableHeaders', i), `header "${h}" cannot be made editable: it changes where or as whom the request goes, or how it is framed`);
+  }
+  return { approvers: [...new Set(a.approvers)], required: a.required, waitMs, expiresMs, editableHeaders, ...(a.channel !== undefined ? { channel: a.channel } : {}) };
 }
 
 function compileBodyMatch(m: PolicyMatch, matchAt: (...rest: YamlPath) => SourcePosition, p: Problems): BodyCriteria | null {

@@ -108,6 +108,8 @@ const ApprovalSchema = z
     wait: duration('wait').default('2m').describe('How long the client connection is held waiting for a decision.'),
     expires: duration('expires').default('1h').describe('How long the pending request and its approval stay valid; at least `wait`.'),
     channel: z.string().min(1).optional().describe('Slack channel the approval request is posted to.'),
+    editableHeaders: z.array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'a header name')).optional()
+      .describe('Request headers an approver may change when approving with edits (the JSON body and query parameters are always editable). Names are case-insensitive; hop-by-hop, host and credential headers never are.'),
   })
   .describe('Required when action is approve, not allowed otherwise.');
 

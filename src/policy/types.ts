@@ -59,6 +59,8 @@ export interface ApprovalSettings {
   waitMs: number;
   expiresMs: number;
   channel?: string;
+  /** Lower-case names of headers an approver may change when approving with edits. */
+  editableHeaders: readonly string[];
 }
 
 export type RuleMode = 'enforce' | 'report';

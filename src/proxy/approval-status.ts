@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { asDecided } from '../approvals/types.js';
+import { editView } from '../approvals/view.js';
 import { identify } from '../request/identify.js';
 import type { ProxyContext } from './context.js';
 import { STATUS_PREFIX } from './hold.js';
@@ -37,12 +39,14 @@ export async function handleApprovalStatus(req: IncomingMessage, res: ServerResp
     approval_id: record.id,
     state: record.state,
     approvals: record.approvals.length,
-    required: record.required,
+    required: asDecided(record).required,
+    // What an approver changed: the request that will be (or was) forwarded in place of the agent's.
+    edit: editView(record),
     expires_at: new Date(record.expiresAt).toISOString(),
     decision_reason: record.decisionReason,
     next:
       record.state === 'approved'
-        ? 'repeat the identical request: it is forwarded once'
+        ? `repeat the identical request: it is forwarded once${record.edit ? ', as edited' : ''}`
         : record.state === 'pending'
           ? 'wait, then poll again'
           : 'final: a new identical request asks for approval again',

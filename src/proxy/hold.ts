@@ -3,12 +3,16 @@ import { requestDigest, storedRequest, toolCallDigest } from '../approvals/reque
 import { readBody } from '../request/body.js';
 import type { CanonicalRequest, Decision } from '../policy/types.js';
 import type { Exchange } from './exchange.js';
-import { decideUnder } from './policy-in-force.js';
+import { decideTarget, decideUnder } from './policy-in-force.js';
 import { sendJson } from './respond.js';
 
 /** The agent's stated intent, shown to approvers and audited; never forwarded (x-airlock-* headers are not). */
 export const REASON_HEADER = 'x-airlock-reason';
 const MAX_REASON = 500;
+
+/** On the answer to a request forwarded after approval: which approval, and whether an approver changed the request. */
+export const APPROVAL_ID_HEADER = 'airlock-approval-id';
+export const MODIFIED_HEADER = 'airlock-modified';
 
 /** Where an agent polls an approval it is waiting for, on the proxy listener itself. */
 export const STATUS_PREFIX = '/.airlock/approvals/';
@@ -126,7 +130,21 @@ export async function holdForApproval(x: Exchange, canon: CanonicalRequest, deci
         return unavailable('the approval store failed');
       }
       if (claim.ok) {
-        approvals.forwarded(approvalId, await x.forward(canon, body.body, decision));
+        res.setHeader(APPROVAL_ID_HEADER, approvalId);
+        const edit = claim.record.edit;
+        if (edit === null) {
+          approvals.forwarded(approvalId, await x.forward(canon, body.body, decision));
+          return;
+        }
+        // Approved with edits: the edited request is what goes out, as the policy in force reads it.
+        const editedBody = Buffer.from(edit.request.body, 'base64');
+        const now = await decideTarget(edit.request, canon.identity, editedBody, ctx.policy(), ctx.maxInspectedBodyBytes);
+        if ('refused' in now || now.decision.action === 'deny') {
+          const message = 'refused' in now ? `the policy in force refuses the edited request: ${now.refused}` : `the policy in force denies the edited request: ${now.decision.reason}`;
+          return x.refuse({ status: 403, code: 'denied', message, rule, approvalId }, canon, decision);
+        }
+        res.setHeader(MODIFIED_HEADER, 'true');
+        approvals.forwarded(approvalId, await x.forward(now.canon, editedBody, decision));
         return;
       }
       if (claim.reason === 'forged') {

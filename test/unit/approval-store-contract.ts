@@ -60,6 +60,7 @@ export function makeRecord(base: number, over: Partial<ApprovalRecord> = {}): Ap
     slack: null,
     seal: null,
     forwarded: null,
+    edit: null,
     ...over,
   };
 }

@@ -50,6 +50,7 @@ function record(over: Partial<ApprovalRecord> = {}, request: Partial<ApprovalRec
     executedBy: null,
     seal: null,
     forwarded: null,
+    edit: null,
     slack: null,
     ...over,
   };

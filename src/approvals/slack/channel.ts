@@ -3,8 +3,8 @@ import { App, LogLevel, type BlockAction, type ButtonAction } from '@slack/bolt'
 import type { WebClient } from '@slack/web-api';
 import type { Logger } from '../../log.js';
 import type { CompiledPolicy } from '../../policy/types.js';
-import { selfApproval, stillEligible, type ApprovalChannel, type ApprovalService } from '../service.js';
-import type { ApprovalRecord } from '../types.js';
+import { asVotedOn, selfApproval, type ApprovalChannel, type ApprovalService } from '../service.js';
+import { asDecided, type ApprovalRecord } from '../types.js';
 import { SlackHttpReceiver } from './receiver.js';
 import {
   APPROVE_ACTION,
@@ -236,11 +236,11 @@ export class SlackChannel implements ApprovalChannel {
     const record = await this.approvals.get(id);
     if (!record) return tell('This approval no longer exists.');
     const clicker = await this.clicker(client, userId);
-    const allowed = await this.mayDecide(client, { ...record, eligible: stillEligible(this.policy(), record) }, clicker);
+    const allowed = await this.mayDecide(client, asVotedOn(this.policy(), record), clicker);
     // API approvers are named by email: the same person is one approver whichever way they decide.
     const name = clicker.email ?? `slack:${userId}`;
     const outcome = await this.approvals.vote(id, name, verdict, reason, (r, approver) =>
-      allowed ? selfApproval(r, approver) : `you are not an approver of rule ${r.rule}`,
+      allowed ? selfApproval(r, approver) : `you are not an approver of rule ${asDecided(r).rule}`,
     );
     if (!outcome.ok) await tell(outcome.message);
   }
