@@ -10,6 +10,7 @@
  * evaluated again by the caller; its digest is what the approval is bound to from then on.
  */
 import jsonPatch, { type Operation } from 'fast-json-patch';
+import { hasControlChar } from '../request/canonicalize.js';
 import { requestDigest } from './request.js';
 import type { StoredRequest } from './types.js';
 
@@ -49,7 +50,7 @@ export function parseEdit(value: unknown): EditSpec | string {
     for (const [name, val] of entries) {
       if (val !== null && typeof val !== 'string') return `edit.${field}.${name} must be a string, or null to remove it`;
       if (field === 'headers' && !TOKEN.test(name)) return `edit.headers: "${name}" is not a header name`;
-      if (field === 'headers' && typeof val === 'string' && /[\0-\x08\x0a-\x1f\x7f]/.test(val)) return `edit.headers.${name} holds a control character`;
+      if (field === 'headers' && typeof val === 'string' && hasControlChar(val)) return `edit.headers.${name} holds a control character`;
     }
     out[field] = m as Record<string, string | null>;
   }

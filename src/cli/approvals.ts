@@ -57,7 +57,50 @@ export interface ApprovalView {
   decision_reason: string | null;
   executed_at: string | null;
   forwarded: { status: number; at: string } | null;
+  /** Absent from servers older than approving with edits. */
+  edit?: { by: string; at: string; changes: unknown; original_digest: string; digest: string; rule: string } | null;
   status_url: string;
+}
+
+interface EditOptions {
+  patch?: string;
+  query: string[];
+  removeQuery: string[];
+  header: string[];
+  removeHeader: string[];
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function pairs(list: readonly string[], remove: readonly string[], flag: string): Record<string, string | null> | undefined {
+  if (list.length === 0 && remove.length === 0) return undefined;
+  const out: Record<string, string | null> = {};
+  for (const item of list) {
+    const eq = item.indexOf('=');
+    if (eq <= 0) throw new CliError(`${flag} takes name=value, got "${item}"`);
+    out[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+  for (const name of remove) out[name] = null;
+  return out;
+}
+
+/** The `edit` of an approval from the command line's flags, or null when none was given. */
+function editOf(opts: EditOptions): Record<string, unknown> | null {
+  const edit: Record<string, unknown> = {};
+  if (opts.patch !== undefined) {
+    try {
+      edit.body = JSON.parse(opts.patch);
+    } catch (err) {
+      throw new CliError(`--patch is not JSON: ${(err as Error).message}`);
+    }
+  }
+  const query = pairs(opts.query, opts.removeQuery, '--query');
+  const headers = pairs(opts.header, opts.removeHeader, '--header');
+  if (query) edit.query = query;
+  if (headers) edit.headers = headers;
+  return Object.keys(edit).length === 0 ? null : edit;
 }
 
 interface CommonOptions {
@@ -104,12 +147,21 @@ export function registerApprovalCommands(program: Command, io: ApprovalsCliIo = 
     });
 
   common(approvals.command('approve'))
-    .description('add your approval; the request is forwarded once enough approvers agreed')
+    .description('add your approval; the request is forwarded once enough approvers agreed. With --patch, --query or --header, approve an edited request instead')
     .argument('<id>', 'approval id')
     .option('--reason <text>', 'why (kept in the audit trail)')
-    .action(async (id: string, opts: CommonOptions & { reason?: string }) => {
+    .option('--patch <json>', 'a JSON Patch (RFC 6902) of the JSON body, e.g. \'[{"op":"replace","path":"/rows","value":1000}]\'')
+    .option('--query <name=value>', 'set a query parameter ("name=" with --remove-query to drop one); repeatable', collect, [])
+    .option('--remove-query <name>', 'remove a query parameter; repeatable', collect, [])
+    .option('--header <name=value>', 'set a header the rule makes editable; repeatable', collect, [])
+    .option('--remove-header <name>', 'remove a header the rule makes editable; repeatable', collect, [])
+    .action(async (id: string, opts: CommonOptions & { reason?: string } & EditOptions) => {
       await runCommand(io, async () => {
-        const payload = opts.reason !== undefined && opts.reason.trim() !== '' ? { reason: opts.reason } : {};
+        const edit = editOf(opts);
+        const payload = {
+          ...(opts.reason !== undefined && opts.reason.trim() !== '' ? { reason: opts.reason } : {}),
+          ...(edit === null ? {} : { edit }),
+        };
         const body = await call(opts, io, 'POST', `${approvalPath(id)}/approve`, payload);
         if (opts.json) return io.out(body.text);
         io.out(formatApproveOutcome(viewOf(body)));
@@ -369,14 +421,16 @@ export function formatShow(v: ApprovalView, now: number): string {
 
 export function formatApproveOutcome(v: ApprovalView): string {
   const votes = `${v.approvals.length} of ${v.required} approval${v.required === 1 ? '' : 's'}`;
+  const verb = v.edit ? 'edited and approved' : 'approved';
   switch (v.state) {
     case 'approved':
-      return `approved: ${printable(v.id)} (${votes}); forwarded when the agent retries the identical request (at once if it is still waiting)`;
+      return `${verb}: ${printable(v.id)} (${votes}); forwarded when the agent retries the identical request (at once if it is still waiting)`;
     case 'executed':
-      return `approved: ${printable(v.id)} (${votes}); the request has been forwarded`;
+      return `${verb}: ${printable(v.id)} (${votes}); the request has been forwarded`;
     case 'pending': {
       const missing = v.required - v.approvals.length;
-      return `recorded: ${votes} for ${printable(v.id)}; waiting for ${missing} more`;
+      const edited = v.edit ? `edited (now decided by rule ${printable(v.rule)}); ` : '';
+      return `${edited}recorded: ${votes} for ${printable(v.id)}; waiting for ${missing} more`;
     }
     default:
       return `${printable(v.state)}: ${printable(v.id)} (${votes})`;

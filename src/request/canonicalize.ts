@@ -284,7 +284,7 @@ function connectionTokens(value: string | readonly string[]): string[] {
 }
 
 /** Field values may hold HTAB and obs-text, never other controls (Node refuses them too; the CLI may not). */
-function hasControlChar(value: string): boolean {
+export function hasControlChar(value: string): boolean {
   for (let i = 0; i < value.length; i++) {
     const c = value.charCodeAt(i);
     if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true;

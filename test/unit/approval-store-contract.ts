@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
-import type { ApprovalRecord, ApprovalStore, StateChange } from '../../src/approvals/types.js';
+import type { ApprovalEdit, ApprovalRecord, ApprovalStore, StateChange } from '../../src/approvals/types.js';
 
 /** Two handles on the same data: two replicas sharing one Redis, or one memory store twice. */
 export interface StorePair {
@@ -297,6 +297,60 @@ export function approvalStoreContract(name: string, makeStores: () => Promise<St
           const winner = created[0]?.record.id;
           assert.ok(results.every((r) => r.record.id === winner));
           assert.equal((await a.list({}, now)).length, 1);
+        }));
+    });
+
+    describe('edit', () => {
+      const editOf = (rec: ApprovalRecord, required: number): ApprovalEdit => ({
+        request: { ...rec.request, query: 'limit=10' },
+        digest: digestOf(`${rec.id}-edited`),
+        changes: { query: { limit: '10' } },
+        by: 'bob@example.com',
+        at: rec.createdAt + 1,
+        rule: 'small-export',
+        required,
+        eligible: { api: ['bob@example.com', 'carol@example.com'], slack: [] },
+        seal: 'sealed',
+      });
+
+      it('replaces what a pending approval decides, restarts the votes with the editor\'s, and approves when that is enough', () =>
+        withStores(async (a, b) => {
+          const now = Date.now();
+          const two = makeRecord(now, { required: 2 });
+          await a.createOrJoin(two, now);
+          assert.ok((await a.decide(two.id, { approver: 'carol@example.com', verdict: 'approve' }, now + 1)).ok);
+          const res = await b.edit(two.id, editOf(two, 2), { approver: 'bob@example.com', verdict: 'approve', seal: 's' }, now + 2);
+          assert.ok(res.ok);
+          assert.equal(res.record.state, 'pending');
+          assert.deepEqual(res.record.approvals, [{ approver: 'bob@example.com', at: now + 2, seal: 's' }]);
+          assert.deepEqual((await a.get(two.id, now + 3))?.edit, editOf(two, 2));
+          const carol = await a.decide(two.id, { approver: 'carol@example.com', verdict: 'approve' }, now + 4);
+          assert.ok(carol.ok);
+          assert.equal(carol.record.state, 'approved', 'the edited version counts its own approvals');
+
+          const one = makeRecord(now);
+          await a.createOrJoin(one, now);
+          const approved = await b.edit(one.id, editOf(one, 1), { approver: 'bob@example.com', verdict: 'approve' }, now + 1);
+          assert.ok(approved.ok);
+          assert.deepEqual([approved.record.state, approved.record.decidedBy], ['approved', 'bob@example.com']);
+          const moved = makeRecord(now);
+          await a.createOrJoin(moved, now);
+          const waiting = await a.edit(moved.id, editOf(moved, 1), null, now + 1);
+          assert.ok(waiting.ok);
+          assert.deepEqual([waiting.record.state, waiting.record.approvals], ['pending', []]);
+        }));
+
+      it('changes nothing once decided, or for an unknown id', () =>
+        withStores(async (a) => {
+          const now = Date.now();
+          const rec = makeRecord(now);
+          await a.createOrJoin(rec, now);
+          await a.decide(rec.id, { approver: 'bob@example.com', verdict: 'deny', reason: 'no' }, now + 1);
+          const res = await a.edit(rec.id, editOf(rec, 1), null, now + 2);
+          assert.deepEqual([res.ok, !res.ok && res.reason], [false, 'not_pending']);
+          assert.equal((await a.get(rec.id, now + 2))?.edit, null);
+          const unknown = await a.edit('apr_nope', editOf(rec, 1), null, now);
+          assert.deepEqual([unknown.ok, !unknown.ok && unknown.reason], [false, 'not_found']);
         }));
     });
 
