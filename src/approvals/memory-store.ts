@@ -16,6 +16,7 @@ import {
   type Vote,
   type ApprovalEdit,
 } from './types.js';
+import { HISTORY_WINDOW_MS, type History } from './impact.js';
 
 
 export interface MemoryStoreOptions {
@@ -139,6 +140,7 @@ export class MemoryStore implements ApprovalStore {
       executedBy: null,
       forwarded: null,
       edit: null,
+      impact: record.impact ?? null,
     };
     this.records.set(fresh.id, fresh);
     this.active.set(key, fresh.id);
@@ -298,6 +300,23 @@ export class MemoryStore implements ApprovalStore {
     if (r === undefined) return;
     r.holder = holder;
     this.announce(r);
+  }
+
+  private readonly outcomes = new Map<string, { outcome: keyof History; id: string; at: number }[]>();
+
+  async noteOutcome(identity: string | null, rule: string, outcome: keyof History, id: string, at: number): Promise<void> {
+    this.assertOpen();
+    const key = JSON.stringify([identity, rule]);
+    const list = (this.outcomes.get(key) ?? []).filter((o) => o.at > at - HISTORY_WINDOW_MS && o.id !== id);
+    list.push({ outcome, id, at });
+    this.outcomes.set(key, list);
+  }
+
+  async history(identity: string | null, rule: string, now: number): Promise<History> {
+    this.assertOpen();
+    const h: History = { approved: 0, denied: 0, expired: 0 };
+    for (const o of this.outcomes.get(JSON.stringify([identity, rule])) ?? []) if (o.at > now - HISTORY_WINDOW_MS && o.at <= now) h[o.outcome]++;
+    return h;
   }
 
   async setForwarded(id: string, outcome: ForwardOutcome): Promise<void> {

@@ -21,6 +21,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Cluster, Redis } from 'ioredis';
+import { HISTORY_WINDOW_MS, type History } from './impact.js';
 import { createRedisClient, parseRedisUrl, redactRedisUrl, type RedisClient } from './redis-connection.js';
 import {
   DEFAULT_RETENTION_MS,
@@ -305,6 +306,7 @@ function docOf(r: ApprovalRecord): RecordDoc {
     createdAt: r.createdAt,
     expiresAt: r.expiresAt,
     seal: r.seal,
+    impact: r.impact,
   };
 }
 
@@ -334,6 +336,7 @@ function fromHash(flat: string[]): ApprovalRecord {
     forwarded: JSON.parse(h.get('forwarded') ?? 'null') as ApprovalRecord['forwarded'],
     edit: JSON.parse(h.get('edit') ?? 'null') as ApprovalRecord['edit'],
     seal: doc.seal ?? null,
+    impact: doc.impact ?? null,
   };
 }
 
@@ -888,6 +891,28 @@ export class RedisStore implements ApprovalStore {
 
   async setSlackMessage(id: string, ref: SlackMessageRef): Promise<void> {
     await this.setField(id, 'slack', { channel: ref.channel, ts: ref.ts });
+  }
+
+  /** One sorted set per identity and rule: members `outcome:id`, scored by when; kept for 30 days. */
+  private historyKey(identity: string | null, rule: string): string {
+    return `${this.prefix}:history:${createHash('sha256').update(JSON.stringify([identity, rule])).digest('hex').slice(0, 32)}`;
+  }
+
+  async noteOutcome(identity: string | null, rule: string, outcome: keyof History, id: string, at: number): Promise<void> {
+    const key = this.historyKey(identity, rule);
+    await this.command.zadd(key, at, `${outcome}:${id}`);
+    await this.command.zremrangebyscore(key, '-inf', String(at - HISTORY_WINDOW_MS));
+    await this.command.pexpire(key, HISTORY_WINDOW_MS);
+  }
+
+  async history(identity: string | null, rule: string, now: number): Promise<History> {
+    const members = await this.command.zrangebyscore(this.historyKey(identity, rule), String(now - HISTORY_WINDOW_MS), String(now));
+    const h: History = { approved: 0, denied: 0, expired: 0 };
+    for (const m of members) {
+      const outcome = m.slice(0, m.indexOf(':'));
+      if (outcome === 'approved' || outcome === 'denied' || outcome === 'expired') h[outcome]++;
+    }
+    return h;
   }
 
   async setForwarded(id: string, outcome: ForwardOutcome): Promise<void> {

@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { CompiledPolicy, Decision, Identity } from '../policy/types.js';
 import { applyEdit, type EditSpec } from './edit.js';
+import { impactOf, type History } from './impact.js';
 import type { StateSealer } from './state-seal.js';
 import { asDecided, BY_POLICY, type ApprovalEdit, type ApprovalRecord, type ApprovalStore, type ClaimResult, type DecideResult, type SlackMessageRef, type StateChange, type StoredRequest } from './types.js';
 
@@ -148,6 +149,8 @@ export class ApprovalService {
     if (!settings || decision.rule === null) throw new Error('findOrCreate needs an approve decision');
     const now = this.now();
     const rule = policy.rules.find((r) => r.id === decision.rule);
+    const identityId = args.identity?.id ?? null;
+    const history = await this.deps.store.history(identityId, decision.rule, now);
     const candidate: ApprovalRecord = {
       id: randomUUID(),
       state: 'pending',
@@ -176,6 +179,7 @@ export class ApprovalService {
       seal: null,
       forwarded: null,
       edit: null,
+      impact: impactOf(args.request, policy, history),
     };
     candidate.seal = this.deps.sealer.sealRecord(candidate);
     const result = await this.deps.store.createOrJoin(candidate, now);
@@ -301,6 +305,13 @@ export class ApprovalService {
     return result;
   }
 
+  /** Kept for the history approvers see on this identity's next request under the rule; never blocks a decision. */
+  private noteOutcome(r: ApprovalRecord, outcome: keyof History): void {
+    this.deps.store.noteOutcome(r.identity, r.rule, outcome, r.id, this.now()).catch((err: unknown) =>
+      this.deps.log.warn({ err, approval_id: r.id }, 'could not record the outcome for the approval history'),
+    );
+  }
+
   /** What the forwarded request of an executed approval was answered with (shown to approvers). */
   forwarded(id: string, status: number): void {
     this.deps.store
@@ -388,6 +399,7 @@ export class ApprovalService {
       required: r.required,
     });
     if (r.state !== 'pending') {
+      this.noteOutcome(r, r.state === 'approved' ? 'approved' : 'denied');
       this.deps.audit.write({ event: 'approval_decided', approval_id: id, approver, state: r.state, rule: r.rule, identity: r.identity, reason: r.decisionReason ?? undefined });
       this.deps.metrics.approvalOutcomes.inc({ state: r.state });
       this.deps.metrics.approvalDecisionSeconds.observe({ state: r.state }, (now - r.createdAt) / 1000);
@@ -473,6 +485,7 @@ export class ApprovalService {
       reason: counts ? undefined : `${approver} edited it but is not an approver of rule ${edit.rule}: its approvers decide`,
     });
     if (r.state !== 'pending') {
+      this.noteOutcome(r, 'approved');
       this.deps.audit.write({ event: 'approval_decided', approval_id: id, approver, state: r.state, rule: edit.rule, identity: r.identity });
       this.deps.metrics.approvalOutcomes.inc({ state: r.state });
       this.deps.metrics.approvalDecisionSeconds.observe({ state: r.state }, (now - r.createdAt) / 1000);
@@ -528,7 +541,8 @@ export class ApprovalService {
     void this.deps.store.claimExpiryRecord(id).then(async (mine) => (mine ? this.get(id) : null)).then(
       (r) => {
         if (r === null) return;
-        const wasApproved = r.approvals.length >= r.required;
+        const wasApproved = r.approvals.length >= asDecided(r).required;
+        if (!wasApproved) this.noteOutcome(r, 'expired');
         this.deps.audit.write({
           event: 'approval_decided',
           approval_id: id,

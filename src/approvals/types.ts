@@ -16,6 +16,7 @@
  */
 
 import type { EditSpec } from './edit.js';
+import type { History, Impact } from './impact.js';
 import type { Finding } from '../inspect/finding.js';
 import type { CanonicalRequest } from '../policy/types.js';
 
@@ -88,6 +89,8 @@ export interface ApprovalRecord {
   forwarded: ForwardOutcome | null;
   /** An approver's edit: from then on the approval is for the edited request, decided by its approvers. */
   edit: ApprovalEdit | null;
+  /** Facts for the approver, taken when the request was held (impact.ts); null on records from before. */
+  impact: Impact | null;
 }
 
 /**
@@ -194,6 +197,10 @@ export interface ApprovalStore {
    * alone meets `edit.required`.
    */
   edit(id: string, edit: ApprovalEdit, vote: (Vote & { verdict: 'approve' }) | null, now: number): Promise<DecideResult>;
+  /** Remember how an approval of `identity` under `rule` ended (approved, denied, expired), for `history`. */
+  noteOutcome(identity: string | null, rule: string, outcome: keyof History, id: string, at: number): Promise<void>;
+  /** How approvals of `identity` under `rule` ended in the 30 days before `now`. */
+  history(identity: string | null, rule: string, now: number): Promise<History>;
   /** pending or approved (not yet executed) → cancelled (by `by`, with a reason). */
   cancel(id: string, by: string, reason: string | null, now: number): Promise<DecideResult>;
   /** approved → executed, for exactly one caller; fails if the approval lapsed (`expiresAt` passed). */

@@ -17,6 +17,21 @@ function formatUrl(r: ApprovalRecord['request']): string {
   return `${r.scheme}://${host}${port}${r.encodedPath}${r.query ? `?${redactQuery(r.query)}` : ''}`;
 }
 
+/** Facts taken when the request was held (impact.ts), or null for records from before. */
+function impactView(r: ApprovalRecord): Record<string, unknown> | null {
+  const i = r.impact;
+  if (i === null) return null;
+  const h = i.history;
+  return {
+    body_bytes: i.bodyBytes,
+    arrays: i.arrays,
+    destination: i.destination,
+    classification: i.classification,
+    classification_why: i.classificationWhy,
+    history: { approved: h.approved, denied: h.denied, expired: h.expired, first_time: h.approved + h.denied + h.expired === 0, window_days: 30 },
+  };
+}
+
 /** What an approver changed, when the request was approved with edits: the agent reads it too. */
 export function editView(r: ApprovalRecord): Record<string, unknown> | null {
   const e = r.edit;
@@ -59,6 +74,7 @@ export function approvalView(record: ApprovalRecord, statusPrefix: string): Reco
     // Null while executed: claimed for forwarding, and no answer recorded (yet, or ever: at most once).
     forwarded: r.forwarded === null ? null : { status: r.forwarded.status, at: iso(r.forwarded.at) },
     edit: editView(record),
+    impact: impactView(record),
     status_url: `${statusPrefix}${r.id}`,
   };
 }

@@ -57,6 +57,15 @@ export interface ApprovalView {
   decision_reason: string | null;
   executed_at: string | null;
   forwarded: { status: number; at: string } | null;
+  /** Absent from servers older than impact facts. */
+  impact?: {
+    body_bytes: number;
+    arrays: { path: string; count: number }[];
+    destination: string;
+    classification: string | null;
+    classification_why: string | null;
+    history: { approved: number; denied: number; expired: number; first_time: boolean; window_days: number };
+  } | null;
   /** Absent from servers older than approving with edits. */
   edit?: { by: string; at: string; changes: unknown; original_digest: string; digest: string; rule: string } | null;
   status_url: string;
@@ -402,6 +411,15 @@ export function formatShow(v: ApprovalView, now: number): string {
   field('digest', `sha256:${printable(v.request.digest)}`);
   field('created', when(v.created_at, now));
   field('expires', when(v.expires_at, now));
+  if (v.impact) {
+    const i = v.impact;
+    const h = i.history;
+    field('destination', printable(i.destination));
+    for (const [n, a] of i.arrays.entries()) field(n === 0 ? 'records' : '', `${a.count} in ${printable(a.path === '' ? '(the body)' : a.path)}`);
+    if (i.classification_why !== null) field('classified', printable(i.classification_why));
+    field('history', h.first_time ? `first request of this identity under this rule in ${h.window_days} days` : `in ${h.window_days} days: ${h.approved} approved, ${h.denied} denied, ${h.expired} expired`);
+  }
+  if (v.edit) field('edited', `by ${printable(v.edit.by)} ${when(v.edit.at, now)} (original sha256:${printable(v.edit.original_digest)})`);
   if (v.approvals.length === 0) field('approvals', '(none yet)');
   for (const [i, a] of v.approvals.entries()) field(i === 0 ? 'approvals' : '', `${printable(a.approver)} at ${when(a.at, now)}`);
   if (v.decided_at !== null) field('decided', when(v.decided_at, now) + (v.decided_by !== null ? ` by ${printable(v.decided_by)}` : ''));

@@ -61,6 +61,7 @@ export function makeRecord(base: number, over: Partial<ApprovalRecord> = {}): Ap
     seal: null,
     forwarded: null,
     edit: null,
+    impact: null,
     ...over,
   };
 }
@@ -351,6 +352,25 @@ export function approvalStoreContract(name: string, makeStores: () => Promise<St
           assert.equal((await a.get(rec.id, now + 2))?.edit, null);
           const unknown = await a.edit('apr_nope', editOf(rec, 1), null, now);
           assert.deepEqual([unknown.ok, !unknown.ok && unknown.reason], [false, 'not_found']);
+        }));
+    });
+
+    describe('noteOutcome / history', () => {
+      it('counts the outcomes of one identity under one rule within 30 days, each approval once', () =>
+        withStores(async (a, b) => {
+          const now = Date.now();
+          const day = 24 * 60 * 60 * 1000;
+          const who = `bot-${randomUUID()}`;
+          assert.deepEqual(await a.history(who, 'exports', now), { approved: 0, denied: 0, expired: 0 });
+          await a.noteOutcome(who, 'exports', 'approved', 'id1', now - 31 * day);
+          await a.noteOutcome(who, 'exports', 'approved', 'id2', now - 2 * day);
+          await b.noteOutcome(who, 'exports', 'approved', 'id2', now - 2 * day);
+          await b.noteOutcome(who, 'exports', 'denied', 'id3', now - day);
+          await a.noteOutcome(who, 'exports', 'expired', 'id4', now - 1);
+          await a.noteOutcome(who, 'other-rule', 'denied', 'id5', now - 1);
+          await a.noteOutcome(null, 'exports', 'denied', 'id6', now - 1);
+          assert.deepEqual(await b.history(who, 'exports', now), { approved: 1, denied: 1, expired: 1 });
+          assert.deepEqual(await b.history(null, 'exports', now), { approved: 0, denied: 1, expired: 0 });
         }));
     });
 

@@ -51,6 +51,7 @@ function record(over: Partial<ApprovalRecord> = {}, request: Partial<ApprovalRec
     seal: null,
     forwarded: null,
     edit: null,
+    impact: null,
     slack: null,
     ...over,
   };

@@ -19,7 +19,8 @@ import { redactQuery } from '../../audit/redact.js';
 import { describeFinding } from '../../inspect/finding.js';
 import { elideMiddle, visibleChar } from '../../text/visible.js';
 import { bodyPreview } from '../redact-body.js';
-import { BY_POLICY, type ApprovalRecord, type ApprovalState } from '../types.js';
+import { describeHistory } from '../impact.js';
+import { asDecided, BY_POLICY, type ApprovalRecord, type ApprovalState } from '../types.js';
 
 type KnownBlock = Slack.KnownBlock;
 type SectionBlock = Slack.SectionBlock;
@@ -208,6 +209,17 @@ function displayUrl(r: ApprovalRecord['request']): string {
   return `${r.scheme}://${hostPort(r)}${r.encodedPath}${r.query ? `?${redactQuery(r.query)}` : ''}`;
 }
 
+/** The impact facts (impact.ts) as short lines. */
+function impactLines(r: ApprovalRecord): string[] {
+  const i = r.impact;
+  if (i === null) return [];
+  const lines = [`• destination ${code(i.destination, 300)}, body ${i.bodyBytes} bytes`];
+  for (const a of i.arrays) lines.push(`• ${a.count} record${a.count === 1 ? '' : 's'} in ${code(a.path === '' ? '(the body)' : a.path, 200)}`);
+  if (i.classificationWhy !== null) lines.push(`• classified ${escapeMrkdwn(i.classification ?? 'none', 100)}: ${escapeMrkdwn(i.classificationWhy, 500)}`);
+  lines.push(`• ${escapeMrkdwn(describeHistory(i.history), 200)}`);
+  return lines;
+}
+
 function approvalsSoFar(r: ApprovalRecord, max: number): string {
   const who = r.approvals.length > 0 ? `: ${names(r.approvals.map((v) => approverLabel(v.approver)), max - 40)}` : '';
   return `${r.approvals.length} of ${r.required} approval${r.required === 1 ? '' : 's'}${who}`;
@@ -217,7 +229,9 @@ function approvalsSoFar(r: ApprovalRecord, max: number): string {
  * The request as reviewers need it, shared by the request and outcome messages: `blocks` (header,
  * request, facts, the agent's reason, the body) and `context` (ids and digest), which goes last.
  */
-function summary(r: ApprovalRecord, title: string, now: number, withDeciders: boolean): { blocks: KnownBlock[]; context: KnownBlock } {
+function summary(record: ApprovalRecord, title: string, now: number, withDeciders: boolean): { blocks: KnownBlock[]; context: KnownBlock } {
+  // After an edit: the edited request, its rule and approvers, and what changed.
+  const r = asDecided(record);
   const req = r.request;
   const blocks: KnownBlock[] = [{ type: 'header', text: plain(`${title}: ${req.method} ${hostPort(req)}`, LIMIT.header) }];
 
@@ -245,6 +259,17 @@ function summary(r: ApprovalRecord, title: string, now: number, withDeciders: bo
     if (eligible.length > 0) fields.push(mrkdwn(fit(`*Who can decide*\n${names(eligible, fieldMax - 30)}`, fieldMax)));
   }
   blocks.push({ type: 'section', fields });
+  const facts = impactLines(record);
+  if (facts.length > 0) blocks.push(section(fit(`*Impact*\n${facts.join('\n')}`, LIMIT.section)));
+  if (record.edit !== null) {
+    const e = record.edit;
+    const changed = [
+      ...(e.changes.body ?? []).map((op) => `${op.op} ${op.path}`),
+      ...Object.entries(e.changes.query ?? {}).map(([k, v]) => (v === null ? `query ${k} removed` : `query ${k}=${v}`)),
+      ...Object.entries(e.changes.headers ?? {}).map(([k, v]) => (v === null ? `header ${k} removed` : `header ${k}: ${v}`)),
+    ];
+    blocks.push(section(fit(`*Edited by ${escapeMrkdwn(approverLabel(e.by), 200)}* ${slackDate(e.at)}; approvals restarted\n${codeBlock(changed.join('\n'), 2000)}`, LIMIT.section)));
+  }
 
   if (r.reason === null || r.reason.trim() === '') {
     blocks.push({ type: 'context', elements: [mrkdwn('The agent gave no reason (header `X-Airlock-Reason`).')] });
