@@ -144,7 +144,8 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
   const store: ApprovalStore = config.redis ? await openRedisStore(config.redis, config.redisPassword, config.replica, log) : new MemoryStore();
   metrics.watchApprovalStore(() => store.ready());
   const approvals = new ApprovalService({ store, replica: config.replica, audit, metrics, log, sealer });
-  const slack = config.slack ? new (await import('./approvals/slack/channel.js')).SlackChannel(config.slack, approvals, holder.current, log) : null;
+  const redecide = redecider(holder.current, config.maxInspectedBodyBytes);
+  const slack = config.slack ? new (await import('./approvals/slack/channel.js')).SlackChannel(config.slack, approvals, holder.current, log, redecide) : null;
   if (slack) {
     approvals.addChannel(slack);
     await slack.start();
@@ -178,7 +179,7 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
     registry: metrics.registry,
     approvals,
     policy: holder.current,
-    redecide: redecider(holder.current, config.maxInspectedBodyBytes),
+    redecide,
     slack: slack ? (req, res) => slack.handleHttp(req, res) : null,
     channels,
     ready: () => (proxyUp ? { ready: true } : { ready: false, reason: 'proxy listener not accepting connections' }),

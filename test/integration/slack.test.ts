@@ -127,6 +127,39 @@ describe('Slack approvals (HTTP delivery)', () => {
     assert.match(String((await slack.waitFor('chat.postEphemeral', late)).args.text), /already denied/);
   });
 
+  it('Edit & approve opens a modal with the editable fields; its submission forwards the edited request, and a bad patch is shown in the modal', async () => {
+    const { client, id } = await hold('/exports/edited?limit=all&keep=1', '{"rows":5000000}', ['-H', 'content-type: application/json']);
+    const from = slack.calls.length;
+    assert.equal((await click(USERS.dana, 'airlock_edit', id)).status, 200);
+    const opened = await slack.waitFor('views.open', from);
+    const view = (typeof opened.args.view === 'string' ? JSON.parse(opened.args.view) : opened.args.view) as { private_metadata: string; callback_id: string; blocks: { block_id?: string; element?: { initial_value?: string } }[] };
+    assert.equal(view.blocks.find((b) => b.block_id === 'edit_query')?.element?.initial_value, 'limit=all&keep=1', 'the query is prefilled');
+    const submit = (patch: string, query: string) =>
+      postSlackInteraction(
+        events,
+        SECRET,
+        viewSubmissionPayload({
+          userId: USERS.dana.id,
+          callbackId: view.callback_id,
+          privateMetadata: view.private_metadata,
+          values: { edit_body: { value: { type: 'plain_text_input', value: patch } }, edit_query: { value: { type: 'plain_text_input', value: query } } },
+        }),
+      );
+    const bad = await submit('[{"op":"replace","path":"/nope","value":1}]', 'limit=all&keep=1');
+    assert.equal(bad.status, 200);
+    assert.match(bad.body, /"response_action":"errors".*does not apply/);
+    const ok = await submit('[{"op":"replace","path":"/rows","value":10000}]', 'limit=10000&keep=1');
+    assert.equal(ok.status, 200);
+    const [body, code] = (await client).stdout.split('\n');
+    assert.equal(code, '200', body);
+    const seen = up.requests.at(-1)!;
+    assert.equal(seen.url, '/exports/edited?limit=10000&keep=1');
+    assert.deepEqual(JSON.parse(seen.body.toString()), { rows: 10000 });
+    const shown = await fetch(`${al.adminUrl}/v1/approvals/${id}`, { headers: { authorization: `Bearer ${BOB_TOKEN}` } });
+    const v = ((await shown.json()) as { approval: { edit: { by: string } | null } }).approval;
+    assert.equal(v.edit?.by, 'dana@example.com');
+  });
+
   it('two approvers: a user-group member then an approver listed by email; the message shows 1 of 2 in between', async () => {
     const before = up.requests.length;
     const { client, id } = await hold('/transfers/9');

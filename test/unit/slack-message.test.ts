@@ -119,7 +119,7 @@ function assertOnlyOwnMarkup(m: { text: string; blocks: unknown[] }, mentions: r
 }
 
 describe('approvalRequestMessage', () => {
-  it('asks with Approve, Deny and Deny with reason, each carrying the approval id', () => {
+  it('asks with Approve, Deny, Deny with reason and Edit & approve, each carrying the approval id', () => {
     const m = approvalRequestMessage(record(), { now: NOW });
     const blocks = asJson(m.blocks) as Array<Record<string, Json>>;
     assert.equal(blocks.filter((b) => b.type === 'actions').length, 1);
@@ -130,6 +130,7 @@ describe('approvalRequestMessage', () => {
         ['airlock_approve', ID, 'primary'],
         ['airlock_deny', ID, 'danger'],
         ['airlock_deny_reason', ID, null],
+        ['airlock_edit', ID, null],
       ],
     );
     assert.match(m.text, /^Approval needed: `POST exports\.data\.internal` by billing-bot \(rule `confidential-export`\)$/);
@@ -178,7 +179,7 @@ describe('approvalRequestMessage', () => {
     const m = approvalRequestMessage(r, { now: NOW });
     assert.match(allText(m), /\*Approvals\*\n1 of 2 approvals: <@U0BOB1234>/);
     assert.match(m.text, /^Approval needed \(1 of 2\):/);
-    assert.equal(buttons(m).length, 3);
+    assert.equal(buttons(m).length, 4);
     const api = approvalRequestMessage(record({ approvals: [{ approver: 'bob@example.com', at: NOW }] }), { now: NOW });
     assert.match(allText(api), /1 of 2 approvals: bob@example\.com/);
   });

@@ -3,7 +3,8 @@ import { App, LogLevel, type BlockAction, type ButtonAction } from '@slack/bolt'
 import type { WebClient } from '@slack/web-api';
 import type { Logger } from '../../log.js';
 import type { CompiledPolicy } from '../../policy/types.js';
-import { asVotedOn, selfApproval, type ApprovalChannel, type ApprovalService } from '../service.js';
+import { asVotedOn, selfApproval, type ApprovalChannel, type ApprovalService, type Redecide } from '../service.js';
+import { EDIT_ACTION, EDIT_BODY_BLOCK, EDIT_MODAL, editFromModal, editModal } from './edit-modal.js';
 import { asDecided, type ApprovalRecord } from '../types.js';
 import { SlackHttpReceiver } from './receiver.js';
 import {
@@ -88,6 +89,8 @@ export class SlackChannel implements ApprovalChannel {
     /** The policy in force: who may decide is checked against it at every click. */
     private readonly policy: () => CompiledPolicy,
     private readonly log: Logger,
+    /** Decides an edited request again (Edit & approve). */
+    private readonly redecide: Redecide,
   ) {
     const clientOptions = {
       ...(config.apiUrl ? { slackApiUrl: config.apiUrl } : {}),
@@ -217,6 +220,38 @@ export class SlackChannel implements ApprovalChannel {
       const ts = body.message?.ts ?? '';
       await client.views.open({ trigger_id: body.trigger_id, view: denyReasonModal(action.value ?? '', channel, ts) });
     });
+    this.app.action<BlockAction<ButtonAction>>(EDIT_ACTION, async ({ ack, body, action, client }) => {
+      await ack();
+      const record = await this.approvals.get(action.value ?? '');
+      const channel = body.channel?.id ?? null;
+      if (record === null || record.state !== 'pending') {
+        if (channel) await client.chat.postEphemeral({ channel, user: body.user.id, text: `This request is already ${record?.state ?? 'gone'}.` });
+        return;
+      }
+      const decided = asDecided(record);
+      const editable = this.policy().rules.find((r) => r.id === decided.rule)?.approval?.editableHeaders ?? [];
+      await client.views.open({ trigger_id: body.trigger_id, view: editModal(decided, editable, channel ?? '', body.message?.ts ?? '') });
+    });
+    this.app.view(EDIT_MODAL, async ({ ack, body, view, client }) => {
+      const asked = editFromModal(view.state.values, view.private_metadata);
+      if ('error' in asked) {
+        await ack({ response_action: 'errors', errors: { [asked.block]: asked.error } });
+        return;
+      }
+      const record = await this.approvals.get(asked.id);
+      const clicker = await this.clicker(client, body.user.id);
+      const allowed = record !== null && (await this.mayDecide(client, asVotedOn(this.policy(), record), clicker));
+      const name = clicker.email ?? `slack:${body.user.id}`;
+      // Whether the editor may decide the edited request too (its rule may have other approvers).
+      const mayVote = (r: ApprovalRecord, approver: string): string | null =>
+        allowed && this.mayDecideNow(r, clicker) ? selfApproval(r, approver) : `you are not an approver of rule ${r.rule}`;
+      const outcome = await this.approvals.approveWithEdit(asked.id, name, asked.edit, this.policy(), this.redecide, mayVote);
+      if (!outcome.ok) {
+        await ack({ response_action: 'errors', errors: { [EDIT_BODY_BLOCK]: outcome.message.slice(0, 2000) } });
+        return;
+      }
+      await ack();
+    });
     this.app.view(DENY_REASON_MODAL, async ({ ack, body, view, client }) => {
       const reason = view.state.values[DENY_REASON_BLOCK]?.[DENY_REASON_INPUT]?.value?.trim() ?? '';
       if (reason === '') {
@@ -245,14 +280,29 @@ export class SlackChannel implements ApprovalChannel {
     if (!outcome.ok) await tell(outcome.message);
   }
 
-  private async mayDecide(client: WebClient, r: ApprovalRecord, who: Clicker): Promise<boolean> {
+  /** mayDecide without asking Slack: listed by id or email, or in a user group already looked up. */
+  private mayDecideNow(r: ApprovalRecord, who: Clicker): boolean {
     for (const entry of r.eligible.slack) {
       if (entry === who.id) return true;
       if (entry.includes('@') && who.email !== null && entry.toLowerCase() === who.email) return true;
-      if (/^S[A-Z0-9]+$/.test(entry) && (await this.groupMembers(client, entry)).has(who.id)) return true;
+      if (/^S[A-Z0-9]+$/.test(entry) && this.cachedGroup(entry)?.has(who.id) === true) return true;
     }
     return who.email !== null && r.eligible.api.some((a) => a.toLowerCase() === who.email);
   }
+
+  private async mayDecide(client: WebClient, r: ApprovalRecord, who: Clicker): Promise<boolean> {
+    if (this.mayDecideNow(r, who)) return true;
+    const groups = r.eligible.slack.filter((entry) => /^S[A-Z0-9]+$/.test(entry));
+    if (groups.length === 0) return false;
+    for (const g of groups) await this.groupMembers(client, g);
+    return this.mayDecideNow(r, who);
+  }
+
+  private cachedGroup(group: string): Set<string> | null {
+    const cached = this.groups.get(group);
+    return cached && cached.until > Date.now() ? cached.members : null;
+  }
+
 
   private async clicker(client: WebClient, id: string): Promise<Clicker> {
     const cached = this.emails.get(id);
@@ -269,8 +319,8 @@ export class SlackChannel implements ApprovalChannel {
   }
 
   private async groupMembers(client: WebClient, group: string): Promise<Set<string>> {
-    const cached = this.groups.get(group);
-    if (cached && cached.until > Date.now()) return cached.members;
+    const cached = this.cachedGroup(group);
+    if (cached) return cached;
     const res = await client.usergroups.users.list({ usergroup: group });
     const members = new Set(res.users ?? []);
     this.groups.set(group, { members, until: Date.now() + CACHE_MS });

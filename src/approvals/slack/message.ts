@@ -20,6 +20,7 @@ import { describeFinding } from '../../inspect/finding.js';
 import { elideMiddle, visibleChar } from '../../text/visible.js';
 import { bodyPreview } from '../redact-body.js';
 import { describeHistory } from '../impact.js';
+import { EDIT_ACTION } from './edit-modal.js';
 import { asDecided, BY_POLICY, type ApprovalRecord, type ApprovalState } from '../types.js';
 
 type KnownBlock = Slack.KnownBlock;
@@ -323,6 +324,7 @@ export function approvalRequestMessage(r: ApprovalRecord, opts: { now: number })
       button('Approve', APPROVE_ACTION, r.id, 'primary'),
       button('Deny', DENY_ACTION, r.id, 'danger'),
       button('Deny with reason…', DENY_REASON_ACTION, r.id),
+      button('Edit & approve…', EDIT_ACTION, r.id),
     ],
   });
   const count = r.approvals.length > 0 ? ` (${r.approvals.length} of ${r.required})` : '';
