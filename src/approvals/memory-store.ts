@@ -141,6 +141,8 @@ export class MemoryStore implements ApprovalStore {
       forwarded: null,
       edit: null,
       impact: record.impact ?? null,
+      escalation: record.escalation ?? null,
+      escalatedAt: null,
     };
     this.records.set(fresh.id, fresh);
     this.active.set(key, fresh.id);
@@ -171,6 +173,19 @@ export class MemoryStore implements ApprovalStore {
       const r = this.records.get(id);
       if (r === undefined || !unfinished(r.state) || now < r.expiresAt) continue;
       if (this.load(id, now)?.state === 'expired') out.push(id);
+    }
+    return out;
+  }
+
+  async escalateDue(now: number): Promise<ApprovalRecord[]> {
+    this.assertOpen();
+    const out: ApprovalRecord[] = [];
+    for (const id of [...this.active.values()]) {
+      const r = this.load(id, now);
+      if (r === null || r.state !== 'pending' || r.escalation === null || r.escalatedAt !== null || now < r.escalation.at) continue;
+      r.escalatedAt = now;
+      this.announce(r);
+      out.push(structuredClone(r));
     }
     return out;
   }

@@ -257,6 +257,17 @@ redis.call('HSET', KEYS[1], 'op:' .. ARGV[5], '1', 'state', 'executed', 'execute
 return finish(KEYS[1], KEYS[2])
 `,
   },
+  // KEYS: record, active. Pending and not yet escalated → escalatedAt = now (announced).
+  airlockEscalate: {
+    keys: 2,
+    lua: `
+local st = expire_due(KEYS[1], KEYS[2])
+if st ~= 'pending' then return {'no'} end
+if redis.call('HSETNX', KEYS[1], 'escalatedAt', ARGV[1]) == 0 then return {'no'} end
+publish(KEYS[1])
+return {'ok', redis.call('HGETALL', KEYS[1])}
+`,
+  },
   // KEYS: record. ARGV[4] field name, [5] its JSON value. For fields nobody waits on (not announced).
   airlockSetField: {
     keys: 1,
@@ -287,7 +298,7 @@ const STATES: ReadonlySet<string> = new Set<ApprovalState>(['pending', 'approved
 /** The immutable part of a record, stored as JSON in the `doc` field. */
 type RecordDoc = Omit<
   ApprovalRecord,
-  'state' | 'approvals' | 'holder' | 'decidedAt' | 'decidedBy' | 'decisionReason' | 'executedAt' | 'executedBy' | 'slack' | 'forwarded' | 'edit'
+  'state' | 'approvals' | 'holder' | 'decidedAt' | 'decidedBy' | 'decisionReason' | 'executedAt' | 'executedBy' | 'slack' | 'forwarded' | 'edit' | 'escalatedAt'
 >;
 
 function docOf(r: ApprovalRecord): RecordDoc {
@@ -307,6 +318,7 @@ function docOf(r: ApprovalRecord): RecordDoc {
     expiresAt: r.expiresAt,
     seal: r.seal,
     impact: r.impact,
+    escalation: r.escalation,
   };
 }
 
@@ -335,8 +347,10 @@ function fromHash(flat: string[]): ApprovalRecord {
     slack: JSON.parse(h.get('slack') ?? 'null') as ApprovalRecord['slack'],
     forwarded: JSON.parse(h.get('forwarded') ?? 'null') as ApprovalRecord['forwarded'],
     edit: JSON.parse(h.get('edit') ?? 'null') as ApprovalRecord['edit'],
+    escalatedAt: JSON.parse(h.get('escalatedAt') ?? 'null') as number | null,
     seal: doc.seal ?? null,
     impact: doc.impact ?? null,
+    escalation: doc.escalation ?? null,
   };
 }
 
@@ -719,6 +733,26 @@ export class RedisStore implements ApprovalStore {
     // Kept until the latest expiry of its entries (GT leaves a key without a TTL alone: NX sets the first).
     await this.command.pexpireat(pending, Math.ceil(record.expiresAt), 'NX');
     await this.command.pexpireat(pending, Math.ceil(record.expiresAt), 'GT');
+    if (record.escalation !== null) await this.command.zadd(this.escalationsKey, record.escalation.at, member);
+  }
+
+  /** Records that escalate when nobody decided (score: when). */
+  private get escalationsKey(): string {
+    return `${this.prefix}:escalations`;
+  }
+
+  async escalateDue(now: number): Promise<ApprovalRecord[]> {
+    const due = await this.command.zrangebyscore(this.escalationsKey, '-inf', String(now));
+    const out: ApprovalRecord[] = [];
+    for (const member of due) {
+      const colon = member.indexOf(':');
+      const tag = member.slice(0, colon);
+      const reply = await this.run('airlockEscalate', [this.recordKey(tag, member.slice(colon + 1)), this.activeKey(tag)], now);
+      const rec = reply[0] === 'ok' ? recordOf(reply) : null;
+      if (rec !== null) out.push(rec);
+    }
+    if (due.length > 0) await this.command.zrem(this.escalationsKey, ...due);
+    return out;
   }
 
   /** Undo the ref and list entry of an id that was not used (best effort: both also expire). */

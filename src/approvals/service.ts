@@ -48,7 +48,8 @@ export function eligibleFor(policy: CompiledPolicy, approvers: readonly string[]
  */
 export function stillEligible(policy: CompiledPolicy, r: ApprovalRecord): ApprovalRecord['eligible'] {
   const d = asDecided(r);
-  const now = eligibleFor(policy, policy.rules.find((rule) => rule.id === d.rule)?.approval?.approvers ?? []);
+  const settings = policy.rules.find((rule) => rule.id === d.rule)?.approval;
+  const now = eligibleFor(policy, [...(settings?.approvers ?? []), ...(settings?.escalation?.approvers ?? [])]);
   return { api: d.eligible.api.filter((a) => now.api.includes(a)), slack: d.eligible.slack.filter((a) => now.slack.includes(a)) };
 }
 
@@ -63,6 +64,8 @@ export interface ApprovalChannel {
   requested(record: ApprovalRecord): Promise<void>;
   /** A vote, a decision, an expiry, a withdrawal or the execution (called on the replica that made it). */
   changed(record: ApprovalRecord): Promise<void>;
+  /** Nobody decided in time: the escalation's group is asked (called on the replica that escalated it). */
+  escalated(record: ApprovalRecord): Promise<void>;
 }
 
 /**
@@ -180,6 +183,15 @@ export class ApprovalService {
       forwarded: null,
       edit: null,
       impact: impactOf(args.request, policy, history),
+      escalation: settings.escalation
+        ? {
+            at: now + settings.escalation.afterMs,
+            groups: [...settings.escalation.approvers],
+            eligible: eligibleFor(policy, settings.escalation.approvers),
+            channel: settings.escalation.channel ?? settings.channel ?? null,
+          }
+        : null,
+      escalatedAt: null,
     };
     candidate.seal = this.deps.sealer.sealRecord(candidate);
     const result = await this.deps.store.createOrJoin(candidate, now);
@@ -513,6 +525,11 @@ export class ApprovalService {
       (ids) => ids.forEach((id) => this.recordExpiry(id)),
       (err: unknown) => this.deps.log.warn({ err }, 'could not expire overdue approvals; retrying at the next interval'),
     );
+    // Pending approvals nobody decided in time ask their escalation's group (each once, on one replica).
+    this.deps.store.escalateDue(this.now()).then(
+      (records) => records.forEach((r) => this.escalated(r)),
+      (err: unknown) => this.deps.log.warn({ err }, 'could not escalate overdue approvals; retrying at the next interval'),
+    );
     if (this.rechecking || this.waiters.size === 0) return;
     this.rechecking = true;
     this.deps.store.settled([...this.waiters.keys()], this.now()).then(
@@ -534,6 +551,21 @@ export class ApprovalService {
     if (change.state === 'pending' || !this.waiters.has(change.id)) return;
     if (change.state === 'approved') for (const w of this.waiters.get(change.id)!) w('approved');
     else this.wakeIfDecided(change.id);
+  }
+
+  private escalated(r: ApprovalRecord): void {
+    this.deps.audit.write({
+      event: 'approval_escalated',
+      approval_id: r.id,
+      state: r.state,
+      rule: r.rule,
+      identity: r.identity,
+      approvers: r.escalation?.groups ?? [],
+      channel: r.escalation?.channel ?? undefined,
+      reason: `nobody decided within ${Math.round(((r.escalation?.at ?? r.createdAt) - r.createdAt) / 1000)} s`,
+    });
+    this.notify('escalated', r);
+    this.notify('changed', r);
   }
 
   /** Expiry happens in the store when a record is next read (or swept); one replica records it. */

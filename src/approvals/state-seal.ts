@@ -90,7 +90,8 @@ export class StateSealer {
 /** Everything that identifies the request and who decides it; the stored request by its hash. */
 function recordPayload(r: ApprovalRecord): string {
   const request = createHash('sha256').update(JSON.stringify(r.request)).digest('base64url');
-  return JSON.stringify(['airlock-record-v1', r.id, r.digest, r.identity, r.owner, r.rule, r.required, r.eligible.api, r.eligible.slack, r.createdAt, r.expiresAt, request]);
+  const escalation = r.escalation === null ? null : [r.escalation.at, r.escalation.eligible.api, r.escalation.eligible.slack];
+  return JSON.stringify(['airlock-record-v1', r.id, r.digest, r.identity, r.owner, r.rule, r.required, r.eligible.api, r.eligible.slack, r.createdAt, r.expiresAt, request, escalation]);
 }
 
 function votePayload(r: ApprovalRecord, approver: string, at: number): string {

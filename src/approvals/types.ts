@@ -91,6 +91,18 @@ export interface ApprovalRecord {
   edit: ApprovalEdit | null;
   /** Facts for the approver, taken when the request was held (impact.ts); null on records from before. */
   impact: Impact | null;
+  /** Who else is asked when nobody has decided by `at` (the rule's `approval.escalate`), or null. */
+  escalation: Escalation | null;
+  /** When it was escalated (the further group asked and allowed to decide), or null. */
+  escalatedAt: number | null;
+}
+
+export interface Escalation {
+  at: number;
+  /** The approver groups asked, by name (for people). */
+  groups: string[];
+  eligible: { api: string[]; slack: string[] };
+  channel: string | null;
 }
 
 /**
@@ -117,7 +129,11 @@ export interface ApprovalEdit {
  */
 export function asDecided(r: ApprovalRecord): ApprovalRecord {
   const e = r.edit;
-  return e === null ? r : { ...r, request: e.request, digest: e.digest, rule: e.rule, required: e.required, eligible: e.eligible };
+  const d = e === null ? r : { ...r, request: e.request, digest: e.digest, rule: e.rule, required: e.required, eligible: e.eligible };
+  // Once escalated, the further group may decide as well.
+  if (r.escalatedAt === null || r.escalation === null) return d;
+  const more = r.escalation.eligible;
+  return { ...d, eligible: { api: [...new Set([...d.eligible.api, ...more.api])], slack: [...new Set([...d.eligible.slack, ...more.slack])] } };
 }
 
 export interface SlackMessageRef {
@@ -181,6 +197,11 @@ export interface ApprovalStore {
    * and return their ids: what no held request waits for still gets expired, and recorded.
    */
   expireDue(now: number): Promise<string[]>;
+  /**
+   * Escalate every pending record whose escalation time has come and that nobody escalated yet; returns
+   * the records this caller escalated (each is escalated by exactly one caller, on any replica).
+   */
+  escalateDue(now: number): Promise<ApprovalRecord[]>;
   /** True for exactly one caller per record, on any replica: the one that writes its expiry to the audit trail. */
   claimExpiryRecord(id: string): Promise<boolean>;
   /** Records, newest first; `state` filters. Finished records are kept for `retentionMs` after they finish. */

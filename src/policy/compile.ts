@@ -568,11 +568,22 @@ function compileApproval(rule: PolicyRule, at: (...rest: YamlPath) => SourcePosi
   if (waitMs > expiresMs) {
     p.error(at('approval', 'wait'), `approval.wait (${a.wait}) is longer than approval.expires (${a.expires}); a held request would outlive its approval`);
   }
+  let escalation: ApprovalSettings['escalation'];
+  if (a.escalate) {
+    const afterMs = parseDuration(a.escalate.after);
+    for (const [i, group] of a.escalate.approvers.entries()) {
+      if (!ctx.approverGroups.has(group)) p.error(at('approval', 'escalate', 'approvers', i), `unknown approver group "${group}"`);
+    }
+    if (afterMs !== null && afterMs >= expiresMs) {
+      p.error(at('approval', 'escalate', 'after'), `approval.escalate.after (${a.escalate.after}) is not shorter than approval.expires (${a.expires}): nobody would be asked before it expires`);
+    }
+    if (afterMs !== null) escalation = { afterMs, approvers: [...new Set(a.escalate.approvers)], ...(a.escalate.channel !== undefined ? { channel: a.escalate.channel } : {}) };
+  }
   const editableHeaders = [...new Set((a.editableHeaders ?? []).map((h) => h.toLowerCase()))];
   for (const [i, h] of editableHeaders.entries()) {
     if (NEVER_EDITABLE.has(h)) p.error(at('approval', 'editableHeaders', i), `header "${h}" cannot be made editable: it changes where or as whom the request goes, or how it is framed`);
   }
-  return { approvers: [...new Set(a.approvers)], required: a.required, waitMs, expiresMs, editableHeaders, ...(a.channel !== undefined ? { channel: a.channel } : {}) };
+  return { approvers: [...new Set(a.approvers)], required: a.required, waitMs, expiresMs, editableHeaders, ...(a.channel !== undefined ? { channel: a.channel } : {}), ...(escalation ? { escalation } : {}) };
 }
 
 function compileBodyMatch(m: PolicyMatch, matchAt: (...rest: YamlPath) => SourcePosition, p: Problems): BodyCriteria | null {

@@ -108,6 +108,14 @@ const ApprovalSchema = z
     wait: duration('wait').default('2m').describe('How long the client connection is held waiting for a decision.'),
     expires: duration('expires').default('1h').describe('How long the pending request and its approval stay valid; at least `wait`.'),
     channel: z.string().min(1).optional().describe('Slack channel the approval request is posted to.'),
+    escalate: z
+      .strictObject({
+        after: duration('escalate.after').describe('How long nobody may have decided before the further group is asked; shorter than `expires`.'),
+        approvers: z.array(name('an approver group')).min(1).describe('Approver groups asked (and allowed to decide) from then on, besides the rule\'s.'),
+        channel: z.string().min(1).optional().describe('Slack channel the escalation is posted to (default: the rule\'s channel).'),
+      })
+      .optional()
+      .describe('Ask a further group when nobody has decided after a delay. The request still fails closed at `expires`.'),
     editableHeaders: z.array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'a header name')).optional()
       .describe('Request headers an approver may change when approving with edits (the JSON body and query parameters are always editable). Names are case-insensitive; hop-by-hop, host and credential headers never are.'),
   })

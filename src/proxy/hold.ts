@@ -162,8 +162,10 @@ export async function holdForApproval(x: Exchange, canon: CanonicalRequest, deci
       return x.refuse({ status: 403, code: 'approval_denied', message: `${record.state}${by}${why}`, rule, approvalId }, canon, decision);
     }
     case 'expired':
-    case 'executed':
-      return x.refuse({ status: 403, code: 'approval_expired', message: `the approval is ${record.state}; a new identical request asks again`, rule, approvalId }, canon, decision);
+    case 'executed': {
+      const escalated = record.escalatedAt !== null && record.approvals.length === 0 ? `nobody decided, even after it was escalated to ${record.escalation?.groups.join(', ')}; ` : '';
+      return x.refuse({ status: 403, code: 'approval_expired', message: `the approval is ${record.state}; ${escalated}a new identical request asks again`, rule, approvalId }, canon, decision);
+    }
     case 'pending': {
       const retryAfter = Math.max(1, Math.ceil(Math.min(30_000, record.expiresAt - Date.now()) / 1000));
       const message = `still waiting for approval (${record.approvals.length} of ${record.required}); repeat the identical request to get the decision`;

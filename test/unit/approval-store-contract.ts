@@ -62,6 +62,8 @@ export function makeRecord(base: number, over: Partial<ApprovalRecord> = {}): Ap
     forwarded: null,
     edit: null,
     impact: null,
+    escalation: null,
+    escalatedAt: null,
     ...over,
   };
 }
@@ -352,6 +354,27 @@ export function approvalStoreContract(name: string, makeStores: () => Promise<St
           assert.equal((await a.get(rec.id, now + 2))?.edit, null);
           const unknown = await a.edit('apr_nope', editOf(rec, 1), null, now);
           assert.deepEqual([unknown.ok, !unknown.ok && unknown.reason], [false, 'not_found']);
+        }));
+    });
+
+    describe('escalateDue', () => {
+      it('escalates each pending record once its time has come, once across store instances; decided ones never', () =>
+        withStores(async (a, b) => {
+          const now = Date.now();
+          const escalation = { at: now + 1000, groups: ['oncall'], eligible: { api: ['erin@example.com'], slack: [] }, channel: '#oncall' };
+          const due = makeRecord(now, { escalation });
+          const decided = makeRecord(now, { escalation });
+          const plain = makeRecord(now);
+          for (const r of [due, decided, plain]) await a.createOrJoin(r, now);
+          await a.decide(decided.id, { approver: 'bob@example.com', verdict: 'approve' }, now + 1);
+          assert.deepEqual(await a.escalateDue(now + 999), []);
+          const [x, y] = await Promise.all([a.escalateDue(now + 1000), b.escalateDue(now + 1000)]);
+          const escalated = [...x, ...y];
+          assert.deepEqual(escalated.map((r) => r.id), [due.id]);
+          assert.equal(escalated[0]!.escalatedAt, now + 1000);
+          assert.deepEqual(escalated[0]!.escalation, escalation);
+          assert.equal((await b.get(due.id, now + 1001))?.escalatedAt, now + 1000);
+          assert.deepEqual(await a.escalateDue(now + 5000), []);
         }));
     });
 

@@ -52,6 +52,8 @@ function record(over: Partial<ApprovalRecord> = {}, request: Partial<ApprovalRec
     forwarded: null,
     edit: null,
     impact: null,
+    escalation: null,
+    escalatedAt: null,
     slack: null,
     ...over,
   };

@@ -197,6 +197,17 @@ export class SlackChannel implements ApprovalChannel {
     if (posted.ts && posted.channel) await this.approvals.setSlackMessage(r.id, { channel: posted.channel, ts: posted.ts });
   }
 
+  /**
+   * The escalation's group is asked: the request (with its buttons) is posted to the escalation's
+   * channel, naming the people now asked; the original message is updated by `changed`.
+   */
+  async escalated(r: ApprovalRecord): Promise<void> {
+    const channel = r.escalation?.channel ?? r.channel ?? this.config.defaultChannel;
+    if (!channel) return;
+    const message = approvalRequestMessage(r, { now: Date.now() });
+    await this.tracked(() => this.app.client.chat.postMessage({ channel, ...message, unfurl_links: false, unfurl_media: false }));
+  }
+
   async changed(r: ApprovalRecord): Promise<void> {
     const ref = r.slack ?? (await this.approvals.get(r.id))?.slack;
     if (!ref) return;

@@ -260,6 +260,18 @@ function summary(record: ApprovalRecord, title: string, now: number, withDecider
     if (eligible.length > 0) fields.push(mrkdwn(fit(`*Who can decide*\n${names(eligible, fieldMax - 30)}`, fieldMax)));
   }
   blocks.push({ type: 'section', fields });
+  const esc = record.escalation;
+  if (esc !== null) {
+    const asked = names([...new Set([...esc.eligible.slack, ...esc.eligible.api])].map(eligibleLabel), 1500);
+    const groups = esc.groups.map((g) => code(g, 100)).join(', ');
+    const line =
+      record.escalatedAt !== null
+        ? `*Escalated* ${slackDate(record.escalatedAt)}: nobody decided in time, so ${groups} (${asked}) ${record.state === 'pending' ? 'are asked too and may decide' : 'were asked too'}.`
+        : record.state === 'pending'
+          ? `*Escalation*: if nobody decides by ${slackDate(esc.at)}, ${groups} will be asked too.`
+          : '';
+    if (line !== '') blocks.push(section(fit(line, LIMIT.section)));
+  }
   const facts = impactLines(record);
   if (facts.length > 0) blocks.push(section(fit(`*Impact*\n${facts.join('\n')}`, LIMIT.section)));
   if (record.edit !== null) {
