@@ -1,9 +1,12 @@
 import { hash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseEdit } from '../approvals/edit.js';
+import { parseGrant, type GrantAsk } from '../approvals/grants.js';
+import { asDecided } from '../approvals/types.js';
+import { parseDuration } from '../policy/duration.js';
 import { asVotedOn, refusalToVote, type ApprovalService, type Redecide } from '../approvals/service.js';
 import type { ApprovalState } from '../approvals/types.js';
-import { approvalView } from '../approvals/view.js';
+import { approvalView, grantView } from '../approvals/view.js';
 import type { CompiledPolicy } from '../policy/types.js';
 import { sendJson } from '../proxy/respond.js';
 
@@ -13,7 +16,7 @@ export const API_PREFIX = '/v1/approvals';
 
 type ApiError = { status: number; error: string; message: string };
 
-function fail(res: ServerResponse, e: ApiError): void {
+export function fail(res: ServerResponse, e: ApiError): void {
   sendJson(res, e.status, { error: e.error, message: e.message }, e.status === 401 ? { 'www-authenticate': 'Bearer realm="airlock"' } : {});
 }
 
@@ -99,6 +102,20 @@ export async function handleApprovalsApi(
         return fail(res, { status: 400, error: 'bad_request', message: 'a denial needs a reason: {"reason": "…"}' });
       }
       const mayVote = (r: Parameters<typeof refusalToVote>[0], a: string): string | null => refusalToVote(asVotedOn(policy, r), a);
+      // A grant comes only with the approval that completes it, within the rule's caps.
+      let ask: GrantAsk | null = null;
+      if (body.value.grant !== undefined) {
+        if (action !== 'approve') return fail(res, { status: 400, error: 'bad_request', message: 'only an approval can carry a grant' });
+        const current = await approvals.get(id);
+        if (!current) return fail(res, { status: 404, error: 'not_found', message: `no approval ${id}` });
+        const d = asDecided(current);
+        const parsed = parseGrant(body.value.grant, policy.rules.find((r) => r.id === d.rule)?.approval?.grants, parseDuration);
+        if (typeof parsed === 'string') return fail(res, { status: 400, error: 'bad_request', message: parsed });
+        if (body.value.edit === undefined && current.state === 'pending' && d.approvals.length + 1 < d.required) {
+          return fail(res, { status: 400, error: 'bad_request', message: `a grant comes with the approval that completes it: this one is ${d.approvals.length + 1} of ${d.required}` });
+        }
+        ask = parsed;
+      }
       let outcome;
       if (body.value.edit !== undefined) {
         if (action !== 'approve') return fail(res, { status: 400, error: 'bad_request', message: 'only an approval can carry an edit' });
@@ -113,7 +130,14 @@ export async function handleApprovalsApi(
         const error = outcome.status === 400 ? 'bad_request' : outcome.status === 403 ? 'forbidden' : outcome.status === 404 ? 'not_found' : 'conflict';
         return fail(res, { status: outcome.status, error, message: outcome.message });
       }
-      return sendJson(res, 200, { approval: approvalView(outcome.record, `${API_PREFIX}/`) });
+      if (ask === null) return sendJson(res, 200, { approval: approvalView(outcome.record, `${API_PREFIX}/`) });
+      if (outcome.record.state !== 'approved' && outcome.record.state !== 'executed') {
+        const grantError = `no grant: the approval is ${outcome.record.state} (${outcome.record.approvals.length} of ${asDecided(outcome.record).required}), and a grant comes only with the approval that completes it`;
+        return sendJson(res, 200, { approval: approvalView(outcome.record, `${API_PREFIX}/`), grant: null, grant_error: grantError });
+      }
+      const made = await approvals.grant(outcome.record, approver, ask);
+      if (!made.ok) return sendJson(res, 200, { approval: approvalView(outcome.record, `${API_PREFIX}/`), grant: null, grant_error: made.message });
+      return sendJson(res, 200, { approval: approvalView(outcome.record, `${API_PREFIX}/`), grant: grantView({ ...made.grant, usesLeft: made.grant.uses, revokedAt: null, revokedBy: null }) });
     }
     return fail(res, { status: 404, error: 'not_found', message: `no such endpoint: ${req.method} ${path}` });
   } catch (err) {

@@ -5,6 +5,7 @@ import type { CompiledPolicy } from '../policy/types.js';
 import { SLACK_EVENTS_PATH } from '../approvals/slack/endpoint.js';
 import type { Redecide } from '../approvals/service.js';
 import { API_PREFIX, handleApprovalsApi } from './approvals-api.js';
+import { GRANTS_PREFIX, handleGrantsApi } from './grants-api.js';
 
 export interface AdminState {
   /** Ready once a policy is in force and the proxy listener accepts connections. */
@@ -36,6 +37,10 @@ export function createAdminServer(state: AdminState): Server {
     }
     if (path === API_PREFIX || path.startsWith(`${API_PREFIX}/`)) {
       void handleApprovalsApi(req, res, path, state.approvals, state.policy(), state.redecide);
+      return;
+    }
+    if (path === GRANTS_PREFIX || path.startsWith(`${GRANTS_PREFIX}/`)) {
+      void handleGrantsApi(req, res, path, state.approvals, state.policy());
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: 'method_not_allowed', message: 'use GET' });

@@ -16,6 +16,7 @@ import {
   type Vote,
   type ApprovalEdit,
 } from './types.js';
+import type { Grant, GrantState } from './grants.js';
 import { HISTORY_WINDOW_MS, type History } from './impact.js';
 
 
@@ -332,6 +333,45 @@ export class MemoryStore implements ApprovalStore {
     const h: History = { approved: 0, denied: 0, expired: 0 };
     for (const o of this.outcomes.get(JSON.stringify([identity, rule])) ?? []) if (o.at > now - HISTORY_WINDOW_MS && o.at <= now) h[o.outcome]++;
     return h;
+  }
+
+  private readonly grants = new Map<string, GrantState>();
+
+  private usable(g: GrantState | undefined, now: number): g is GrantState {
+    return g !== undefined && g.revokedAt === null && now < g.expiresAt && g.usesLeft > 0;
+  }
+
+  async createGrant(grant: Grant): Promise<void> {
+    this.assertOpen();
+    this.grants.set(grant.id, { ...structuredClone(grant), usesLeft: grant.uses, revokedAt: null, revokedBy: null });
+  }
+
+  async grantsFor(identity: string | null, rule: string, now: number): Promise<GrantState[]> {
+    this.assertOpen();
+    return [...this.grants.values()].filter((g) => g.identity === identity && g.rule === rule && this.usable(g, now)).map((g) => structuredClone(g));
+  }
+
+  async useGrant(id: string, now: number): Promise<GrantState | null> {
+    this.assertOpen();
+    const g = this.grants.get(id);
+    if (!this.usable(g, now)) return null;
+    g.usesLeft--;
+    return structuredClone(g);
+  }
+
+  async revokeGrant(id: string, by: string, now: number): Promise<GrantState | null> {
+    this.assertOpen();
+    const g = this.grants.get(id);
+    if (!this.usable(g, now)) return null;
+    g.revokedAt = now;
+    g.revokedBy = by;
+    return structuredClone(g);
+  }
+
+  async listGrants(now: number): Promise<GrantState[]> {
+    this.assertOpen();
+    for (const [id, g] of this.grants) if (now >= g.expiresAt + this.retentionMs) this.grants.delete(id);
+    return [...this.grants.values()].filter((g) => this.usable(g, now)).sort((a, b) => b.createdAt - a.createdAt).map((g) => structuredClone(g));
   }
 
   async setForwarded(id: string, outcome: ForwardOutcome): Promise<void> {

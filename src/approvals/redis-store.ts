@@ -21,6 +21,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Cluster, Redis } from 'ioredis';
+import type { Grant, GrantState } from './grants.js';
 import { HISTORY_WINDOW_MS, type History } from './impact.js';
 import { createRedisClient, parseRedisUrl, redactRedisUrl, type RedisClient } from './redis-connection.js';
 import {
@@ -123,6 +124,12 @@ end
 local function replayed(rec, op)
   if redis.call('HEXISTS', rec, 'op:' .. op) == 1 then return {'ok', redis.call('HGETALL', rec)} end
   return nil
+end
+
+-- A grant that exists, is not revoked or expired, and has a use left.
+local function grant_usable(key)
+  local f = redis.call('HMGET', key, 'usesLeft', 'expiresAt', 'revokedAt')
+  return f[1] and f[3] == 'null' and NOW < tonumber(f[2]) and tonumber(f[1]) > 0
 end
 
 -- Whether a record answers for its identity+digest: unfinished, or denied and not yet past expiresAt
@@ -265,6 +272,24 @@ local st = expire_due(KEYS[1], KEYS[2])
 if st ~= 'pending' then return {'no'} end
 if redis.call('HSETNX', KEYS[1], 'escalatedAt', ARGV[1]) == 0 then return {'no'} end
 publish(KEYS[1])
+return {'ok', redis.call('HGETALL', KEYS[1])}
+`,
+  },
+  // KEYS: grant. Takes one use if any is left, unexpired and unrevoked. Returns {'ok', hgetall} | {'no'}
+  airlockUseGrant: {
+    keys: 1,
+    lua: `
+if not grant_usable(KEYS[1]) then return {'no'} end
+redis.call('HINCRBY', KEYS[1], 'usesLeft', -1)
+return {'ok', redis.call('HGETALL', KEYS[1])}
+`,
+  },
+  // KEYS: grant. ARGV[4] by JSON. Returns {'ok', hgetall} | {'no'}
+  airlockRevokeGrant: {
+    keys: 1,
+    lua: `
+if not grant_usable(KEYS[1]) then return {'no'} end
+redis.call('HSET', KEYS[1], 'revokedAt', ARGV[1], 'revokedBy', ARGV[4])
 return {'ok', redis.call('HGETALL', KEYS[1])}
 `,
   },
@@ -949,6 +974,58 @@ export class RedisStore implements ApprovalStore {
     return h;
   }
 
+  private grantKey(id: string): string {
+    return `${this.prefix}:grant:${id}`;
+  }
+  /** Grants by identity and rule (score: expiresAt), and all grants (for listing). */
+  private grantsOfKey(identity: string | null, rule: string): string {
+    return `${this.prefix}:grants-of:${createHash('sha256').update(JSON.stringify([identity, rule])).digest('hex').slice(0, 32)}`;
+  }
+  private get grantsKey(): string {
+    return `${this.prefix}:grants`;
+  }
+
+  async createGrant(grant: Grant): Promise<void> {
+    const key = this.grantKey(grant.id);
+    const keepUntil = Math.ceil(grant.expiresAt + this.retentionMs);
+    await this.command.hset(key, 'doc', JSON.stringify(grant), 'usesLeft', String(grant.uses), 'expiresAt', String(grant.expiresAt), 'revokedAt', 'null', 'revokedBy', 'null');
+    await this.command.pexpireat(key, keepUntil);
+    for (const index of [this.grantsOfKey(grant.identity, grant.rule), this.grantsKey]) {
+      await this.command.zadd(index, grant.expiresAt, grant.id);
+      await this.command.pexpireat(index, keepUntil, 'GT');
+      await this.command.pexpireat(index, keepUntil, 'NX');
+    }
+  }
+
+  private async readGrants(index: string, now: number): Promise<GrantState[]> {
+    await this.command.zremrangebyscore(index, '-inf', String(now));
+    const ids = await this.command.zrange(index, '0', '-1');
+    const all = await Promise.all(ids.map((id) => this.command.hgetall(this.grantKey(id))));
+    return all.flatMap((h) => {
+      if (h.doc === undefined) return [];
+      const g = grantOf(h);
+      return g.revokedAt === null && g.usesLeft > 0 && now < g.expiresAt ? [g] : [];
+    });
+  }
+
+  grantsFor(identity: string | null, rule: string, now: number): Promise<GrantState[]> {
+    return this.readGrants(this.grantsOfKey(identity, rule), now);
+  }
+
+  async listGrants(now: number): Promise<GrantState[]> {
+    return (await this.readGrants(this.grantsKey, now)).sort((a, b) => b.createdAt - a.createdAt);
+  }
+
+  async useGrant(id: string, now: number): Promise<GrantState | null> {
+    const reply = await this.run('airlockUseGrant', [this.grantKey(id)], now);
+    return reply[0] === 'ok' ? grantOf(hashOf(reply[1] ?? [])) : null;
+  }
+
+  async revokeGrant(id: string, by: string, now: number): Promise<GrantState | null> {
+    const reply = await this.run('airlockRevokeGrant', [this.grantKey(id)], now, JSON.stringify(by));
+    return reply[0] === 'ok' ? grantOf(hashOf(reply[1] ?? [])) : null;
+  }
+
   async setForwarded(id: string, outcome: ForwardOutcome): Promise<void> {
     await this.setField(id, 'forwarded', { status: outcome.status, at: outcome.at });
   }
@@ -973,6 +1050,21 @@ export class RedisStore implements ApprovalStore {
       }
     }
   }
+}
+
+function hashOf(flat: string[]): Record<string, string> {
+  const h: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
+  return h;
+}
+
+function grantOf(h: Record<string, string>): GrantState {
+  return {
+    ...(JSON.parse(h.doc!) as Grant),
+    usesLeft: Number(h.usesLeft),
+    revokedAt: JSON.parse(h.revokedAt ?? 'null') as number | null,
+    revokedBy: JSON.parse(h.revokedBy ?? 'null') as string | null,
+  };
 }
 
 function recordOf(reply: ScriptReply): ApprovalRecord | null {

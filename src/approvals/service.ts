@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { CompiledPolicy, Decision, Identity } from '../policy/types.js';
 import { applyEdit, type EditSpec } from './edit.js';
+import { grantCovers, pinsOf, type Grant, type GrantAsk, type GrantState } from './grants.js';
 import { impactOf, type History } from './impact.js';
 import type { StateSealer } from './state-seal.js';
 import { asDecided, BY_POLICY, type ApprovalEdit, type ApprovalRecord, type ApprovalStore, type ClaimResult, type DecideResult, type SlackMessageRef, type StateChange, type StoredRequest } from './types.js';
@@ -504,6 +505,83 @@ export class ApprovalService {
     }
     this.notify('changed', r);
     return { ok: true, record: r };
+  }
+
+  /**
+   * Give the grant an approver asked for with the approval that approved `r` (asDecided: the edited
+   * request when there was an edit). Returns it, or why it cannot be given (a pinned field missing).
+   */
+  async grant(r: ApprovalRecord, approver: string, ask: GrantAsk): Promise<{ ok: true; grant: Grant } | { ok: false; message: string }> {
+    const d = asDecided(r);
+    const pins = pinsOf(d.request, ask.pins);
+    if (typeof pins === 'string') return { ok: false, message: pins };
+    const now = this.now();
+    const fields: Omit<Grant, 'seal'> = {
+      id: randomUUID(),
+      approvalId: r.id,
+      identity: r.identity,
+      rule: d.rule,
+      method: d.request.method,
+      scheme: d.request.scheme,
+      host: d.request.host,
+      port: d.request.port,
+      pins,
+      by: approver,
+      createdAt: now,
+      expiresAt: now + ask.durationMs,
+      uses: ask.uses,
+    };
+    const grant: Grant = { ...fields, seal: this.deps.sealer.sealGrant(fields) };
+    await this.deps.store.createGrant(grant);
+    this.deps.audit.write({
+      event: 'grant_created',
+      grant_id: grant.id,
+      approval_id: r.id,
+      approver,
+      identity: r.identity,
+      rule: grant.rule,
+      method: grant.method,
+      host: grant.host,
+      port: grant.port,
+      pins: pins.map((p) => p.field),
+      uses: grant.uses,
+      expires_at: new Date(grant.expiresAt).toISOString(),
+    });
+    return { ok: true, grant };
+  }
+
+  /**
+   * A request that needs approval under `rule`, covered by a grant of its identity: one use is taken
+   * (atomically, on any replica) and the grant returned; the request then goes without asking. Null
+   * when no grant covers it. Grants whose seal fails are ignored, counted and audited.
+   */
+  async useGrant(identity: string | null, rule: string, request: StoredRequest, requestId: string): Promise<GrantState | null> {
+    const now = this.now();
+    for (const g of await this.deps.store.grantsFor(identity, rule, now)) {
+      if (!this.deps.sealer.grantValid(g)) {
+        this.deps.audit.write({ event: 'approval_forged', request_id: requestId, grant_id: g.id, rule, identity, reason: 'the grant was altered or not given by Airlock (its seal does not match)' });
+        this.deps.metrics.approvalsForged.inc();
+        continue;
+      }
+      if (!grantCovers(g, rule, request)) continue;
+      const used = await this.deps.store.useGrant(g.id, now);
+      if (used === null) continue;
+      this.deps.audit.write({ event: 'grant_used', request_id: requestId, grant_id: g.id, approval_id: g.approvalId, rule, identity, uses_left: used.usesLeft, expires_at: new Date(g.expiresAt).toISOString() });
+      // On record before the request leaves.
+      this.deps.audit.commit();
+      return used;
+    }
+    return null;
+  }
+
+  async revokeGrant(id: string, by: string): Promise<GrantState | null> {
+    const g = await this.deps.store.revokeGrant(id, by, this.now());
+    if (g !== null) this.deps.audit.write({ event: 'grant_revoked', grant_id: id, approval_id: g.approvalId, approver: by, rule: g.rule, identity: g.identity, uses_left: g.usesLeft });
+    return g;
+  }
+
+  listGrants(): Promise<GrantState[]> {
+    return this.deps.store.listGrants(this.now());
   }
 
   async close(): Promise<void> {

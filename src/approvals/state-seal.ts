@@ -10,6 +10,7 @@
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import type { Grant } from './grants.js';
 import { asDecided, type ApprovalEdit, type ApprovalRecord } from './types.js';
 
 /** Shortest accepted key, in bytes: 256 bits, as `openssl rand -base64 32` gives. */
@@ -51,6 +52,15 @@ export class StateSealer {
 
   sealEdit(r: ApprovalRecord, edit: Omit<ApprovalEdit, 'seal'>): string {
     return this.mac(editPayload(r, edit), this.keys[0]!);
+  }
+
+  sealGrant(g: Omit<Grant, 'seal'>): string {
+    return this.mac(grantPayload(g), this.keys[0]!);
+  }
+
+  /** Whether a grant read from the store is one Airlock gave, unaltered. */
+  grantValid(g: Grant): boolean {
+    return this.verify(grantPayload(g), g.seal);
   }
 
   /**
@@ -96,6 +106,10 @@ function recordPayload(r: ApprovalRecord): string {
 
 function votePayload(r: ApprovalRecord, approver: string, at: number): string {
   return JSON.stringify(['airlock-vote-v1', r.id, asDecided(r).digest, approver, at]);
+}
+
+function grantPayload(g: Omit<Grant, 'seal'>): string {
+  return JSON.stringify(['airlock-grant-v1', g.id, g.approvalId, g.identity, g.rule, g.method, g.scheme, g.host, g.port, g.pins, g.by, g.createdAt, g.expiresAt, g.uses]);
 }
 
 function editPayload(r: ApprovalRecord, e: Omit<ApprovalEdit, 'seal'>): string {

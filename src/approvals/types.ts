@@ -16,6 +16,7 @@
  */
 
 import type { EditSpec } from './edit.js';
+import type { Grant, GrantState } from './grants.js';
 import type { History, Impact } from './impact.js';
 import type { Finding } from '../inspect/finding.js';
 import type { CanonicalRequest } from '../policy/types.js';
@@ -222,6 +223,16 @@ export interface ApprovalStore {
   noteOutcome(identity: string | null, rule: string, outcome: keyof History, id: string, at: number): Promise<void>;
   /** How approvals of `identity` under `rule` ended in the 30 days before `now`. */
   history(identity: string | null, rule: string, now: number): Promise<History>;
+  /** Store a new grant (grants.ts) with all its uses left. */
+  createGrant(grant: Grant): Promise<void>;
+  /** Grants of `identity` under `rule` that can still be used at `now` (not expired, revoked or used up). */
+  grantsFor(identity: string | null, rule: string, now: number): Promise<GrantState[]>;
+  /** Take one use of a grant, atomically across replicas; null when it has none left, expired or was revoked. */
+  useGrant(id: string, now: number): Promise<GrantState | null>;
+  /** Revoke a grant (it is used no more); null when there is none that can still be used. */
+  revokeGrant(id: string, by: string, now: number): Promise<GrantState | null>;
+  /** Every grant that can still be used at `now`, newest first. */
+  listGrants(now: number): Promise<GrantState[]>;
   /** pending or approved (not yet executed) → cancelled (by `by`, with a reason). */
   cancel(id: string, by: string, reason: string | null, now: number): Promise<DecideResult>;
   /** approved → executed, for exactly one caller; fails if the approval lapsed (`expiresAt` passed). */

@@ -1,5 +1,6 @@
 import { redactQuery } from '../audit/redact.js';
 import { bodyPreview } from './redact-body.js';
+import type { GrantState } from './grants.js';
 import { asDecided, type ApprovalRecord } from './types.js';
 
 const PREVIEW_BYTES = 512;
@@ -29,6 +30,25 @@ function impactView(r: ApprovalRecord): Record<string, unknown> | null {
     classification: i.classification,
     classification_why: i.classificationWhy,
     history: { approved: h.approved, denied: h.denied, expired: h.expired, first_time: h.approved + h.denied + h.expired === 0, window_days: 30 },
+  };
+}
+
+/** What approvers see of a grant (the approvals API and CLI). */
+export function grantView(g: GrantState): Record<string, unknown> {
+  return {
+    id: g.id,
+    approval_id: g.approvalId,
+    identity: g.identity,
+    rule: g.rule,
+    action: `${g.method} ${g.scheme}://${g.host.includes(':') ? `[${g.host}]` : g.host}:${g.port}`,
+    pins: g.pins.map((p) => ({ field: p.field, value: JSON.parse(p.value) as unknown })),
+    by: g.by,
+    created_at: iso(g.createdAt),
+    expires_at: iso(g.expiresAt),
+    uses: g.uses,
+    uses_left: g.usesLeft,
+    revoked_at: iso(g.revokedAt),
+    revoked_by: g.revokedBy,
   };
 }
 

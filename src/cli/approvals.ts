@@ -71,6 +71,23 @@ export interface ApprovalView {
   status_url: string;
 }
 
+interface GrantView {
+  id: string;
+  identity: string | null;
+  rule: string;
+  action: string;
+  pins: { field: string; value: unknown }[];
+  by: string;
+  expires_at: string;
+  uses: number;
+  uses_left: number;
+}
+
+function formatGrant(g: GrantView): string {
+  const pins = g.pins.length === 0 ? '' : ` where ${g.pins.map((p) => `${printable(p.field)} = ${printable(JSON.stringify(p.value))}`).join(', ')}`;
+  return `${printable(g.id)}  ${g.identity === null ? '(anonymous)' : printable(g.identity)} may ${printable(g.action)} (rule ${printable(g.rule)})${pins}: ${g.uses_left} of ${g.uses} uses left, until ${printable(g.expires_at)}, granted by ${printable(g.by)}`;
+}
+
 interface EditOptions {
   patch?: string;
   query: string[];
@@ -164,16 +181,48 @@ export function registerApprovalCommands(program: Command, io: ApprovalsCliIo = 
     .option('--remove-query <name>', 'remove a query parameter; repeatable', collect, [])
     .option('--header <name=value>', 'set a header the rule makes editable; repeatable', collect, [])
     .option('--remove-header <name>', 'remove a header the rule makes editable; repeatable', collect, [])
-    .action(async (id: string, opts: CommonOptions & { reason?: string } & EditOptions) => {
+    .option('--grant-for <duration>', 'also let the same identity do the same action without asking for this long (within the rule\'s approval.grants)')
+    .option('--grant-uses <n>', 'at most this many times (default: the rule\'s maxUses)', positiveInt)
+    .option('--pin <field>', 'the grant covers only requests with the same value here: a body JSON Pointer (/table) or ?query-name; repeatable', collect, [])
+    .action(async (id: string, opts: CommonOptions & { reason?: string; grantFor?: string; grantUses?: number; pin: string[] } & EditOptions) => {
       await runCommand(io, async () => {
         const edit = editOf(opts);
+        if (opts.grantFor === undefined && (opts.grantUses !== undefined || opts.pin.length > 0)) throw new CliError('--grant-uses and --pin need --grant-for');
+        const grant = opts.grantFor === undefined ? null : { for: opts.grantFor, ...(opts.grantUses !== undefined ? { uses: opts.grantUses } : {}), pin: opts.pin };
         const payload = {
           ...(opts.reason !== undefined && opts.reason.trim() !== '' ? { reason: opts.reason } : {}),
           ...(edit === null ? {} : { edit }),
+          ...(grant === null ? {} : { grant }),
         };
         const body = await call(opts, io, 'POST', `${approvalPath(id)}/approve`, payload);
         if (opts.json) return io.out(body.text);
         io.out(formatApproveOutcome(viewOf(body)));
+        const extra = JSON.parse(body.text) as { grant?: GrantView | null; grant_error?: string };
+        if (extra.grant) io.out(`granted: ${formatGrant(extra.grant)}`);
+        if (extra.grant_error) throw new CliError(extra.grant_error);
+      });
+    });
+
+  common(approvals.command('grants'))
+    .description('list the grants that can still be used')
+    .action(async (opts: CommonOptions) => {
+      await runCommand(io, async () => {
+        const body = await call(opts, io, 'GET', '/v1/grants');
+        if (opts.json) return io.out(body.text);
+        const list = (JSON.parse(body.text) as { grants: GrantView[] }).grants;
+        io.out(list.length === 0 ? 'no grants' : list.map(formatGrant).join('\n'));
+      });
+    });
+
+  common(approvals.command('revoke-grant'))
+    .description('end a grant at once: the requests it covered ask for approval again')
+    .argument('<id>', 'grant id (see `airlock approvals grants`)')
+    .action(async (id: string, opts: CommonOptions) => {
+      await runCommand(io, async () => {
+        if (id.trim() === '') throw new CliError('the grant id is empty (see `airlock approvals grants`)');
+        const body = await call(opts, io, 'POST', `/v1/grants/${encodeURIComponent(id.trim())}/revoke`, {});
+        if (opts.json) return io.out(body.text);
+        io.out(`revoked: ${formatGrant((JSON.parse(body.text) as { grant: GrantView }).grant)}`);
       });
     });
 

@@ -579,11 +579,13 @@ function compileApproval(rule: PolicyRule, at: (...rest: YamlPath) => SourcePosi
     }
     if (afterMs !== null) escalation = { afterMs, approvers: [...new Set(a.escalate.approvers)], ...(a.escalate.channel !== undefined ? { channel: a.escalate.channel } : {}) };
   }
+  const grantMs = a.grants ? parseDuration(a.grants.maxDuration) : null;
+  const grants = a.grants && grantMs !== null ? { maxDurationMs: grantMs, maxUses: a.grants.maxUses } : undefined;
   const editableHeaders = [...new Set((a.editableHeaders ?? []).map((h) => h.toLowerCase()))];
   for (const [i, h] of editableHeaders.entries()) {
     if (NEVER_EDITABLE.has(h)) p.error(at('approval', 'editableHeaders', i), `header "${h}" cannot be made editable: it changes where or as whom the request goes, or how it is framed`);
   }
-  return { approvers: [...new Set(a.approvers)], required: a.required, waitMs, expiresMs, editableHeaders, ...(a.channel !== undefined ? { channel: a.channel } : {}), ...(escalation ? { escalation } : {}) };
+  return { approvers: [...new Set(a.approvers)], required: a.required, waitMs, expiresMs, editableHeaders, ...(a.channel !== undefined ? { channel: a.channel } : {}), ...(escalation ? { escalation } : {}), ...(grants ? { grants } : {}) };
 }
 
 function compileBodyMatch(m: PolicyMatch, matchAt: (...rest: YamlPath) => SourcePosition, p: Problems): BodyCriteria | null {

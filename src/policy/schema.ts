@@ -116,6 +116,13 @@ const ApprovalSchema = z
       })
       .optional()
       .describe('Ask a further group when nobody has decided after a delay. The request still fails closed at `expires`.'),
+    grants: z
+      .strictObject({
+        maxDuration: duration('grants.maxDuration').describe('Longest grant an approver may give with an approval.'),
+        maxUses: z.int().min(1).describe('Most uses one grant may allow.'),
+      })
+      .optional()
+      .describe('Let approvers grant the same identity the same action for a while or a number of uses (same rule, method, host and the fields they pin). Absent: no grants.'),
     editableHeaders: z.array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'a header name')).optional()
       .describe('Request headers an approver may change when approving with edits (the JSON body and query parameters are always editable). Names are case-insensitive; hop-by-hop, host and credential headers never are.'),
   })

@@ -61,6 +61,8 @@ export interface ApprovalSettings {
   channel?: string;
   /** Lower-case names of headers an approver may change when approving with edits. */
   editableHeaders: readonly string[];
+  /** What an approver may grant with an approval (absent: nothing). */
+  grants?: { maxDurationMs: number; maxUses: number };
   /** When nobody has decided after `afterMs`, these groups are asked too (and may decide). */
   escalation?: { afterMs: number; approvers: readonly string[]; channel?: string };
 }

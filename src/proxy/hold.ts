@@ -1,3 +1,4 @@
+import type { GrantState } from '../approvals/grants.js';
 import type { ApprovalRecord } from '../approvals/types.js';
 import { requestDigest, storedRequest, toolCallDigest } from '../approvals/request.js';
 import { readBody } from '../request/body.js';
@@ -13,6 +14,8 @@ const MAX_REASON = 500;
 /** On the answer to a request forwarded after approval: which approval, and whether an approver changed the request. */
 export const APPROVAL_ID_HEADER = 'airlock-approval-id';
 export const MODIFIED_HEADER = 'airlock-modified';
+/** On the answer to a request that went without asking, covered by an approver's grant. */
+export const GRANT_ID_HEADER = 'airlock-grant-id';
 
 /** Where an agent polls an approval it is waiting for, on the proxy listener itself. */
 export const STATUS_PREFIX = '/.airlock/approvals/';
@@ -64,14 +67,31 @@ export async function holdForApproval(x: Exchange, canon: CanonicalRequest, deci
   const identity = canon.identity?.id ?? null;
   let record: ApprovalRecord | null;
   let announced = false;
+  let granted: GrantState | null = null;
   try {
-    // One agent may not flood approvers: past its cap, only requests that join an approval get through.
-    const cap = (canon.identity && x.policy.identities.get(canon.identity.id)?.pendingApprovals) || x.policy.pendingApprovals;
-    if (!(await approvals.hasActive(identity, digest)) && (await approvals.countPending(identity)) >= cap) {
-      const message = `${identity === null ? 'anonymous callers' : `identity ${identity}`} already ${identity === null ? 'have' : 'has'} ${cap} requests waiting for approval; wait for decisions before asking for more`;
-      ctx.audit.write({ event: 'approval_limited', request_id: x.requestId, identity, rule, limit: cap, reason: message });
-      return x.refuse({ status: 429, code: 'too_many_requests', message, rule, headers: { 'retry-after': '60' } }, canon, decision);
+    // An approval that answers for this request (the agent's retry) comes first; else an approver's
+    // grant may cover it: it goes without asking (one use taken).
+    const active = await approvals.hasActive(identity, digest);
+    if (!active && rule !== null) granted = await approvals.useGrant(identity, rule, stored, x.requestId);
+    if (granted === null) {
+      // One agent may not flood approvers: past its cap, only requests that join an approval get through.
+      const cap = (canon.identity && x.policy.identities.get(canon.identity.id)?.pendingApprovals) || x.policy.pendingApprovals;
+      if (!active && (await approvals.countPending(identity)) >= cap) {
+        const message = `${identity === null ? 'anonymous callers' : `identity ${identity}`} already ${identity === null ? 'have' : 'has'} ${cap} requests waiting for approval; wait for decisions before asking for more`;
+        ctx.audit.write({ event: 'approval_limited', request_id: x.requestId, identity, rule, limit: cap, reason: message });
+        return x.refuse({ status: 429, code: 'too_many_requests', message, rule, headers: { 'retry-after': '60' } }, canon, decision);
+      }
     }
+  } catch (err) {
+    ctx.log.warn({ err, request_id: x.requestId }, 'approval store failed');
+    return unavailable('the approval store failed');
+  }
+  if (granted !== null) {
+    res.setHeader(GRANT_ID_HEADER, granted.id);
+    await x.forward(canon, body.body, decision);
+    return;
+  }
+  try {
     ({ record } = await approvals.findOrCreate({
       requestId: x.requestId,
       request: stored,

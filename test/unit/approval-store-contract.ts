@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
+import type { Grant } from '../../src/approvals/grants.js';
 import type { ApprovalEdit, ApprovalRecord, ApprovalStore, StateChange } from '../../src/approvals/types.js';
 
 /** Two handles on the same data: two replicas sharing one Redis, or one memory store twice. */
@@ -354,6 +355,56 @@ export function approvalStoreContract(name: string, makeStores: () => Promise<St
           assert.equal((await a.get(rec.id, now + 2))?.edit, null);
           const unknown = await a.edit('apr_nope', editOf(rec, 1), null, now);
           assert.deepEqual([unknown.ok, !unknown.ok && unknown.reason], [false, 'not_found']);
+        }));
+    });
+
+    describe('grants', () => {
+      const grantOf = (now: number, over: Partial<Grant> = {}): Grant => ({
+        id: `grant-${randomUUID()}`,
+        approvalId: 'apr_1',
+        identity: 'billing-bot',
+        rule: 'queries',
+        method: 'POST',
+        scheme: 'https',
+        host: 'db.internal',
+        port: 443,
+        pins: [{ field: '/table', value: '"orders"' }],
+        by: 'bob@example.com',
+        createdAt: now,
+        expiresAt: now + 60_000,
+        uses: 3,
+        seal: 'sealed',
+        ...over,
+      });
+
+      it('hands out exactly the uses granted, across store instances at once; then none', () =>
+        withStores(async (a, b) => {
+          const now = Date.now();
+          const g = grantOf(now);
+          await a.createGrant(g);
+          assert.deepEqual((await b.grantsFor('billing-bot', 'queries', now)).map((x) => [x.id, x.usesLeft, x.pins]), [[g.id, 3, g.pins]]);
+          assert.deepEqual(await b.grantsFor('billing-bot', 'other', now), []);
+          assert.deepEqual(await b.grantsFor('other-bot', 'queries', now), []);
+          const tries = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).useGrant(g.id, now + 1)));
+          assert.deepEqual(tries.filter((t) => t !== null).map((t) => t!.usesLeft).sort(), [0, 1, 2]);
+          assert.deepEqual(await a.grantsFor('billing-bot', 'queries', now + 2), []);
+          assert.deepEqual(await a.listGrants(now + 2), []);
+        }));
+
+      it('ends at expiry and when revoked; a revoked grant is not revoked twice', () =>
+        withStores(async (a, b) => {
+          const now = Date.now();
+          const expiring = grantOf(now);
+          const revoked = grantOf(now);
+          await a.createGrant(expiring);
+          await a.createGrant(revoked);
+          assert.equal(await b.useGrant(expiring.id, now + 60_000), null);
+          const r = await b.revokeGrant(revoked.id, 'dana@example.com', now + 1);
+          assert.deepEqual([r?.revokedAt, r?.revokedBy], [now + 1, 'dana@example.com']);
+          assert.equal(await a.useGrant(revoked.id, now + 2), null);
+          assert.equal(await a.revokeGrant(revoked.id, 'dana@example.com', now + 3), null);
+          assert.deepEqual((await a.listGrants(now + 2)).map((g) => g.id), [expiring.id]);
+          assert.equal(await a.useGrant('no-such-grant', now), null);
         }));
     });
 
