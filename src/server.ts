@@ -7,6 +7,7 @@ import { createAdminServer } from './admin/server.js';
 import { MemoryStore } from './approvals/memory-store.js';
 import { ApprovalService } from './approvals/service.js';
 import { loadStateSealer } from './approvals/state-seal.js';
+import { probeRunner } from './approvals/probes.js';
 import type { ApprovalStore } from './approvals/types.js';
 import { createAuditSink, type AuditSink } from './audit/sink.js';
 import { loadHeadSigner } from './audit/signing.js';
@@ -143,7 +144,7 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
   const interception = await openInterception(config);
   const store: ApprovalStore = config.redis ? await openRedisStore(config.redis, config.redisPassword, config.replica, log) : new MemoryStore();
   metrics.watchApprovalStore(() => store.ready());
-  const approvals = new ApprovalService({ store, replica: config.replica, audit, metrics, log, sealer });
+  const approvals = new ApprovalService({ store, replica: config.replica, audit, metrics, log, sealer, probe: probeRunner(agent, process.env) });
   const redecide = redecider(holder.current, config.maxInspectedBodyBytes);
   const slack = config.slack ? new (await import('./approvals/slack/channel.js')).SlackChannel(config.slack, approvals, holder.current, log, redecide) : null;
   if (slack) {

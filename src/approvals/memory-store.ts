@@ -17,6 +17,7 @@ import {
   type ApprovalEdit,
 } from './types.js';
 import type { Grant, GrantState } from './grants.js';
+import type { ProbeResult } from './probes.js';
 import { HISTORY_WINDOW_MS, type History } from './impact.js';
 
 
@@ -144,6 +145,7 @@ export class MemoryStore implements ApprovalStore {
       impact: record.impact ?? null,
       escalation: record.escalation ?? null,
       escalatedAt: null,
+      probes: null,
     };
     this.records.set(fresh.id, fresh);
     this.active.set(key, fresh.id);
@@ -372,6 +374,12 @@ export class MemoryStore implements ApprovalStore {
     this.assertOpen();
     for (const [id, g] of this.grants) if (now >= g.expiresAt + this.retentionMs) this.grants.delete(id);
     return [...this.grants.values()].filter((g) => this.usable(g, now)).sort((a, b) => b.createdAt - a.createdAt).map((g) => structuredClone(g));
+  }
+
+  async setProbes(id: string, results: ProbeResult[]): Promise<void> {
+    this.assertOpen();
+    const r = this.records.get(id);
+    if (r !== undefined) r.probes = structuredClone(results);
   }
 
   async setForwarded(id: string, outcome: ForwardOutcome): Promise<void> {

@@ -22,6 +22,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Cluster, Redis } from 'ioredis';
 import type { Grant, GrantState } from './grants.js';
+import type { ProbeResult } from './probes.js';
 import { HISTORY_WINDOW_MS, type History } from './impact.js';
 import { createRedisClient, parseRedisUrl, redactRedisUrl, type RedisClient } from './redis-connection.js';
 import {
@@ -323,7 +324,7 @@ const STATES: ReadonlySet<string> = new Set<ApprovalState>(['pending', 'approved
 /** The immutable part of a record, stored as JSON in the `doc` field. */
 type RecordDoc = Omit<
   ApprovalRecord,
-  'state' | 'approvals' | 'holder' | 'decidedAt' | 'decidedBy' | 'decisionReason' | 'executedAt' | 'executedBy' | 'slack' | 'forwarded' | 'edit' | 'escalatedAt'
+  'state' | 'approvals' | 'holder' | 'decidedAt' | 'decidedBy' | 'decisionReason' | 'executedAt' | 'executedBy' | 'slack' | 'forwarded' | 'edit' | 'escalatedAt' | 'probes'
 >;
 
 function docOf(r: ApprovalRecord): RecordDoc {
@@ -373,6 +374,7 @@ function fromHash(flat: string[]): ApprovalRecord {
     forwarded: JSON.parse(h.get('forwarded') ?? 'null') as ApprovalRecord['forwarded'],
     edit: JSON.parse(h.get('edit') ?? 'null') as ApprovalRecord['edit'],
     escalatedAt: JSON.parse(h.get('escalatedAt') ?? 'null') as number | null,
+    probes: JSON.parse(h.get('probes') ?? 'null') as ApprovalRecord['probes'],
     seal: doc.seal ?? null,
     impact: doc.impact ?? null,
     escalation: doc.escalation ?? null,
@@ -1030,7 +1032,11 @@ export class RedisStore implements ApprovalStore {
     await this.setField(id, 'forwarded', { status: outcome.status, at: outcome.at });
   }
 
-  private async setField(id: string, field: 'slack' | 'forwarded', value: object): Promise<void> {
+  async setProbes(id: string, results: ProbeResult[]): Promise<void> {
+    await this.setField(id, 'probes', results);
+  }
+
+  private async setField(id: string, field: 'slack' | 'forwarded' | 'probes', value: object): Promise<void> {
     const tag = await this.tagOf(id);
     if (tag === null) return;
     await this.run('airlockSetField', [this.recordKey(tag, id)], Date.now(), field, JSON.stringify(value));

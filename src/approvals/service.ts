@@ -2,10 +2,11 @@ import { randomUUID } from 'node:crypto';
 import type { AuditSink } from '../audit/sink.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { CompiledPolicy, Decision, Identity } from '../policy/types.js';
+import type { CompiledPolicy, Decision, Identity, ProbeSpec } from '../policy/types.js';
 import { applyEdit, type EditSpec } from './edit.js';
 import { grantCovers, pinsOf, type Grant, type GrantAsk, type GrantState } from './grants.js';
 import { impactOf, type History } from './impact.js';
+import type { ProbeRunner } from './probes.js';
 import type { StateSealer } from './state-seal.js';
 import { asDecided, BY_POLICY, type ApprovalEdit, type ApprovalRecord, type ApprovalStore, type ClaimResult, type DecideResult, type SlackMessageRef, type StateChange, type StoredRequest } from './types.js';
 
@@ -18,6 +19,8 @@ export interface ApprovalServiceDeps {
   log: Logger;
   /** Seals records and votes, and checks them before anything is forwarded. */
   sealer: StateSealer;
+  /** Sends a rule's impact probes (probes.ts); without it, probes are not run. */
+  probe?: ProbeRunner;
   now?: () => number;
   /** How often held requests re-read their approval, in case an announcement was lost (default 5 s). */
   recheckMs?: number;
@@ -193,6 +196,7 @@ export class ApprovalService {
           }
         : null,
       escalatedAt: null,
+      probes: null,
     };
     candidate.seal = this.deps.sealer.sealRecord(candidate);
     const result = await this.deps.store.createOrJoin(candidate, now);
@@ -215,6 +219,7 @@ export class ApprovalService {
     if (result.created) {
       this.deps.metrics.approvalsRequested.inc({ rule: r.rule });
       this.notify('requested', r);
+      if (settings.probes.length > 0) void this.runProbes(r, settings.probes);
     }
     return result;
   }
@@ -316,6 +321,27 @@ export class ApprovalService {
     this.deps.metrics.approvalOutcomes.inc({ state: 'executed' });
     this.notify('changed', r);
     return result;
+  }
+
+  /** The rule's impact probes, all at once; their results are stored, audited and shown. Never decide anything. */
+  private async runProbes(r: ApprovalRecord, specs: readonly ProbeSpec[]): Promise<void> {
+    const probe = this.deps.probe;
+    if (probe === undefined) return;
+    try {
+      const results = await Promise.all(specs.map((spec) => probe(spec, r.request)));
+      await this.deps.store.setProbes(r.id, results);
+      this.deps.audit.write({
+        event: 'approval_probed',
+        approval_id: r.id,
+        rule: r.rule,
+        identity: r.identity,
+        probes: results.map((p) => ({ name: p.name, state: p.state, ...(p.status !== undefined ? { status: p.status } : {}), ...(p.error !== undefined ? { error: p.error } : {}), ms: p.ms })),
+      });
+      const now = await this.get(r.id);
+      if (now !== null) this.notify('changed', now);
+    } catch (err) {
+      this.deps.log.warn({ err, approval_id: r.id }, 'could not record the impact probes');
+    }
   }
 
   /** Kept for the history approvers see on this identity's next request under the rule; never blocks a decision. */

@@ -18,6 +18,7 @@
 import type { EditSpec } from './edit.js';
 import type { Grant, GrantState } from './grants.js';
 import type { History, Impact } from './impact.js';
+import type { ProbeResult } from './probes.js';
 import type { Finding } from '../inspect/finding.js';
 import type { CanonicalRequest } from '../policy/types.js';
 
@@ -96,6 +97,8 @@ export interface ApprovalRecord {
   escalation: Escalation | null;
   /** When it was escalated (the further group asked and allowed to decide), or null. */
   escalatedAt: number | null;
+  /** What the rule's impact probes found (probes.ts), once they ran; null before, or without probes. */
+  probes: ProbeResult[] | null;
 }
 
 export interface Escalation {
@@ -239,6 +242,8 @@ export interface ApprovalStore {
   claim(id: string, replica: string, now: number): Promise<ClaimResult>;
   /** Record which replica holds the client connection, so decisions wake it. */
   setHolder(id: string, holder: string | null): Promise<void>;
+  /** Record what the impact probes found (not announced: it changes no state). */
+  setProbes(id: string, results: ProbeResult[]): Promise<void>;
   /** Record what the forwarded request was answered with (not announced: it changes no state). */
   setForwarded(id: string, outcome: ForwardOutcome): Promise<void>;
   /** Record where the approval was posted in Slack (not announced: it changes no state). */

@@ -95,6 +95,8 @@ export function approvalView(record: ApprovalRecord, statusPrefix: string): Reco
     forwarded: r.forwarded === null ? null : { status: r.forwarded.status, at: iso(r.forwarded.at) },
     edit: editView(record),
     impact: impactView(record),
+    // Null until the rule's impact probes ran (or when it has none).
+    probes: record.probes,
     status_url: `${statusPrefix}${r.id}`,
   };
 }

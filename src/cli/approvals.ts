@@ -57,6 +57,8 @@ export interface ApprovalView {
   decision_reason: string | null;
   executed_at: string | null;
   forwarded: { status: number; at: string } | null;
+  /** Absent from servers older than impact probes; null until they ran. */
+  probes?: { name: string; state: 'ok' | 'failed'; status?: number; fields?: { pointer: string; value: string }[]; error?: string }[] | null;
   /** Absent from servers older than impact facts. */
   impact?: {
     body_bytes: number;
@@ -467,6 +469,10 @@ export function formatShow(v: ApprovalView, now: number): string {
     for (const [n, a] of i.arrays.entries()) field(n === 0 ? 'records' : '', `${a.count} in ${printable(a.path === '' ? '(the body)' : a.path)}`);
     if (i.classification_why !== null) field('classified', printable(i.classification_why));
     field('history', h.first_time ? `first request of this identity under this rule in ${h.window_days} days` : `in ${h.window_days} days: ${h.approved} approved, ${h.denied} denied, ${h.expired} expired`);
+  }
+  for (const [n, p] of (v.probes ?? []).entries()) {
+    const what = p.state === 'ok' ? `${p.status}${(p.fields ?? []).map((f) => `, ${f.pointer} = ${f.value}`).join('')}` : `failed: ${p.error ?? 'no answer'}`;
+    field(n === 0 ? 'probes' : '', printable(`${p.name}: ${what}`));
   }
   if (v.edit) field('edited', `by ${printable(v.edit.by)} ${when(v.edit.at, now)} (original sha256:${printable(v.edit.original_digest)})`);
   if (v.approvals.length === 0) field('approvals', '(none yet)');

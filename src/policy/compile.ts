@@ -11,6 +11,7 @@ import { parseDuration } from './duration.js';
 import { compileGlob } from './glob.js';
 import { compileExceptions } from './exceptions.js';
 import { compileHost } from './host-pattern.js';
+import { probeTemplateProblem } from './probe-template.js';
 import type { PolicyFile, PolicyMatch, PolicyRule } from './schema.js';
 import {
   ACTION_RANK,
@@ -25,6 +26,7 @@ import {
   type IdentityConfig,
   type PolicyError,
   type PolicyTestCase,
+  type ProbeSpec,
   type ReverseRoute,
   type RuleIndex,
   type RuleInfo,
@@ -581,11 +583,30 @@ function compileApproval(rule: PolicyRule, at: (...rest: YamlPath) => SourcePosi
   }
   const grantMs = a.grants ? parseDuration(a.grants.maxDuration) : null;
   const grants = a.grants && grantMs !== null ? { maxDurationMs: grantMs, maxUses: a.grants.maxUses } : undefined;
+  const probes: ProbeSpec[] = [];
+  for (const [i, pr] of (a.probes ?? []).entries()) {
+    const problem = probeTemplateProblem(pr.url) ?? (pr.body === undefined ? null : probeTemplateProblem(pr.body, false));
+    if (problem !== null) p.error(at('approval', 'probes', i, 'url'), `probe "${pr.name}": ${problem}`);
+    const timeoutMs = parseDuration(pr.timeout);
+    for (const name of Object.keys(pr.headers ?? {})) {
+      if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) p.error(at('approval', 'probes', i, 'headers', name), `probe "${pr.name}": "${name}" is not a header name`);
+    }
+    probes.push({
+      name: pr.name,
+      method: pr.method,
+      url: pr.url,
+      headers: Object.entries(pr.headers ?? {}).map(([name, value]) => ({ name: name.toLowerCase(), value })),
+      body: pr.body ?? null,
+      show: pr.show,
+      timeoutMs: timeoutMs ?? 5000,
+      maxBytes: pr.maxBytes,
+    });
+  }
   const editableHeaders = [...new Set((a.editableHeaders ?? []).map((h) => h.toLowerCase()))];
   for (const [i, h] of editableHeaders.entries()) {
     if (NEVER_EDITABLE.has(h)) p.error(at('approval', 'editableHeaders', i), `header "${h}" cannot be made editable: it changes where or as whom the request goes, or how it is framed`);
   }
-  return { approvers: [...new Set(a.approvers)], required: a.required, waitMs, expiresMs, editableHeaders, ...(a.channel !== undefined ? { channel: a.channel } : {}), ...(escalation ? { escalation } : {}), ...(grants ? { grants } : {}) };
+  return { approvers: [...new Set(a.approvers)], required: a.required, waitMs, expiresMs, editableHeaders, probes, ...(a.channel !== undefined ? { channel: a.channel } : {}), ...(escalation ? { escalation } : {}), ...(grants ? { grants } : {}) };
 }
 
 function compileBodyMatch(m: PolicyMatch, matchAt: (...rest: YamlPath) => SourcePosition, p: Problems): BodyCriteria | null {

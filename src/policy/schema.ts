@@ -101,6 +101,20 @@ const MatchSchema = z
   })
   .describe('All given criteria must hold (AND); within a list any entry may match (OR). Empty: every request.');
 
+const ProbeSchema = z
+  .strictObject({
+    name: z.string().min(1).max(60).describe('Shown to approvers.'),
+    method: z.string().regex(/^[A-Z]+$/, 'an upper-case method').default('GET'),
+    url: z.string().min(1).describe('http(s) URL template: {scheme} {host} {port} {path} {query} {query.NAME} {json:/pointer} take values from the held request.'),
+    headers: z.record(z.string(), z.union([z.string(), z.strictObject({ env: z.string().min(1) })])).optional()
+      .describe('Headers to send; `{ env: NAME }` reads a credential from Airlock\'s environment (never the agent\'s).'),
+    body: z.string().optional().describe('Body template, same placeholders ({json:/pointer} inserts JSON).'),
+    show: z.array(z.string().startsWith('/')).max(10).default([]).describe('JSON Pointers into the answer shown to approvers.'),
+    timeout: duration('timeout').default('5s'),
+    maxBytes: z.int().min(1).max(1024 * 1024).default(64 * 1024).describe('Most of the answer read.'),
+  })
+  .describe('A request Airlock sends before asking (a dry run, a preview): its result is shown to approvers and never decides anything.');
+
 const ApprovalSchema = z
   .strictObject({
     approvers: z.array(name('an approver group')).min(1).describe('Approver groups (top-level `approvers:`) who may decide.'),
@@ -123,6 +137,7 @@ const ApprovalSchema = z
       })
       .optional()
       .describe('Let approvers grant the same identity the same action for a while or a number of uses (same rule, method, host and the fields they pin). Absent: no grants.'),
+    probes: z.array(ProbeSchema).max(5).optional().describe('Impact probes run when the request is held; their results are shown to approvers.'),
     editableHeaders: z.array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'a header name')).optional()
       .describe('Request headers an approver may change when approving with edits (the JSON body and query parameters are always editable). Names are case-insensitive; hop-by-hop, host and credential headers never are.'),
   })

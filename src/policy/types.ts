@@ -52,6 +52,18 @@ export interface CanonicalRequest {
   exceptions: HostExceptions;
 }
 
+/** An impact probe: a request template sent before asking, its answer summarised for approvers. */
+export interface ProbeSpec {
+  name: string;
+  method: string;
+  url: string;
+  headers: readonly { name: string; value: string | { env: string } }[];
+  body: string | null;
+  show: readonly string[];
+  timeoutMs: number;
+  maxBytes: number;
+}
+
 /** Approval settings of an `approve` rule, parsed and validated at load. Durations in milliseconds. */
 export interface ApprovalSettings {
   approvers: readonly string[];
@@ -61,6 +73,8 @@ export interface ApprovalSettings {
   channel?: string;
   /** Lower-case names of headers an approver may change when approving with edits. */
   editableHeaders: readonly string[];
+  /** Impact probes run when a request is held (approvals/probes.ts). */
+  probes: readonly ProbeSpec[];
   /** What an approver may grant with an approval (absent: nothing). */
   grants?: { maxDurationMs: number; maxUses: number };
   /** When nobody has decided after `afterMs`, these groups are asked too (and may decide). */

@@ -65,6 +65,7 @@ export function makeRecord(base: number, over: Partial<ApprovalRecord> = {}): Ap
     impact: null,
     escalation: null,
     escalatedAt: null,
+    probes: null,
     ...over,
   };
 }

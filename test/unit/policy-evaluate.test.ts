@@ -99,7 +99,7 @@ describe('evaluate: most restrictive wins', () => {
     const d = evaluate(req('POST', 'http://a.example/'), p);
     assert.equal(d.action, 'approve');
     assert.equal(d.reason, 'Posts need owners');
-    assert.deepEqual(d.approval, { approvers: ['owners'], required: 2, waitMs: 30_000, expiresMs: 600_000, channel: '#ops', editableHeaders: [] });
+    assert.deepEqual(d.approval, { approvers: ['owners'], required: 2, waitMs: 30_000, expiresMs: 600_000, channel: '#ops', editableHeaders: [], probes: [] });
     assert.equal(evaluate(req('GET', 'http://a.example/'), p).approval, undefined);
   });
 

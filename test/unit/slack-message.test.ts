@@ -54,6 +54,7 @@ function record(over: Partial<ApprovalRecord> = {}, request: Partial<ApprovalRec
     impact: null,
     escalation: null,
     escalatedAt: null,
+    probes: null,
     slack: null,
     ...over,
   };

@@ -274,6 +274,13 @@ function summary(record: ApprovalRecord, title: string, now: number, withDecider
   }
   const facts = impactLines(record);
   if (facts.length > 0) blocks.push(section(fit(`*Impact*\n${facts.join('\n')}`, LIMIT.section)));
+  if (record.probes !== null && record.probes.length > 0) {
+    const lines = record.probes.map((p) => {
+      const fields = (p.fields ?? []).map((f) => `${code(f.pointer, 100)} = ${code(f.value, 200)}`).join(', ');
+      return p.state === 'ok' ? `• ${escapeMrkdwn(p.name, 60)}: ${p.status}${fields ? ` — ${fields}` : ''}` : `• ${escapeMrkdwn(p.name, 60)}: _failed_ (${escapeMrkdwn(p.error ?? 'no answer', 300)})`;
+    });
+    blocks.push(section(fit(`*Impact probes* (Airlock's own requests; they decide nothing)\n${lines.join('\n')}`, LIMIT.section)));
+  }
   if (record.edit !== null) {
     const e = record.edit;
     const changed = [
