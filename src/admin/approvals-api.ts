@@ -137,7 +137,7 @@ export async function handleApprovalsApi(
       }
       const made = await approvals.grant(outcome.record, approver, ask);
       if (!made.ok) return sendJson(res, 200, { approval: approvalView(outcome.record, `${API_PREFIX}/`), grant: null, grant_error: made.message });
-      return sendJson(res, 200, { approval: approvalView(outcome.record, `${API_PREFIX}/`), grant: grantView({ ...made.grant, usesLeft: made.grant.uses, revokedAt: null, revokedBy: null }) });
+      return sendJson(res, 200, { approval: approvalView(outcome.record, `${API_PREFIX}/`), grant: grantView(made.grant) });
     }
     return fail(res, { status: 404, error: 'not_found', message: `no such endpoint: ${req.method} ${path}` });
   } catch (err) {

@@ -36,6 +36,8 @@ export interface GrantState extends Grant {
   usesLeft: number;
   revokedAt: number | null;
   revokedBy: string | null;
+  /** The Slack message that announces it, once posted. */
+  slack: { channel: string; ts: string } | null;
 }
 
 export interface GrantAsk {

@@ -345,7 +345,13 @@ export class MemoryStore implements ApprovalStore {
 
   async createGrant(grant: Grant): Promise<void> {
     this.assertOpen();
-    this.grants.set(grant.id, { ...structuredClone(grant), usesLeft: grant.uses, revokedAt: null, revokedBy: null });
+    this.grants.set(grant.id, { ...structuredClone(grant), usesLeft: grant.uses, revokedAt: null, revokedBy: null, slack: null });
+  }
+
+  async setGrantMessage(id: string, ref: SlackMessageRef): Promise<void> {
+    this.assertOpen();
+    const g = this.grants.get(id);
+    if (g !== undefined) g.slack = { channel: ref.channel, ts: ref.ts };
   }
 
   async grantsFor(identity: string | null, rule: string, now: number): Promise<GrantState[]> {

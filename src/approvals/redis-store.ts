@@ -345,6 +345,7 @@ function docOf(r: ApprovalRecord): RecordDoc {
     seal: r.seal,
     impact: r.impact,
     escalation: r.escalation,
+    grantCaps: r.grantCaps,
   };
 }
 
@@ -378,6 +379,7 @@ function fromHash(flat: string[]): ApprovalRecord {
     seal: doc.seal ?? null,
     impact: doc.impact ?? null,
     escalation: doc.escalation ?? null,
+    grantCaps: doc.grantCaps ?? null,
   };
 }
 
@@ -1010,6 +1012,11 @@ export class RedisStore implements ApprovalStore {
     });
   }
 
+  async setGrantMessage(id: string, ref: SlackMessageRef): Promise<void> {
+    const key = this.grantKey(id);
+    if ((await this.command.exists(key)) === 1) await this.command.hset(key, 'slack', JSON.stringify({ channel: ref.channel, ts: ref.ts }));
+  }
+
   grantsFor(identity: string | null, rule: string, now: number): Promise<GrantState[]> {
     return this.readGrants(this.grantsOfKey(identity, rule), now);
   }
@@ -1070,6 +1077,7 @@ function grantOf(h: Record<string, string>): GrantState {
     usesLeft: Number(h.usesLeft),
     revokedAt: JSON.parse(h.revokedAt ?? 'null') as number | null,
     revokedBy: JSON.parse(h.revokedBy ?? 'null') as string | null,
+    slack: JSON.parse(h.slack ?? 'null') as GrantState['slack'],
   };
 }
 

@@ -70,6 +70,8 @@ export interface ApprovalChannel {
   changed(record: ApprovalRecord): Promise<void>;
   /** Nobody decided in time: the escalation's group is asked (called on the replica that escalated it). */
   escalated(record: ApprovalRecord): Promise<void>;
+  /** A grant was given, used or revoked (called on the replica that did it). */
+  grantChanged(grant: GrantState): Promise<void>;
 }
 
 /**
@@ -124,7 +126,13 @@ export class ApprovalService {
   }
 
   /** Channels never hold up or change an approval: a failure is logged, and the API still decides. */
-  private notify(kind: keyof ApprovalChannel, record: ApprovalRecord): void {
+  private notifyGrant(grant: GrantState): void {
+    for (const ch of this.channels) {
+      ch.grantChanged(grant).catch((err: unknown) => this.deps.log.warn({ err, grant_id: grant.id }, 'approval channel failed (grant)'));
+    }
+  }
+
+  private notify(kind: Exclude<keyof ApprovalChannel, 'grantChanged'>, record: ApprovalRecord): void {
     for (const ch of this.channels) {
       ch[kind](record).catch((err: unknown) => this.deps.log.warn({ err, approval_id: record.id }, `approval channel failed (${kind})`));
     }
@@ -197,6 +205,7 @@ export class ApprovalService {
         : null,
       escalatedAt: null,
       probes: null,
+      grantCaps: settings.grants ?? null,
     };
     candidate.seal = this.deps.sealer.sealRecord(candidate);
     const result = await this.deps.store.createOrJoin(candidate, now);
@@ -537,7 +546,7 @@ export class ApprovalService {
    * Give the grant an approver asked for with the approval that approved `r` (asDecided: the edited
    * request when there was an edit). Returns it, or why it cannot be given (a pinned field missing).
    */
-  async grant(r: ApprovalRecord, approver: string, ask: GrantAsk): Promise<{ ok: true; grant: Grant } | { ok: false; message: string }> {
+  async grant(r: ApprovalRecord, approver: string, ask: GrantAsk): Promise<{ ok: true; grant: GrantState } | { ok: false; message: string }> {
     const d = asDecided(r);
     const pins = pinsOf(d.request, ask.pins);
     if (typeof pins === 'string') return { ok: false, message: pins };
@@ -559,6 +568,8 @@ export class ApprovalService {
     };
     const grant: Grant = { ...fields, seal: this.deps.sealer.sealGrant(fields) };
     await this.deps.store.createGrant(grant);
+    const state: GrantState = { ...grant, usesLeft: grant.uses, revokedAt: null, revokedBy: null, slack: null };
+    this.notifyGrant(state);
     this.deps.audit.write({
       event: 'grant_created',
       grant_id: grant.id,
@@ -573,7 +584,7 @@ export class ApprovalService {
       uses: grant.uses,
       expires_at: new Date(grant.expiresAt).toISOString(),
     });
-    return { ok: true, grant };
+    return { ok: true, grant: state };
   }
 
   /**
@@ -595,6 +606,7 @@ export class ApprovalService {
       this.deps.audit.write({ event: 'grant_used', request_id: requestId, grant_id: g.id, approval_id: g.approvalId, rule, identity, uses_left: used.usesLeft, expires_at: new Date(g.expiresAt).toISOString() });
       // On record before the request leaves.
       this.deps.audit.commit();
+      this.notifyGrant(used);
       return used;
     }
     return null;
@@ -602,8 +614,15 @@ export class ApprovalService {
 
   async revokeGrant(id: string, by: string): Promise<GrantState | null> {
     const g = await this.deps.store.revokeGrant(id, by, this.now());
-    if (g !== null) this.deps.audit.write({ event: 'grant_revoked', grant_id: id, approval_id: g.approvalId, approver: by, rule: g.rule, identity: g.identity, uses_left: g.usesLeft });
+    if (g !== null) {
+      this.deps.audit.write({ event: 'grant_revoked', grant_id: id, approval_id: g.approvalId, approver: by, rule: g.rule, identity: g.identity, uses_left: g.usesLeft });
+      this.notifyGrant(g);
+    }
     return g;
+  }
+
+  setGrantMessage(id: string, ref: SlackMessageRef): Promise<void> {
+    return this.deps.store.setGrantMessage(id, ref);
   }
 
   listGrants(): Promise<GrantState[]> {

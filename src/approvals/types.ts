@@ -99,6 +99,8 @@ export interface ApprovalRecord {
   escalatedAt: number | null;
   /** What the rule's impact probes found (probes.ts), once they ran; null before, or without probes. */
   probes: ProbeResult[] | null;
+  /** What its rule lets an approver grant with the approval (grants.ts), or null for nothing. */
+  grantCaps: { maxDurationMs: number; maxUses: number } | null;
 }
 
 export interface Escalation {
@@ -234,6 +236,8 @@ export interface ApprovalStore {
   useGrant(id: string, now: number): Promise<GrantState | null>;
   /** Revoke a grant (it is used no more); null when there is none that can still be used. */
   revokeGrant(id: string, by: string, now: number): Promise<GrantState | null>;
+  /** Record where the grant was announced in Slack. */
+  setGrantMessage(id: string, ref: SlackMessageRef): Promise<void>;
   /** Every grant that can still be used at `now`, newest first. */
   listGrants(now: number): Promise<GrantState[]>;
   /** pending or approved (not yet executed) → cancelled (by `by`, with a reason). */

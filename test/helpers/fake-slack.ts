@@ -810,7 +810,8 @@ export function viewSubmissionPayload(args: {
   userName?: string;
   callbackId: string;
   privateMetadata: string;
-  values: Record<string, Record<string, { type: 'plain_text_input'; value: string }>>;
+  /** As Slack sends them: text inputs carry `value`, selects `selected_option`. */
+  values: Record<string, Record<string, { type: 'plain_text_input'; value: string } | { type: 'static_select'; selected_option: { text: { type: 'plain_text'; text: string }; value: string } }>>;
   viewId?: string;
 }): Record<string, unknown> {
   const userName = args.userName ?? args.userId.toLowerCase();
@@ -822,7 +823,10 @@ export function viewSubmissionPayload(args: {
       label: { type: 'plain_text', text: blockId, emoji: true },
       optional: false,
       dispatch_action: false,
-      element: { type: 'plain_text_input', action_id: actionId, dispatch_action_config: { trigger_actions_on: ['on_enter_pressed'] } },
+      element:
+        actions[actionId]!.type === 'static_select'
+          ? { type: 'static_select', action_id: actionId }
+          : { type: 'plain_text_input', action_id: actionId, dispatch_action_config: { trigger_actions_on: ['on_enter_pressed'] } },
     })),
   );
   return {

@@ -43,6 +43,7 @@ class RecordingChannel implements ApprovalChannel {
   async escalated(r: ApprovalRecord): Promise<void> {
     this.escalations.push(r);
   }
+  async grantChanged(): Promise<void> {}
 }
 
 describe('escalation', () => {

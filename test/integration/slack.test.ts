@@ -34,6 +34,10 @@ rules:
     match: { methods: [POST], hosts: [127.0.0.1], ports: [${up.port}], paths: ["/transfers/**"] }
     action: approve
     approval: { approvers: [data-owners], required: 2, wait: 30s, expires: 10m, channel: "#ai-approvals" }
+  - id: queries
+    match: { methods: [POST], hosts: [127.0.0.1], ports: [${up.port}], paths: ["/queries/**"] }
+    action: approve
+    approval: { approvers: [data-owners], wait: 30s, expires: 10m, channel: "#ai-approvals", grants: { maxDuration: 1h, maxUses: 5 } }
   - id: fleeting
     match: { methods: [POST], hosts: [127.0.0.1], ports: [${up.port}], paths: ["/fleeting/**"] }
     action: approve
@@ -158,6 +162,55 @@ describe('Slack approvals (HTTP delivery)', () => {
     const shown = await fetch(`${al.adminUrl}/v1/approvals/${id}`, { headers: { authorization: `Bearer ${BOB_TOKEN}` } });
     const v = ((await shown.json()) as { approval: { edit: { by: string } | null } }).approval;
     assert.equal(v.edit?.by, 'dana@example.com');
+  });
+
+  it('Approve & grant…: a modal within the rule\'s caps; the grant is announced with Revoke, updated on use, and revoked by another approver', async () => {
+    const json = ['-H', 'content-type: application/json'];
+    const { client, id } = await hold('/queries/orders', '{"table":"orders"}', json);
+    let from = slack.calls.length;
+    assert.equal((await click(USERS.dana, 'airlock_grant', id)).status, 200);
+    const opened = await slack.waitFor('views.open', from);
+    const view = (typeof opened.args.view === 'string' ? JSON.parse(opened.args.view) : opened.args.view) as { private_metadata: string; callback_id: string };
+    const submit = (uses: string) =>
+      postSlackInteraction(
+        events,
+        SECRET,
+        viewSubmissionPayload({
+          userId: USERS.dana.id,
+          callbackId: view.callback_id,
+          privateMetadata: view.private_metadata,
+          values: {
+            grant_for: { value: { type: 'static_select', selected_option: { text: { type: 'plain_text', text: '30m' }, value: '30m' } } },
+            grant_uses: { value: { type: 'plain_text_input', value: uses } },
+            grant_pin: { value: { type: 'plain_text_input', value: '/table' } },
+          },
+        }),
+      );
+    const tooMany = await submit('9');
+    assert.match(tooMany.body, /"response_action":"errors".*more than this rule allows \(5\)/);
+    from = slack.calls.length;
+    assert.equal((await submit('2')).status, 200);
+    assert.equal((await client).stdout.split('\n').at(-1), '200', 'the approved request goes');
+    const announced = await slack.waitFor('chat.postMessage', from);
+    assert.match(JSON.stringify(announced.args.blocks), /Grant\*.*billing-bot may .*where `\/table` = `\\"orders\\"`.*2 of 2 uses left/);
+    const revoke = buttons(announced.args.blocks).find((b) => b.action_id === 'airlock_revoke_grant');
+    assert.ok(revoke?.value);
+
+    from = slack.calls.length;
+    const used = await run('curl', ['-sS', '-x', al.proxyUrl, ...json, '-d', '{"table":"orders"}', '-D', '-', '-o', '/dev/null', `${up.origin}/queries/orders`]);
+    assert.match(used.stdout, new RegExp(`airlock-grant-id: ${revoke.value}`, 'i'));
+    assert.match(JSON.stringify((await slack.waitFor('chat.update', from)).args.blocks), /1 of 2 uses left/);
+
+    from = slack.calls.length;
+    assert.equal((await click(USERS.eve, 'airlock_revoke_grant', revoke.value)).status, 200);
+    assert.match(String((await slack.waitFor('chat.postEphemeral', from)).args.text), /not an approver of rule queries/);
+    from = slack.calls.length;
+    assert.equal((await click(USERS.carl, 'airlock_revoke_grant', revoke.value)).status, 200);
+    const revoked = await slack.waitFor('chat.update', from);
+    assert.match(JSON.stringify(revoked.args.blocks), /Revoked\* by carl@example\.com/);
+    assert.equal(buttons(revoked.args.blocks).length, 0);
+    const after = await run('curl', ['-sS', '-x', al.proxyUrl, ...json, '-H', 'prefer: respond-async', '-d', '{"table":"orders"}', '-w', '\n%{http_code}', `${up.origin}/queries/orders`]);
+    assert.equal(after.stdout.split('\n').at(-1), '202', 'revoked: it asks again');
   });
 
   it('two approvers: a user-group member then an approver listed by email; the message shows 1 of 2 in between', async () => {

@@ -66,6 +66,7 @@ export function makeRecord(base: number, over: Partial<ApprovalRecord> = {}): Ap
     escalation: null,
     escalatedAt: null,
     probes: null,
+    grantCaps: null,
     ...over,
   };
 }

@@ -55,6 +55,7 @@ function record(over: Partial<ApprovalRecord> = {}, request: Partial<ApprovalRec
     escalation: null,
     escalatedAt: null,
     probes: null,
+    grantCaps: null,
     slack: null,
     ...over,
   };

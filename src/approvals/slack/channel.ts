@@ -3,8 +3,11 @@ import { App, LogLevel, type BlockAction, type ButtonAction } from '@slack/bolt'
 import type { WebClient } from '@slack/web-api';
 import type { Logger } from '../../log.js';
 import type { CompiledPolicy } from '../../policy/types.js';
-import { asVotedOn, selfApproval, type ApprovalChannel, type ApprovalService, type Redecide } from '../service.js';
+import { asVotedOn, eligibleFor, selfApproval, type ApprovalChannel, type ApprovalService, type Redecide } from '../service.js';
 import { EDIT_ACTION, EDIT_BODY_BLOCK, EDIT_MODAL, editFromModal, editModal } from './edit-modal.js';
+import { GRANT_ACTION, GRANT_FOR_BLOCK, GRANT_MODAL, GRANT_USES_BLOCK, grantFromModal, grantMessage, grantModal, REVOKE_GRANT_ACTION } from './grants.js';
+import { parseGrant, type GrantState } from '../grants.js';
+import { parseDuration } from '../../policy/duration.js';
 import { asDecided, type ApprovalRecord } from '../types.js';
 import { SlackHttpReceiver } from './receiver.js';
 import {
@@ -208,6 +211,22 @@ export class SlackChannel implements ApprovalChannel {
     await this.tracked(() => this.app.client.chat.postMessage({ channel, ...message, unfurl_links: false, unfurl_media: false }));
   }
 
+  /** A new grant is announced where its approval was asked; later changes update that message. */
+  async grantChanged(g: GrantState): Promise<void> {
+    const message = grantMessage(g, Date.now());
+    if (g.slack !== null) {
+      const ref = g.slack;
+      await this.tracked(() => this.app.client.chat.update({ channel: ref.channel, ts: ref.ts, ...message }));
+      return;
+    }
+    // Only a fresh grant is posted: a use racing its announcement must not post a second message.
+    if (g.usesLeft !== g.uses || g.revokedAt !== null) return;
+    const channel = (await this.approvals.get(g.approvalId))?.channel ?? this.config.defaultChannel;
+    if (!channel) return;
+    const posted = await this.tracked(() => this.app.client.chat.postMessage({ channel, ...message, unfurl_links: false, unfurl_media: false }));
+    if (posted.ts && posted.channel) await this.approvals.setGrantMessage(g.id, { channel: posted.channel, ts: posted.ts });
+  }
+
   async changed(r: ApprovalRecord): Promise<void> {
     const ref = r.slack ?? (await this.approvals.get(r.id))?.slack;
     if (!ref) return;
@@ -251,17 +270,76 @@ export class SlackChannel implements ApprovalChannel {
       }
       const record = await this.approvals.get(asked.id);
       const clicker = await this.clicker(client, body.user.id);
-      const allowed = record !== null && (await this.mayDecide(client, asVotedOn(this.policy(), record), clicker));
+      const allowed = record !== null && (await this.mayDecide(client, asVotedOn(this.policy(), record).eligible, clicker));
       const name = clicker.email ?? `slack:${body.user.id}`;
       // Whether the editor may decide the edited request too (its rule may have other approvers).
       const mayVote = (r: ApprovalRecord, approver: string): string | null =>
-        allowed && this.mayDecideNow(r, clicker) ? selfApproval(r, approver) : `you are not an approver of rule ${r.rule}`;
+        allowed && this.mayDecideNow(r.eligible, clicker) ? selfApproval(r, approver) : `you are not an approver of rule ${r.rule}`;
       const outcome = await this.approvals.approveWithEdit(asked.id, name, asked.edit, this.policy(), this.redecide, mayVote);
       if (!outcome.ok) {
         await ack({ response_action: 'errors', errors: { [EDIT_BODY_BLOCK]: outcome.message.slice(0, 2000) } });
         return;
       }
       await ack();
+    });
+    this.app.action<BlockAction<ButtonAction>>(GRANT_ACTION, async ({ ack, body, action, client }) => {
+      await ack();
+      const record = await this.approvals.get(action.value ?? '');
+      const channel = body.channel?.id ?? null;
+      if (record === null || record.state !== 'pending' || record.grantCaps === null) {
+        if (channel) await client.chat.postEphemeral({ channel, user: body.user.id, text: record?.state === 'pending' ? 'This rule allows no grants.' : `This request is already ${record?.state ?? 'gone'}.` });
+        return;
+      }
+      await client.views.open({ trigger_id: body.trigger_id, view: grantModal(record, channel ?? '') });
+    });
+    this.app.view(GRANT_MODAL, async ({ ack, body, view, client }) => {
+      const asked = grantFromModal(view.state.values, view.private_metadata);
+      if ('error' in asked) {
+        await ack({ response_action: 'errors', errors: { [asked.block]: asked.error } });
+        return;
+      }
+      const record = await this.approvals.get(asked.id);
+      if (record === null || record.state !== 'pending') {
+        await ack({ response_action: 'errors', errors: { [GRANT_FOR_BLOCK]: `This request is already ${record?.state ?? 'gone'}.` } });
+        return;
+      }
+      const decided = asDecided(record);
+      const ask = parseGrant(asked.grant, this.policy().rules.find((r) => r.id === decided.rule)?.approval?.grants, parseDuration);
+      if (typeof ask === 'string') {
+        await ack({ response_action: 'errors', errors: { [GRANT_USES_BLOCK]: ask } });
+        return;
+      }
+      if (decided.approvals.length + 1 < decided.required) {
+        await ack({ response_action: 'errors', errors: { [GRANT_FOR_BLOCK]: `A grant comes with the approval that completes it: yours would be ${decided.approvals.length + 1} of ${decided.required}. Approve instead.` } });
+        return;
+      }
+      const clicker = await this.clicker(client, body.user.id);
+      const allowed = await this.mayDecide(client, asVotedOn(this.policy(), record).eligible, clicker);
+      const name = clicker.email ?? `slack:${body.user.id}`;
+      const outcome = await this.approvals.vote(asked.id, name, 'approve', null, (r, approver) => (allowed ? selfApproval(r, approver) : `you are not an approver of rule ${asDecided(r).rule}`));
+      if (!outcome.ok) {
+        await ack({ response_action: 'errors', errors: { [GRANT_FOR_BLOCK]: outcome.message.slice(0, 2000) } });
+        return;
+      }
+      await ack();
+      const made = await this.approvals.grant(outcome.record, name, ask);
+      if (!made.ok && asked.channel) await client.chat.postEphemeral({ channel: asked.channel, user: body.user.id, text: `Approved, but no grant: ${made.message}` });
+    });
+    this.app.action<BlockAction<ButtonAction>>(REVOKE_GRANT_ACTION, async ({ ack, body, action, client }) => {
+      await ack();
+      const tell = async (text: string): Promise<void> => {
+        if (body.channel?.id) await client.chat.postEphemeral({ channel: body.channel.id, user: body.user.id, text });
+      };
+      const grant = (await this.approvals.listGrants()).find((g) => g.id === action.value);
+      if (!grant) return tell('This grant can no longer be used.');
+      const clicker = await this.clicker(client, body.user.id);
+      const name = clicker.email ?? `slack:${body.user.id}`;
+      const settings = this.policy().rules.find((r) => r.id === grant.rule)?.approval;
+      const deciders = eligibleFor(this.policy(), settings?.approvers ?? []);
+      if (name !== grant.by && !(await this.mayDecide(client, deciders, clicker))) {
+        return tell(`You are not an approver of rule ${grant.rule}.`);
+      }
+      if ((await this.approvals.revokeGrant(grant.id, name)) === null) await tell('This grant can no longer be used.');
     });
     this.app.view(DENY_REASON_MODAL, async ({ ack, body, view, client }) => {
       const reason = view.state.values[DENY_REASON_BLOCK]?.[DENY_REASON_INPUT]?.value?.trim() ?? '';
@@ -282,7 +360,7 @@ export class SlackChannel implements ApprovalChannel {
     const record = await this.approvals.get(id);
     if (!record) return tell('This approval no longer exists.');
     const clicker = await this.clicker(client, userId);
-    const allowed = await this.mayDecide(client, asVotedOn(this.policy(), record), clicker);
+    const allowed = await this.mayDecide(client, asVotedOn(this.policy(), record).eligible, clicker);
     // API approvers are named by email: the same person is one approver whichever way they decide.
     const name = clicker.email ?? `slack:${userId}`;
     const outcome = await this.approvals.vote(id, name, verdict, reason, (r, approver) =>
@@ -292,21 +370,21 @@ export class SlackChannel implements ApprovalChannel {
   }
 
   /** mayDecide without asking Slack: listed by id or email, or in a user group already looked up. */
-  private mayDecideNow(r: ApprovalRecord, who: Clicker): boolean {
-    for (const entry of r.eligible.slack) {
+  private mayDecideNow(eligible: ApprovalRecord['eligible'], who: Clicker): boolean {
+    for (const entry of eligible.slack) {
       if (entry === who.id) return true;
       if (entry.includes('@') && who.email !== null && entry.toLowerCase() === who.email) return true;
       if (/^S[A-Z0-9]+$/.test(entry) && this.cachedGroup(entry)?.has(who.id) === true) return true;
     }
-    return who.email !== null && r.eligible.api.some((a) => a.toLowerCase() === who.email);
+    return who.email !== null && eligible.api.some((a) => a.toLowerCase() === who.email);
   }
 
-  private async mayDecide(client: WebClient, r: ApprovalRecord, who: Clicker): Promise<boolean> {
-    if (this.mayDecideNow(r, who)) return true;
-    const groups = r.eligible.slack.filter((entry) => /^S[A-Z0-9]+$/.test(entry));
+  private async mayDecide(client: WebClient, eligible: ApprovalRecord['eligible'], who: Clicker): Promise<boolean> {
+    if (this.mayDecideNow(eligible, who)) return true;
+    const groups = eligible.slack.filter((entry) => /^S[A-Z0-9]+$/.test(entry));
     if (groups.length === 0) return false;
     for (const g of groups) await this.groupMembers(client, g);
-    return this.mayDecideNow(r, who);
+    return this.mayDecideNow(eligible, who);
   }
 
   private cachedGroup(group: string): Set<string> | null {

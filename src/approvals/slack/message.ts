@@ -21,6 +21,7 @@ import { elideMiddle, visibleChar } from '../../text/visible.js';
 import { bodyPreview } from '../redact-body.js';
 import { describeHistory } from '../impact.js';
 import { EDIT_ACTION } from './edit-modal.js';
+import { GRANT_ACTION } from './grants.js';
 import { asDecided, BY_POLICY, type ApprovalRecord, type ApprovalState } from '../types.js';
 
 type KnownBlock = Slack.KnownBlock;
@@ -178,7 +179,7 @@ function names(labels: readonly string[], max: number): string {
 }
 
 /** Slack's date formatting: shown in the reader's time zone, with a UTC fallback. */
-function slackDate(ms: number): string {
+export function slackDate(ms: number): string {
   const fallback = `${new Date(ms).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
   return `<!date^${Math.floor(ms / 1000)}^{date_short_pretty} at {time}|${fallback}>`;
 }
@@ -344,6 +345,7 @@ export function approvalRequestMessage(r: ApprovalRecord, opts: { now: number })
       button('Deny', DENY_ACTION, r.id, 'danger'),
       button('Deny with reason…', DENY_REASON_ACTION, r.id),
       button('Edit & approve…', EDIT_ACTION, r.id),
+      ...(r.grantCaps !== null ? [button('Approve & grant…', GRANT_ACTION, r.id)] : []),
     ],
   });
   const count = r.approvals.length > 0 ? ` (${r.approvals.length} of ${r.required})` : '';
