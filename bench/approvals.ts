@@ -446,6 +446,8 @@ async function startReplica(name: string, dir: string, policies: string, redisUr
       '--audit', auditFile,
       '--allow-destination', '127.0.0.0/8',
       '--replica', name,
+      // Every held request is a connection: above the default cap of 8192.
+      '--max-connections', '200000',
       ...(redisUrl ? ['--redis', redisUrl] : []),
     ],
     {
@@ -746,6 +748,8 @@ async function main(): Promise<void> {
       join(policies, 'bench.yaml'),
       `version: 1
 defaults: { action: deny }
+# Every held request comes from one anonymous caller: lift the per-identity cap on pending approvals.
+limits: { pendingApprovals: 1000000 }
 approvers:
   bench-approvers: { api: [bench@example.com] }
 approverTokens:

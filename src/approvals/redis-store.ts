@@ -841,9 +841,13 @@ export class RedisStore implements ApprovalStore {
       .slice(0, limit);
   }
 
-  async countPending(identity: string | null, now: number): Promise<number> {
+  async countPending(identity: string | null, now: number, cap?: number): Promise<number> {
     const key = this.pendingKey(identity);
     await this.command.zremrangebyscore(key, '-inf', String(now));
+    // Entries outlive their record's pending time, so the set's size is an upper bound: below the cap,
+    // it settles the comparison without reading every entry's state (O(log n) per held request).
+    const bound = await this.command.zcard(key);
+    if (cap !== undefined && bound < cap) return bound;
     const members = await this.command.zrange(key, '0', '-1');
     const states = await Promise.all(
       members.map((member) => {
@@ -957,25 +961,23 @@ export class RedisStore implements ApprovalStore {
   }
 
   /** One sorted set per identity and rule: members `outcome:id`, scored by when; kept for 30 days. */
-  private historyKey(identity: string | null, rule: string): string {
-    return `${this.prefix}:history:${createHash('sha256').update(JSON.stringify([identity, rule])).digest('hex').slice(0, 32)}`;
+  /** One sorted set per identity, rule and outcome: approval ids scored by when; counted with ZCOUNT. */
+  private historyKey(identity: string | null, rule: string, outcome: keyof History): string {
+    return `${this.prefix}:history:${createHash('sha256').update(JSON.stringify([identity, rule])).digest('hex').slice(0, 32)}:${outcome}`;
   }
 
   async noteOutcome(identity: string | null, rule: string, outcome: keyof History, id: string, at: number): Promise<void> {
-    const key = this.historyKey(identity, rule);
-    await this.command.zadd(key, at, `${outcome}:${id}`);
+    const key = this.historyKey(identity, rule, outcome);
+    await this.command.zadd(key, at, id);
     await this.command.zremrangebyscore(key, '-inf', String(at - HISTORY_WINDOW_MS));
     await this.command.pexpire(key, HISTORY_WINDOW_MS);
   }
 
   async history(identity: string | null, rule: string, now: number): Promise<History> {
-    const members = await this.command.zrangebyscore(this.historyKey(identity, rule), String(now - HISTORY_WINDOW_MS), String(now));
-    const h: History = { approved: 0, denied: 0, expired: 0 };
-    for (const m of members) {
-      const outcome = m.slice(0, m.indexOf(':'));
-      if (outcome === 'approved' || outcome === 'denied' || outcome === 'expired') h[outcome]++;
-    }
-    return h;
+    const [approved, denied, expired] = await Promise.all(
+      (['approved', 'denied', 'expired'] as const).map((o) => this.command.zcount(this.historyKey(identity, rule, o), String(now - HISTORY_WINDOW_MS), String(now))),
+    );
+    return { approved: approved!, denied: denied!, expired: expired! };
   }
 
   private grantKey(id: string): string {

@@ -242,8 +242,9 @@ export class ApprovalService {
     return (await this.deps.store.findActive(identity, digest, this.now())) !== null;
   }
 
-  countPending(identity: string | null): Promise<number> {
-    return this.deps.store.countPending(identity, this.now());
+  /** See ApprovalStore.countPending: exact at or above `cap`. */
+  countPending(identity: string | null, cap?: number): Promise<number> {
+    return this.deps.store.countPending(identity, this.now(), cap);
   }
 
   get(id: string): Promise<ApprovalRecord | null> {

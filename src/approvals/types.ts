@@ -195,9 +195,10 @@ export interface ApprovalStore {
   findActive(identity: string | null, digest: string, now: number): Promise<ApprovalRecord | null>;
   /**
    * How many requests of `identity` (null: anonymous callers) are pending: what caps how many one
-   * agent can put in front of approvers at once.
+   * agent can put in front of approvers at once. With `cap`, a store may answer any number below
+   * `cap` when the exact count is below it (only the comparison with the cap is then exact).
    */
-  countPending(identity: string | null, now: number): Promise<number>;
+  countPending(identity: string | null, now: number, cap?: number): Promise<number>;
   /**
    * Expire every unfinished record past its `expiresAt` (pending: nobody decided; approved: not spent)
    * and return their ids: what no held request waits for still gets expired, and recorded.

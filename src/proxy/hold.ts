@@ -76,7 +76,7 @@ export async function holdForApproval(x: Exchange, canon: CanonicalRequest, deci
     if (granted === null) {
       // One agent may not flood approvers: past its cap, only requests that join an approval get through.
       const cap = (canon.identity && x.policy.identities.get(canon.identity.id)?.pendingApprovals) || x.policy.pendingApprovals;
-      if (!active && (await approvals.countPending(identity)) >= cap) {
+      if (!active && (await approvals.countPending(identity, cap)) >= cap) {
         const message = `${identity === null ? 'anonymous callers' : `identity ${identity}`} already ${identity === null ? 'have' : 'has'} ${cap} requests waiting for approval; wait for decisions before asking for more`;
         ctx.audit.write({ event: 'approval_limited', request_id: x.requestId, identity, rule, limit: cap, reason: message });
         return x.refuse({ status: 429, code: 'too_many_requests', message, rule, headers: { 'retry-after': '60' } }, canon, decision);

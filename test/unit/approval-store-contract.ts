@@ -524,6 +524,10 @@ export function approvalStoreContract(name: string, makeStores: () => Promise<St
           await b.decide(recs[0]!.id, { approver: 'bob@example.com', verdict: 'deny' }, now + 2);
           await b.cancel(recs[1]!.id, bot, null, now + 2);
           assert.equal(await a.countPending(bot, now + 3), 1);
+          // With a cap, only the comparison with it is exact: 1 pending is below 2, and at 1.
+          assert.ok((await a.countPending(bot, now + 3, 2)) < 2);
+          assert.ok((await b.countPending(bot, now + 3, 1)) >= 1);
+          assert.equal(await b.countPending(bot, now + 3, 1), 1, 'at the cap: exact');
           assert.equal(await a.countPending(bot, recs[2]!.expiresAt), 0, 'expired');
           assert.equal(await a.countPending(null, now), 0);
         }));
