@@ -12,6 +12,7 @@ import {
   type DecideResult,
   type ForwardOutcome,
   type SlackMessageRef,
+  type Notice,
   type StateChange,
   type Vote,
   type ApprovalEdit,
@@ -63,6 +64,8 @@ export class MemoryStore implements ApprovalStore {
     for (const [id, r] of this.records) {
       if (now < this.finishedAt(r) + this.retentionMs) continue;
       this.records.delete(id);
+      this.versions.delete(id);
+      this.notices.delete(id);
       this.release(r);
       removed++;
     }
@@ -87,8 +90,17 @@ export class MemoryStore implements ApprovalStore {
     if (this.active.get(key) === r.id) this.active.delete(key);
   }
 
-  private announce(r: ApprovalRecord): void {
+  /** Each record's count of changes people are told about (the Redis store keeps it in the record). */
+  private readonly versions = new Map<string, number>();
+  private readonly notices = new Map<string, Set<number>>();
+
+  private announce(r: ApprovalRecord, what: Notice['what'] | 'quiet' = 'changed'): void {
     const change: StateChange = { id: r.id, state: r.state, holder: r.holder };
+    if (what !== 'quiet') {
+      const version = (this.versions.get(r.id) ?? 0) + 1;
+      this.versions.set(r.id, version);
+      change.notice = { what, version };
+    }
     for (const l of [...this.listeners]) {
       try {
         l({ ...change });
@@ -149,7 +161,7 @@ export class MemoryStore implements ApprovalStore {
     };
     this.records.set(fresh.id, fresh);
     this.active.set(key, fresh.id);
-    this.announce(fresh);
+    this.announce(fresh, 'requested');
     return { created: true, record: structuredClone(fresh) };
   }
 
@@ -187,10 +199,20 @@ export class MemoryStore implements ApprovalStore {
       const r = this.load(id, now);
       if (r === null || r.state !== 'pending' || r.escalation === null || r.escalatedAt !== null || now < r.escalation.at) continue;
       r.escalatedAt = now;
-      this.announce(r);
+      this.announce(r, 'escalated');
       out.push(structuredClone(r));
     }
     return out;
+  }
+
+  async claimNotice(id: string, version: number): Promise<boolean> {
+    this.assertOpen();
+    if (!this.records.has(id)) return false;
+    let told = this.notices.get(id);
+    if (told === undefined) this.notices.set(id, (told = new Set()));
+    if (told.has(version)) return false;
+    told.add(version);
+    return true;
   }
 
   async claimExpiryRecord(id: string): Promise<boolean> {
@@ -317,7 +339,7 @@ export class MemoryStore implements ApprovalStore {
     const r = this.records.get(id);
     if (r === undefined) return;
     r.holder = holder;
-    this.announce(r);
+    this.announce(r, 'quiet');
   }
 
   private readonly outcomes = new Map<string, { outcome: keyof History; id: string; at: number }[]>();
@@ -385,13 +407,17 @@ export class MemoryStore implements ApprovalStore {
   async setProbes(id: string, results: ProbeResult[]): Promise<void> {
     this.assertOpen();
     const r = this.records.get(id);
-    if (r !== undefined) r.probes = structuredClone(results);
+    if (r === undefined) return;
+    r.probes = structuredClone(results);
+    this.announce(r);
   }
 
   async setForwarded(id: string, outcome: ForwardOutcome): Promise<void> {
     this.assertOpen();
     const r = this.records.get(id);
-    if (r !== undefined) r.forwarded = { status: outcome.status, at: outcome.at };
+    if (r === undefined) return;
+    r.forwarded = { status: outcome.status, at: outcome.at };
+    this.announce(r);
   }
 
   async setSlackMessage(id: string, ref: SlackMessageRef): Promise<void> {

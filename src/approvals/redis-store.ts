@@ -34,6 +34,7 @@ import {
   type DecideResult,
   type ForwardOutcome,
   type SlackMessageRef,
+  type Notice,
   type StateChange,
   type Vote,
   type ApprovalEdit,
@@ -80,9 +81,14 @@ local NOW = tonumber(ARGV[1])
 local CHANNEL = ARGV[2]
 local FINISH_AT = ARGV[3]
 
-local function publish(rec)
+-- Announce a change. \`what\` says what people should be told ('requested', 'changed', 'escalated'),
+-- each such change numbered by the record's version (a channel tells it once: see claimNotice);
+-- 'quiet' announces without a new version (who holds the request: nothing to tell people).
+local function publish(rec, what)
   local f = redis.call('HMGET', rec, 'idj', 'state', 'holder')
-  redis.call('PUBLISH', CHANNEL, '{"id":' .. f[1] .. ',"state":"' .. f[2] .. '","holder":' .. f[3] .. '}')
+  local version = ''
+  if what ~= 'quiet' then version = ',"version":' .. redis.call('HINCRBY', rec, 'version', 1) end
+  redis.call('PUBLISH', CHANNEL, '{"id":' .. f[1] .. ',"state":"' .. f[2] .. '","holder":' .. f[3] .. ',"what":"' .. what .. '"' .. version .. '}')
 end
 
 -- The record no longer answers for its identity+digest: drop the join pointer if it points here.
@@ -96,7 +102,7 @@ end
 -- delete the key at once.
 local function finish(rec, active, keep_pointer)
   if not keep_pointer then release(rec, active) end
-  publish(rec)
+  publish(rec, 'changed')
   local out = redis.call('HGETALL', rec)
   redis.call('PEXPIREAT', rec, FINISH_AT)
   return {'ok', out}
@@ -114,7 +120,7 @@ local function expire_due(rec, active)
       redis.call('HSET', rec, 'state', 'expired')
     end
     release(rec, active)
-    publish(rec)
+    publish(rec, 'changed')
     return 'expired'
   end
   return st
@@ -183,7 +189,7 @@ redis.call('HSET', KEYS[1], 'idj', ARGV[4], 'doc', ARGV[5], 'state', 'pending', 
 redis.call('PEXPIREAT', KEYS[1], ARGV[9])
 redis.call('SET', KEYS[2], KEYS[1])
 redis.call('PEXPIREAT', KEYS[2], ARGV[6])
-publish(KEYS[1])
+publish(KEYS[1], 'requested')
 return {'created'}
 `,
   },
@@ -216,7 +222,7 @@ redis.call('HSET', KEYS[1], 'votes', votes)
 if #list + 1 >= tonumber(redis.call('HGET', KEYS[1], 'required')) then
   redis.call('HSET', KEYS[1], 'state', 'approved', 'decidedAt', ARGV[1], 'decidedBy', ARGV[5])
 end
-publish(KEYS[1])
+publish(KEYS[1], 'changed')
 return {'ok', redis.call('HGETALL', KEYS[1])}
 `,
   },
@@ -234,7 +240,7 @@ redis.call('HSET', KEYS[1], 'op:' .. ARGV[8], '1', 'edit', ARGV[4], 'required', 
 if ARGV[6] ~= '[]' and tonumber(ARGV[5]) <= 1 then
   redis.call('HSET', KEYS[1], 'state', 'approved', 'decidedAt', ARGV[1], 'decidedBy', ARGV[7])
 end
-publish(KEYS[1])
+publish(KEYS[1], 'changed')
 return {'ok', redis.call('HGETALL', KEYS[1])}
 `,
   },
@@ -272,7 +278,7 @@ return finish(KEYS[1], KEYS[2])
 local st = expire_due(KEYS[1], KEYS[2])
 if st ~= 'pending' then return {'no'} end
 if redis.call('HSETNX', KEYS[1], 'escalatedAt', ARGV[1]) == 0 then return {'no'} end
-publish(KEYS[1])
+publish(KEYS[1], 'escalated')
 return {'ok', redis.call('HGETALL', KEYS[1])}
 `,
   },
@@ -294,12 +300,14 @@ redis.call('HSET', KEYS[1], 'revokedAt', ARGV[1], 'revokedBy', ARGV[4])
 return {'ok', redis.call('HGETALL', KEYS[1])}
 `,
   },
-  // KEYS: record. ARGV[4] field name, [5] its JSON value. For fields nobody waits on (not announced).
+  // KEYS: record. ARGV[4] field name, [5] its JSON value, [6] '1' when people should see it (a changed
+  // message). No state changes: nobody waits on these.
   airlockSetField: {
     keys: 1,
     lua: `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
 redis.call('HSET', KEYS[1], ARGV[4], ARGV[5])
+if ARGV[6] == '1' then publish(KEYS[1], 'changed') end
 return {'ok'}
 `,
   },
@@ -309,7 +317,7 @@ return {'ok'}
     lua: `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
 redis.call('HSET', KEYS[1], 'holder', ARGV[4])
-publish(KEYS[1])
+publish(KEYS[1], 'quiet')
 return {'ok'}
 `,
   },
@@ -320,6 +328,7 @@ type ScriptReply = [string, string[]?];
 type ScriptFn = (...keysAndArgs: (string | number)[]) => Promise<unknown>;
 
 const STATES: ReadonlySet<string> = new Set<ApprovalState>(['pending', 'approved', 'denied', 'expired', 'cancelled', 'executed']);
+const WHATS: ReadonlySet<string> = new Set(['requested', 'changed', 'escalated', 'quiet']);
 
 /** The immutable part of a record, stored as JSON in the `doc` field. */
 type RecordDoc = Omit<
@@ -387,10 +396,12 @@ function parseChange(message: string): StateChange | null {
   try {
     const v = JSON.parse(message) as unknown;
     if (typeof v !== 'object' || v === null) return null;
-    const { id, state, holder } = v as Record<string, unknown>;
+    const { id, state, holder, what, version } = v as Record<string, unknown>;
     if (typeof id !== 'string' || typeof state !== 'string' || !STATES.has(state)) return null;
     if (holder !== null && holder !== undefined && typeof holder !== 'string') return null;
-    return { id, state: state as ApprovalState, holder: holder ?? null };
+    const change: StateChange = { id, state: state as ApprovalState, holder: holder ?? null };
+    if (typeof what === 'string' && WHATS.has(what) && what !== 'quiet' && typeof version === 'number') return { ...change, notice: { what: what as Notice['what'], version } };
+    return change;
   } catch {
     return null;
   }
@@ -818,6 +829,12 @@ export class RedisStore implements ApprovalStore {
     return expired;
   }
 
+  async claimNotice(id: string, version: number): Promise<boolean> {
+    const tag = await this.tagOf(id);
+    if (tag === null) return false;
+    return (await this.command.hsetnx(this.recordKey(tag, id), `notice:${version}`, '1')) === 1;
+  }
+
   async claimExpiryRecord(id: string): Promise<boolean> {
     const tag = await this.tagOf(id);
     if (tag === null) return false;
@@ -1048,7 +1065,7 @@ export class RedisStore implements ApprovalStore {
   private async setField(id: string, field: 'slack' | 'forwarded' | 'probes', value: object): Promise<void> {
     const tag = await this.tagOf(id);
     if (tag === null) return;
-    await this.run('airlockSetField', [this.recordKey(tag, id)], Date.now(), field, JSON.stringify(value));
+    await this.run('airlockSetField', [this.recordKey(tag, id)], Date.now(), field, JSON.stringify(value), field === 'slack' ? '0' : '1');
   }
 
   subscribe(listener: (change: StateChange) => void): () => void {

@@ -8,7 +8,7 @@ import { grantCovers, pinsOf, type Grant, type GrantAsk, type GrantState } from 
 import { impactOf, type History } from './impact.js';
 import type { ProbeRunner } from './probes.js';
 import type { StateSealer } from './state-seal.js';
-import { asDecided, BY_POLICY, type ApprovalEdit, type ApprovalRecord, type ApprovalStore, type ClaimResult, type DecideResult, type SlackMessageRef, type StateChange, type StoredRequest } from './types.js';
+import { asDecided, BY_POLICY, type ApprovalEdit, type ApprovalRecord, type Notice, type ApprovalStore, type ClaimResult, type DecideResult, type SlackMessageRef, type StateChange, type StoredRequest } from './types.js';
 
 export interface ApprovalServiceDeps {
   store: ApprovalStore;
@@ -132,6 +132,27 @@ export class ApprovalService {
     }
   }
 
+  /**
+   * Channels hear of every change from the store's announcements, whichever replica (or sidecar)
+   * made it, and each change is told once across replicas (claimed by its version): one message per
+   * approval, updated in place.
+   */
+  private tell(id: string, notice: Notice): void {
+    this.deps.store
+      .claimNotice(id, notice.version)
+      .then(async (mine) => {
+        if (!mine) return;
+        const r = await this.get(id);
+        if (r === null) return;
+        if (notice.what === 'requested') this.notify('requested', r);
+        else {
+          if (notice.what === 'escalated') this.notify('escalated', r);
+          this.notify('changed', r);
+        }
+      })
+      .catch((err: unknown) => this.deps.log.warn({ err, approval_id: id }, 'could not tell the approval channels of a change'));
+  }
+
   private notify(kind: Exclude<keyof ApprovalChannel, 'grantChanged'>, record: ApprovalRecord): void {
     for (const ch of this.channels) {
       ch[kind](record).catch((err: unknown) => this.deps.log.warn({ err, approval_id: record.id }, `approval channel failed (${kind})`));
@@ -227,7 +248,6 @@ export class ApprovalService {
     });
     if (result.created) {
       this.deps.metrics.approvalsRequested.inc({ rule: r.rule });
-      this.notify('requested', r);
       if (settings.probes.length > 0) void this.runProbes(r, settings.probes);
     }
     return result;
@@ -329,7 +349,6 @@ export class ApprovalService {
     });
     this.deps.audit.commit();
     this.deps.metrics.approvalOutcomes.inc({ state: 'executed' });
-    this.notify('changed', r);
     return result;
   }
 
@@ -347,8 +366,6 @@ export class ApprovalService {
         identity: r.identity,
         probes: results.map((p) => ({ name: p.name, state: p.state, ...(p.status !== undefined ? { status: p.status } : {}), ...(p.error !== undefined ? { error: p.error } : {}), ms: p.ms })),
       });
-      const now = await this.get(r.id);
-      if (now !== null) this.notify('changed', now);
     } catch (err) {
       this.deps.log.warn({ err, approval_id: r.id }, 'could not record the impact probes');
     }
@@ -365,11 +382,7 @@ export class ApprovalService {
   forwarded(id: string, status: number): void {
     this.deps.store
       .setForwarded(id, { status, at: this.now() })
-      .then(() => this.get(id))
-      .then(
-        (r) => r && this.notify('changed', r),
-        (err: unknown) => this.deps.log.warn({ err, approval_id: id }, 'could not record what a forwarded approval was answered with'),
-      );
+      .catch((err: unknown) => this.deps.log.warn({ err, approval_id: id }, 'could not record what a forwarded approval was answered with'));
   }
 
   private remember(id: string, until: number, now: number): void {
@@ -387,7 +400,6 @@ export class ApprovalService {
     if (result.ok) {
       this.deps.audit.write({ event: 'approval_decided', request_id: requestId, approval_id: id, state: 'cancelled', identity: by, reason: 'withdrawn by the requesting agent' });
       this.deps.metrics.approvalOutcomes.inc({ state: 'cancelled' });
-      this.notify('changed', result.record);
     }
     return result;
   }
@@ -401,7 +413,6 @@ export class ApprovalService {
     if (result.ok) {
       this.deps.audit.write({ event: 'approval_decided', request_id: requestId, approval_id: id, state: 'cancelled', approver: BY_POLICY, rule: result.record.rule, identity: result.record.identity, reason });
       this.deps.metrics.approvalOutcomes.inc({ state: 'cancelled' });
-      this.notify('changed', result.record);
     }
     return result;
   }
@@ -453,7 +464,6 @@ export class ApprovalService {
       this.deps.metrics.approvalOutcomes.inc({ state: r.state });
       this.deps.metrics.approvalDecisionSeconds.observe({ state: r.state }, (now - r.createdAt) / 1000);
     }
-    this.notify('changed', r);
     return { ok: true, record: r };
   }
 
@@ -539,7 +549,6 @@ export class ApprovalService {
       this.deps.metrics.approvalOutcomes.inc({ state: r.state });
       this.deps.metrics.approvalDecisionSeconds.observe({ state: r.state }, (now - r.createdAt) / 1000);
     }
-    this.notify('changed', r);
     return { ok: true, record: r };
   }
 
@@ -669,6 +678,7 @@ export class ApprovalService {
   }
 
   private onChange(change: StateChange): void {
+    if (change.notice !== undefined && this.channels.length > 0) this.tell(change.id, change.notice);
     // Whichever replica hears of it first records it (claimed in the store): the one that held the
     // request may be gone.
     if (change.state === 'expired') this.recordExpiry(change.id);
@@ -688,8 +698,6 @@ export class ApprovalService {
       channel: r.escalation?.channel ?? undefined,
       reason: `nobody decided within ${Math.round(((r.escalation?.at ?? r.createdAt) - r.createdAt) / 1000)} s`,
     });
-    this.notify('escalated', r);
-    this.notify('changed', r);
   }
 
   /** Expiry happens in the store when a record is next read (or swept); one replica records it. */
@@ -708,7 +716,6 @@ export class ApprovalService {
           reason: wasApproved ? 'approved but not used before it expired' : 'nobody decided before it expired',
         });
         this.deps.metrics.approvalOutcomes.inc({ state: 'expired' });
-        this.notify('changed', r);
       },
       (err: unknown) => this.deps.log.warn({ err, approval_id: id }, 'could not read an expired approval to record it'),
     );

@@ -170,6 +170,14 @@ export interface StateChange {
   id: string;
   state: ApprovalState;
   holder: string | null;
+  /** Set when people should be told (a channel message posted or updated); absent for quiet changes. */
+  notice?: Notice;
+}
+
+/** What to tell approvers about a change, and its number among the record's changes (told once: claimNotice). */
+export interface Notice {
+  what: 'requested' | 'changed' | 'escalated';
+  version: number;
 }
 
 /**
@@ -209,6 +217,8 @@ export interface ApprovalStore {
    * the records this caller escalated (each is escalated by exactly one caller, on any replica).
    */
   escalateDue(now: number): Promise<ApprovalRecord[]>;
+  /** True for exactly one caller per record and version, on any replica: the one that tells the channels. */
+  claimNotice(id: string, version: number): Promise<boolean>;
   /** True for exactly one caller per record, on any replica: the one that writes its expiry to the audit trail. */
   claimExpiryRecord(id: string): Promise<boolean>;
   /** Records, newest first; `state` filters. Finished records are kept for `retentionMs` after they finish. */

@@ -619,7 +619,7 @@ export function approvalStoreContract(name: string, makeStores: () => Promise<St
           const got = await a.get(rec.id, rec.expiresAt + 1);
           assert.equal(got?.state, 'expired');
           assert.equal(got?.decidedAt, rec.expiresAt);
-          assert.deepEqual(await seen, { id: rec.id, state: 'expired', holder: 'replica-a' });
+          assert.deepEqual(await seen, { id: rec.id, state: 'expired', holder: 'replica-a', notice: { what: 'changed', version: 2 } });
           // Stored: even a reader with an older clock sees it expired now.
           assert.equal((await b.get(rec.id, now))?.state, 'expired');
         }));
@@ -869,19 +869,26 @@ export function approvalStoreContract(name: string, makeStores: () => Promise<St
     });
 
     describe('subscribe / setHolder', () => {
-      it('sees changes made through the other instance', () =>
+      it('sees changes made through the other instance, numbered for telling people once; a new holder is quiet', () =>
         withStores(async (a, b) => {
           const now = Date.now();
           const rec = makeRecord(now);
           const created = nextChange(b, (c) => c.id === rec.id && c.state === 'pending');
           await a.createOrJoin(rec, now);
-          assert.deepEqual(await created, { id: rec.id, state: 'pending', holder: 'replica-a' });
+          assert.deepEqual(await created, { id: rec.id, state: 'pending', holder: 'replica-a', notice: { what: 'requested', version: 1 } });
+          const held = nextChange(b, (c) => c.id === rec.id && c.holder === 'replica-b');
+          await a.setHolder(rec.id, 'replica-b');
+          assert.deepEqual(await held, { id: rec.id, state: 'pending', holder: 'replica-b' });
           const decided = nextChange(b, (c) => c.id === rec.id && c.state === 'approved');
           await a.decide(rec.id, { approver: 'bob@example.com', verdict: 'approve' }, now + 1);
-          assert.deepEqual(await decided, { id: rec.id, state: 'approved', holder: 'replica-a' });
+          assert.deepEqual(await decided, { id: rec.id, state: 'approved', holder: 'replica-b', notice: { what: 'changed', version: 2 } });
           const executed = nextChange(a, (c) => c.id === rec.id && c.state === 'executed');
           await b.claim(rec.id, 'replica-b', now + 2);
-          assert.equal((await executed).state, 'executed');
+          assert.deepEqual((await executed).notice, { what: 'changed', version: 3 });
+          // Each version is told by one caller only.
+          const claims = await Promise.all([a.claimNotice(rec.id, 3), b.claimNotice(rec.id, 3), a.claimNotice(rec.id, 3)]);
+          assert.deepEqual(claims.filter(Boolean).length, 1);
+          assert.equal(await a.claimNotice('no-such-id', 1), false);
         }));
 
       it('an unsubscribed listener hears nothing more', () =>
