@@ -7,8 +7,17 @@ export interface HostPort {
   port: number;
 }
 
+/**
+ * What one Airlock process does: `all` (proxy, approvals API, channels: one machine), `proxy` (a
+ * sidecar: decide, hold, forward; no approvals API or channels) or `approvals` (the approvals API,
+ * channels, sweeps and the inbox for a cluster's proxies; no proxy listener; needs Redis).
+ */
+export type Role = 'all' | 'proxy' | 'approvals';
+export const ROLES: readonly Role[] = ['all', 'proxy', 'approvals'];
+
 /** Everything `airlock serve` needs, after flags and environment have been read. */
 export interface ServeConfig {
+  role: Role;
   policies: string;
   listen: HostPort;
   admin: HostPort;

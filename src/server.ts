@@ -27,7 +27,8 @@ import { createPassThrough } from './proxy/pass-through.js';
 import { createUpstreamAgent } from './proxy/upstream.js';
 
 export interface Airlock {
-  proxy: HostPort;
+  /** The proxy listener; null in the approvals role, which has none. */
+  proxy: HostPort | null;
   admin: HostPort;
   policies: PolicyHolder;
   metrics: Metrics;
@@ -112,6 +113,10 @@ async function openInterception(config: ServeConfig): Promise<Interception | nul
 
 /** Start the proxy and admin listeners with the policy folder in force. */
 export async function startAirlock(config: ServeConfig, log: Logger): Promise<Airlock> {
+  const role = config.role;
+  if (role === 'approvals' && config.redis === null) {
+    throw new Error('the approvals role shares approvals with the proxies through Redis: set REDIS_URL (or --redis)');
+  }
   // First: a missing or weak key stops the start before anything is written.
   const sealer = await loadStateSealer(config.stateKey, config.redis !== null);
   const metrics = createMetrics();
@@ -144,9 +149,12 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
   const interception = await openInterception(config);
   const store: ApprovalStore = config.redis ? await openRedisStore(config.redis, config.redisPassword, config.replica, log) : new MemoryStore();
   metrics.watchApprovalStore(() => store.ready());
-  const approvals = new ApprovalService({ store, replica: config.replica, audit, metrics, log, sealer, probe: probeRunner(agent, process.env) });
+  // Proxies (sidecars) hold and forward; sweeping for expiry and escalation, and the channels, are
+  // the approvals service's (or a single Airlock's, in the role `all`).
+  const approvals = new ApprovalService({ store, replica: config.replica, audit, metrics, log, sealer, probe: probeRunner(agent, process.env), sweeps: role !== 'proxy' });
   const redecide = redecider(holder.current, config.maxInspectedBodyBytes);
-  const slack = config.slack ? new (await import('./approvals/slack/channel.js')).SlackChannel(config.slack, approvals, holder.current, log, redecide) : null;
+  if (role === 'proxy' && config.slack) log.warn({}, 'Slack settings are ignored in the proxy role: the approvals service posts to Slack');
+  const slack = config.slack && role !== 'proxy' ? new (await import('./approvals/slack/channel.js')).SlackChannel(config.slack, approvals, holder.current, log, redecide) : null;
   if (slack) {
     approvals.addChannel(slack);
     await slack.start();
@@ -179,21 +187,23 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
   const adminServer = createAdminServer({
     registry: metrics.registry,
     approvals,
+    approvalsApi: role !== 'proxy',
     policy: holder.current,
     redecide,
     slack: slack ? (req, res) => slack.handleHttp(req, res) : null,
     channels,
-    ready: () => (proxyUp ? { ready: true } : { ready: false, reason: 'proxy listener not accepting connections' }),
+    ready: () => (role === 'approvals' || proxyUp ? { ready: true } : { ready: false, reason: 'proxy listener not accepting connections' }),
   });
   // Past this many, new connections are closed at once: a flood cannot take every descriptor.
   proxyServer.maxConnections = config.maxConnections;
-  const proxy = await listen(proxyServer, config.listen);
+  const proxy = role === 'approvals' ? null : await listen(proxyServer, config.listen);
   const admin = await listen(adminServer, config.admin);
-  own = ownAddresses([proxy.host, admin.host, config.listen.host, config.admin.host]);
-  ports = new Set([proxy.port, admin.port]);
-  ownListeners = [proxy, admin];
+  const listeners = proxy === null ? [admin] : [proxy, admin];
+  own = ownAddresses([...listeners.map((l) => l.host), config.listen.host, config.admin.host]);
+  ports = new Set(listeners.map((l) => l.port));
+  ownListeners = listeners;
   guards = new WeakMap();
-  proxyUp = true;
+  proxyUp = proxy !== null;
   proxyServer.on('close', () => (proxyUp = false));
 
   return {
@@ -207,7 +217,7 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
       await holder.close();
       await slack?.stop();
       await approvals.close();
-      await Promise.all([closeServer(proxyServer, graceMs, destroyTunnels), closeServer(adminServer, 0)]);
+      await Promise.all([proxy === null ? Promise.resolve() : closeServer(proxyServer, graceMs, destroyTunnels), closeServer(adminServer, 0)]);
       await agent.close();
       agents.destroy();
       await store.close();

@@ -12,6 +12,8 @@ export interface AdminState {
   ready(): { ready: boolean; reason?: string };
   registry: Registry;
   approvals: ApprovalService;
+  /** False in the proxy role: approvers use the approvals service, not a sidecar. */
+  approvalsApi: boolean;
   policy(): CompiledPolicy;
   /** Decides an approver's edited request again (approve with edits). */
   redecide: Redecide;
@@ -34,6 +36,10 @@ export function createAdminServer(state: AdminState): Server {
     if (path === SLACK_EVENTS_PATH && state.slack) {
       state.slack(req, res);
       return;
+    }
+    const api = path === API_PREFIX || path.startsWith(`${API_PREFIX}/`) || path === GRANTS_PREFIX || path.startsWith(`${GRANTS_PREFIX}/`);
+    if (api && !state.approvalsApi) {
+      return json(res, 404, { error: 'not_found', message: 'this Airlock runs the proxy role: approvals are decided on the approvals service (airlock serve --role approvals)' });
     }
     if (path === API_PREFIX || path.startsWith(`${API_PREFIX}/`)) {
       void handleApprovalsApi(req, res, path, state.approvals, state.policy(), state.redecide);

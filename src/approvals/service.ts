@@ -21,6 +21,8 @@ export interface ApprovalServiceDeps {
   sealer: StateSealer;
   /** Sends a rule's impact probes (probes.ts); without it, probes are not run. */
   probe?: ProbeRunner;
+  /** Whether this process expires and escalates overdue approvals and records their expiry (default true). */
+  sweeps?: boolean;
   now?: () => number;
   /** How often held requests re-read their approval, in case an announcement was lost (default 5 s). */
   recheckMs?: number;
@@ -653,16 +655,7 @@ export class ApprovalService {
    * states are read (store.settled), and one round at a time.
    */
   private recheck(): void {
-    // Unfinished approvals past their expiry are expired even if no request waits for them here.
-    this.deps.store.expireDue(this.now()).then(
-      (ids) => ids.forEach((id) => this.recordExpiry(id)),
-      (err: unknown) => this.deps.log.warn({ err }, 'could not expire overdue approvals; retrying at the next interval'),
-    );
-    // Pending approvals nobody decided in time ask their escalation's group (each once, on one replica).
-    this.deps.store.escalateDue(this.now()).then(
-      (records) => records.forEach((r) => this.escalated(r)),
-      (err: unknown) => this.deps.log.warn({ err }, 'could not escalate overdue approvals; retrying at the next interval'),
-    );
+    if (this.deps.sweeps !== false) this.sweep();
     if (this.rechecking || this.waiters.size === 0) return;
     this.rechecking = true;
     this.deps.store.settled([...this.waiters.keys()], this.now()).then(
@@ -677,11 +670,24 @@ export class ApprovalService {
     );
   }
 
+  /** Expire what is overdue even if no request waits for it here, and escalate what nobody decided in time. */
+  private sweep(): void {
+    this.deps.store.expireDue(this.now()).then(
+      (ids) => ids.forEach((id) => this.recordExpiry(id)),
+      (err: unknown) => this.deps.log.warn({ err }, 'could not expire overdue approvals; retrying at the next interval'),
+    );
+    // Each escalation happens once, on one replica.
+    this.deps.store.escalateDue(this.now()).then(
+      (records) => records.forEach((r) => this.escalated(r)),
+      (err: unknown) => this.deps.log.warn({ err }, 'could not escalate overdue approvals; retrying at the next interval'),
+    );
+  }
+
   private onChange(change: StateChange): void {
     if (change.notice !== undefined && this.channels.length > 0) this.tell(change.id, change.notice);
     // Whichever replica hears of it first records it (claimed in the store): the one that held the
     // request may be gone.
-    if (change.state === 'expired') this.recordExpiry(change.id);
+    if (change.state === 'expired' && this.deps.sweeps !== false) this.recordExpiry(change.id);
     if (change.state === 'pending' || !this.waiters.has(change.id)) return;
     if (change.state === 'approved') for (const w of this.waiters.get(change.id)!) w('approved');
     else this.wakeIfDecided(change.id);

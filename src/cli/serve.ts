@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { hostname } from 'node:os';
-import { formatHostPort, parseHostPort, parseSize, slackFromEnv, storeSecretsFromEnv, type ServeConfig } from '../config.js';
+import { formatHostPort, parseHostPort, parseSize, ROLES, slackFromEnv, storeSecretsFromEnv, type Role, type ServeConfig } from '../config.js';
 import { createLogger } from '../log.js';
 import { parseDuration } from '../policy/duration.js';
 import { formatPolicyError } from '../policy/errors.js';
@@ -8,6 +8,7 @@ import { DEFAULT_UPSTREAM_OPTIONS } from '../proxy/upstream.js';
 import { PolicyLoadError, startAirlock } from '../server.js';
 
 interface ServeFlags {
+  role: string;
   policies: string;
   listen: string;
   admin: string;
@@ -51,7 +52,9 @@ function positiveInt(value: string, flag: string): number {
 
 export function toServeConfig(f: ServeFlags): ServeConfig {
   const timeout = duration(f.upstreamTimeout, '--upstream-timeout');
+  if (!(ROLES as readonly string[]).includes(f.role)) throw new Error(`--role: expected one of ${ROLES.join(', ')}, got "${f.role}"`);
   return {
+    role: f.role as Role,
     policies: f.policies,
     listen: parseHostPort(f.listen, '--listen'),
     admin: parseHostPort(f.admin, '--admin'),
@@ -89,6 +92,7 @@ export function registerServeCommand(program: Command): void {
   program
     .command('serve')
     .description('run the proxy (agent-facing) and admin (operator-facing) listeners')
+    .addOption(new Option('--role <role>', 'all: proxy, approvals API and channels in one process; proxy: a sidecar (decide, hold, forward); approvals: the approvals API, channels and sweeps for a cluster\'s proxies (needs Redis)').env('AIRLOCK_ROLE').default('all'))
     .addOption(new Option('--policies <dir>', 'policy folder').env('AIRLOCK_POLICIES').default('policies'))
     .addOption(new Option('--listen <host:port>', 'proxy listener').env('AIRLOCK_LISTEN').default('127.0.0.1:8080'))
     .addOption(new Option('--admin <host:port>', 'admin listener (health, metrics)').env('AIRLOCK_ADMIN_LISTEN').default('127.0.0.1:9090'))
@@ -137,7 +141,7 @@ export function registerServeCommand(program: Command): void {
         });
         const airlock = await startAirlock(config, log);
         unhandled.count = () => airlock.metrics.unhandledRejections.inc();
-        log.info({ proxy: formatHostPort(airlock.proxy), admin: formatHostPort(airlock.admin), policies: config.policies }, 'airlock listening');
+        log.info({ role: config.role, proxy: airlock.proxy === null ? null : formatHostPort(airlock.proxy), admin: formatHostPort(airlock.admin), policies: config.policies }, 'airlock listening');
         process.on('SIGHUP', () => void airlock.policies.reload(true));
         const stop = (signal: string): void => {
           log.info({ signal }, 'shutting down');

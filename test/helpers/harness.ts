@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SlackConfig } from '../../src/approvals/slack/channel.js';
-import type { ServeConfig } from '../../src/config.js';
+import type { Role, ServeConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { EnvHttpProxyAgent, WebSocket, type Dispatcher } from 'undici';
 import { DEFAULT_UPSTREAM_OPTIONS } from '../../src/proxy/upstream.js';
@@ -67,7 +67,7 @@ export interface TestAirlock {
   airlock: Airlock;
   dir: string;
   auditFile: string;
-  /** `http://127.0.0.1:PORT` of the proxy listener (what agents put in HTTP_PROXY). */
+  /** `http://127.0.0.1:PORT` of the proxy listener (what agents put in HTTP_PROXY); '' in the approvals role. */
   proxyUrl: string;
   adminUrl: string;
   /** Audit events written so far (flushed first). */
@@ -82,7 +82,7 @@ export const TEST_STATE_KEY = 'test-state-key-shared-by-every-replica-of-a-test'
 /** Airlock in this process on free loopback ports, with the given policy files in a temp folder. */
 export async function startTestAirlock(
   files: Record<string, string>,
-  options: { identity?: string; upstreamTimeoutMs?: number; redis?: string; replica?: string; maxHeldBodyBytes?: number; maxInspectedBodyBytes?: number; tunnelIdleMs?: number; maxTunnels?: number; clientHeadersTimeoutMs?: number; clientBodyTimeoutMs?: number; policySettleMs?: number; maxConnections?: number; slack?: SlackConfig; upstreamCaFile?: string; caCertFile?: string; caKeyFile?: string; allowDestinations?: string[]; stateKey?: string; auditSigningKey?: string; auditSignIntervalMs?: number } = {},
+  options: { identity?: string; upstreamTimeoutMs?: number; redis?: string; replica?: string; maxHeldBodyBytes?: number; maxInspectedBodyBytes?: number; tunnelIdleMs?: number; maxTunnels?: number; clientHeadersTimeoutMs?: number; clientBodyTimeoutMs?: number; policySettleMs?: number; maxConnections?: number; slack?: SlackConfig; upstreamCaFile?: string; caCertFile?: string; caKeyFile?: string; allowDestinations?: string[]; stateKey?: string; auditSigningKey?: string; auditSignIntervalMs?: number; role?: Role } = {},
 ): Promise<TestAirlock> {
   const dir = await mkdtemp(join(tmpdir(), 'airlock-test-'));
   const policies = join(dir, 'policies');
@@ -91,6 +91,7 @@ export async function startTestAirlock(
   const auditFile = join(dir, 'audit.jsonl');
   const timeout = options.upstreamTimeoutMs ?? 10_000;
   const config: ServeConfig = {
+    role: options.role ?? 'all',
     policies,
     listen: { host: '127.0.0.1', port: 0 },
     admin: { host: '127.0.0.1', port: 0 },
@@ -125,7 +126,7 @@ export async function startTestAirlock(
     airlock,
     dir: policies,
     auditFile,
-    proxyUrl: `http://127.0.0.1:${airlock.proxy.port}`,
+    proxyUrl: airlock.proxy === null ? '' : `http://127.0.0.1:${airlock.proxy.port}`,
     adminUrl: `http://127.0.0.1:${airlock.admin.port}`,
     async audit() {
       await airlock.audit.flush();
