@@ -1,5 +1,6 @@
 import type { SlackConfig } from './approvals/slack/channel.js';
 import type { StateKeySource } from './approvals/state-seal.js';
+import type { OidcSettings } from './inbox/oidc.js';
 import type { UpstreamOptions } from './proxy/upstream.js';
 
 export interface HostPort {
@@ -37,6 +38,8 @@ export interface ServeConfig {
   policySettleMs: number;
   /** Approval store: null keeps approvals in memory (one instance); a URL shares them through Redis. */
   redis: string | null;
+  /** The web inbox (approvals and all roles), when an OpenID Connect provider is configured. */
+  inbox: InboxConfig | null;
   /** REDIS_PASSWORD: Redis's password kept out of the URL (from a Secret), or null. */
   redisPassword: string | null;
   /** Where the key that seals approval state comes from (required with Redis; see approvals/state-seal.ts). */
@@ -85,6 +88,24 @@ export function slackFromEnv(env: NodeJS.ProcessEnv): SlackConfig | null {
     ...(env.SLACK_API_URL ? { apiUrl: env.SLACK_API_URL } : {}),
     ...(env.SLACK_CHANNEL ? { defaultChannel: env.SLACK_CHANNEL } : {}),
   };
+}
+
+export interface InboxConfig {
+  oidc: OidcSettings;
+  /** Public origin of the admin listener as browsers reach it (e.g. https://airlock.example.com); default: the listener's own address. */
+  url: string | null;
+}
+
+/** The inbox's OpenID Connect client, from the environment (the secret never in a process list); null when not configured. */
+export function inboxFromEnv(env: NodeJS.ProcessEnv): InboxConfig | null {
+  const issuer = env.AIRLOCK_OIDC_ISSUER;
+  if (!issuer) return null;
+  const clientId = env.AIRLOCK_OIDC_CLIENT_ID;
+  const clientSecret = env.AIRLOCK_OIDC_CLIENT_SECRET;
+  if (!clientId || !clientSecret) throw new Error('AIRLOCK_OIDC_ISSUER is set but AIRLOCK_OIDC_CLIENT_ID or AIRLOCK_OIDC_CLIENT_SECRET is not');
+  const url = env.AIRLOCK_INBOX_URL ? env.AIRLOCK_INBOX_URL.replace(/\/+$/, '') : null;
+  if (url !== null && !/^https?:\/\/[^/]+$/.test(url)) throw new Error(`AIRLOCK_INBOX_URL must be an origin such as https://airlock.example.com, got "${url}"`);
+  return { oidc: { issuer, clientId, clientSecret }, url };
 }
 
 /** Secrets of the approval store, from the environment only (never in a process list). */

@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { createSecureContext, rootCertificates } from 'node:tls';
@@ -6,12 +6,12 @@ import { readFile } from 'node:fs/promises';
 import { createAdminServer } from './admin/server.js';
 import { MemoryStore } from './approvals/memory-store.js';
 import { ApprovalService } from './approvals/service.js';
-import { loadStateSealer } from './approvals/state-seal.js';
+import { loadStateSealer, type StateSealer } from './approvals/state-seal.js';
 import { probeRunner } from './approvals/probes.js';
 import type { ApprovalStore } from './approvals/types.js';
 import { createAuditSink, type AuditSink } from './audit/sink.js';
 import { loadHeadSigner } from './audit/signing.js';
-import type { HostPort, ServeConfig } from './config.js';
+import type { HostPort, InboxConfig, ServeConfig } from './config.js';
 import type { Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import type { CompiledPolicy, PolicyError } from './policy/types.js';
@@ -99,6 +99,19 @@ async function openRedisStore(url: string, password: string | null, replica: str
   }
 }
 
+/** The web inbox; its modules (openid-client) are loaded only when an identity provider is configured. */
+async function openInbox(
+  config: InboxConfig,
+  approvals: ApprovalService,
+  policy: () => CompiledPolicy,
+  sealer: StateSealer,
+  origin: () => string,
+  log: Logger,
+): Promise<(req: IncomingMessage, res: ServerResponse, path: string) => Promise<void>> {
+  const [{ createInbox }, { OidcSignIn }, { CookieSigner }] = await Promise.all([import('./inbox/routes.js'), import('./inbox/oidc.js'), import('./inbox/session.js')]);
+  return createInbox({ approvals, policy, oidc: new OidcSignIn(config.oidc), signer: new CookieSigner(sealer.derive('inbox-cookies')), baseUrl: origin, log });
+}
+
 /**
  * TLS interception when a CA is configured: without one, HTTPS to hosts whose rules inspect requests
  * is refused. Like Redis and Slack, its modules (tens of MiB) are loaded only when configured.
@@ -184,10 +197,14 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
     isOwnListener: (host, port) => ports.has(port) && isLocalHost(host, own),
   });
   let proxyUp = false;
+  // The inbox's public origin is its configured URL, or the admin listener's address once it listens.
+  let adminOrigin = '';
+  const inbox = config.inbox && role !== 'proxy' ? await openInbox(config.inbox, approvals, holder.current, sealer, () => adminOrigin, log) : null;
   const adminServer = createAdminServer({
     registry: metrics.registry,
     approvals,
     approvalsApi: role !== 'proxy',
+    inbox,
     policy: holder.current,
     redecide,
     slack: slack ? (req, res) => slack.handleHttp(req, res) : null,
@@ -198,6 +215,7 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
   proxyServer.maxConnections = config.maxConnections;
   const proxy = role === 'approvals' ? null : await listen(proxyServer, config.listen);
   const admin = await listen(adminServer, config.admin);
+  adminOrigin = config.inbox?.url ?? `http://${admin.host.includes(':') ? `[${admin.host}]` : admin.host}:${admin.port}`;
   const listeners = proxy === null ? [admin] : [proxy, admin];
   own = ownAddresses([...listeners.map((l) => l.host), config.listen.host, config.admin.host]);
   ports = new Set(listeners.map((l) => l.port));

@@ -6,6 +6,7 @@ import { SLACK_EVENTS_PATH } from '../approvals/slack/endpoint.js';
 import type { Redecide } from '../approvals/service.js';
 import { API_PREFIX, handleApprovalsApi } from './approvals-api.js';
 import { GRANTS_PREFIX, handleGrantsApi } from './grants-api.js';
+import { INBOX_PREFIX } from '../inbox/routes.js';
 
 export interface AdminState {
   /** Ready once a policy is in force and the proxy listener accepts connections. */
@@ -14,6 +15,8 @@ export interface AdminState {
   approvals: ApprovalService;
   /** False in the proxy role: approvers use the approvals service, not a sidecar. */
   approvalsApi: boolean;
+  /** The web inbox (/inbox), when configured. */
+  inbox: ((req: IncomingMessage, res: ServerResponse, path: string) => Promise<void>) | null;
   policy(): CompiledPolicy;
   /** Decides an approver's edited request again (approve with edits). */
   redecide: Redecide;
@@ -43,6 +46,10 @@ export function createAdminServer(state: AdminState): Server {
     }
     if (path === API_PREFIX || path.startsWith(`${API_PREFIX}/`)) {
       void handleApprovalsApi(req, res, path, state.approvals, state.policy(), state.redecide);
+      return;
+    }
+    if (state.inbox && (path === INBOX_PREFIX || path.startsWith(`${INBOX_PREFIX}/`))) {
+      void state.inbox(req, res, path);
       return;
     }
     if (path === GRANTS_PREFIX || path.startsWith(`${GRANTS_PREFIX}/`)) {

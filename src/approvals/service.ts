@@ -123,6 +123,11 @@ export class ApprovalService {
     this.poll.unref();
   }
 
+  /** Every announced change, from any replica (the inbox's live updates). Returns an unsubscribe function. */
+  subscribe(listener: (change: StateChange) => void): () => void {
+    return this.deps.store.subscribe(listener);
+  }
+
   addChannel(channel: ApprovalChannel): void {
     this.channels.push(channel);
   }

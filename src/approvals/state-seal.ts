@@ -41,6 +41,11 @@ export class StateSealer {
     return new StateSealer(keys.map((k) => Buffer.from(k)));
   }
 
+  /** A key for another purpose (the inbox's cookies), derived from the state key: every replica derives the same. */
+  derive(label: string): Buffer {
+    return createHmac('sha256', this.keys[0]!).update(`airlock-derived-key-v1\n${label}`).digest();
+  }
+
   sealRecord(r: ApprovalRecord): string {
     return this.mac(recordPayload(r), this.keys[0]!);
   }

@@ -1,3 +1,4 @@
+import type { Finding } from '../inspect/finding.js';
 import { redactQuery } from '../audit/redact.js';
 import { bodyPreview } from './redact-body.js';
 import type { GrantState } from './grants.js';
@@ -16,6 +17,50 @@ function formatUrl(r: ApprovalRecord['request']): string {
   const host = r.host.includes(':') ? `[${r.host}]` : r.host;
   const port = r.port === defaultPort ? '' : `:${r.port}`;
   return `${r.scheme}://${host}${port}${r.encodedPath}${r.query ? `?${redactQuery(r.query)}` : ''}`;
+}
+
+/** The approvals API's View as JSON: what approvalView returns, as its readers (CLI, inbox) see it. */
+export interface ApprovalView {
+  id: string;
+  state: string;
+  rule: string;
+  rule_description: string | null;
+  identity: string | null;
+  owner: string | null;
+  reason: string | null;
+  request: {
+    method: string;
+    url: string;
+    classification: string | null;
+    /** Absent from servers older than detectors. */
+    findings?: Finding[];
+    digest: string;
+    body_bytes: number;
+    body_preview: string;
+  };
+  required: number;
+  approvals: { approver: string; at: string }[];
+  created_at: string;
+  expires_at: string;
+  decided_at: string | null;
+  decided_by: string | null;
+  decision_reason: string | null;
+  executed_at: string | null;
+  forwarded: { status: number; at: string } | null;
+  /** Absent from servers older than impact probes; null until they ran. */
+  probes?: { name: string; state: 'ok' | 'failed'; status?: number; fields?: { pointer: string; value: string }[]; error?: string }[] | null;
+  /** Absent from servers older than impact facts. */
+  impact?: {
+    body_bytes: number;
+    arrays: { path: string; count: number }[];
+    destination: string;
+    classification: string | null;
+    classification_why: string | null;
+    history: { approved: number; denied: number; expired: number; first_time: boolean; window_days: number };
+  } | null;
+  /** Absent from servers older than approving with edits. */
+  edit?: { by: string; at: string; changes: unknown; original_digest: string; digest: string; rule: string } | null;
+  status_url: string;
 }
 
 /** Facts taken when the request was held (impact.ts), or null for records from before. */

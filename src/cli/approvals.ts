@@ -10,7 +10,8 @@
 import { randomBytes } from 'node:crypto';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { request } from 'undici';
-import { describeFinding, type Finding } from '../inspect/finding.js';
+import type { ApprovalView } from '../approvals/view.js';
+import { describeFinding } from '../inspect/finding.js';
 import { visible, visibleElided } from '../text/visible.js';
 import { hashToken } from '../request/identify.js';
 
@@ -30,48 +31,6 @@ const processIo: ApprovalsCliIo = {
 };
 
 /** The approval as the admin API shows it. */
-export interface ApprovalView {
-  id: string;
-  state: string;
-  rule: string;
-  rule_description: string | null;
-  identity: string | null;
-  owner: string | null;
-  reason: string | null;
-  request: {
-    method: string;
-    url: string;
-    classification: string | null;
-    /** Absent from servers older than detectors. */
-    findings?: Finding[];
-    digest: string;
-    body_bytes: number;
-    body_preview: string;
-  };
-  required: number;
-  approvals: { approver: string; at: string }[];
-  created_at: string;
-  expires_at: string;
-  decided_at: string | null;
-  decided_by: string | null;
-  decision_reason: string | null;
-  executed_at: string | null;
-  forwarded: { status: number; at: string } | null;
-  /** Absent from servers older than impact probes; null until they ran. */
-  probes?: { name: string; state: 'ok' | 'failed'; status?: number; fields?: { pointer: string; value: string }[]; error?: string }[] | null;
-  /** Absent from servers older than impact facts. */
-  impact?: {
-    body_bytes: number;
-    arrays: { path: string; count: number }[];
-    destination: string;
-    classification: string | null;
-    classification_why: string | null;
-    history: { approved: number; denied: number; expired: number; first_time: boolean; window_days: number };
-  } | null;
-  /** Absent from servers older than approving with edits. */
-  edit?: { by: string; at: string; changes: unknown; original_digest: string; digest: string; rule: string } | null;
-  status_url: string;
-}
 
 interface GrantView {
   id: string;

@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { hostname } from 'node:os';
-import { formatHostPort, parseHostPort, parseSize, ROLES, slackFromEnv, storeSecretsFromEnv, type Role, type ServeConfig } from '../config.js';
+import { formatHostPort, inboxFromEnv, parseHostPort, parseSize, ROLES, slackFromEnv, storeSecretsFromEnv, type Role, type ServeConfig } from '../config.js';
 import { createLogger } from '../log.js';
 import { parseDuration } from '../policy/duration.js';
 import { formatPolicyError } from '../policy/errors.js';
@@ -73,6 +73,7 @@ export function toServeConfig(f: ServeFlags): ServeConfig {
     shutdownGraceMs: duration(f.shutdownGrace, '--shutdown-grace'),
     redis: f.redis || null,
     ...storeSecretsFromEnv(process.env, f.stateKeyFile),
+    inbox: inboxFromEnv(process.env),
     maxHeldBodyBytes: parseSize(f.maxHeldBody, '--max-held-body'),
     maxInspectedBodyBytes: parseSize(f.maxInspectedBody, '--max-inspected-body'),
     tunnelIdleMs: duration(f.tunnelIdleTimeout, '--tunnel-idle-timeout'),

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SlackConfig } from '../../src/approvals/slack/channel.js';
-import type { Role, ServeConfig } from '../../src/config.js';
+import type { InboxConfig, Role, ServeConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { EnvHttpProxyAgent, WebSocket, type Dispatcher } from 'undici';
 import { DEFAULT_UPSTREAM_OPTIONS } from '../../src/proxy/upstream.js';
@@ -82,7 +82,7 @@ export const TEST_STATE_KEY = 'test-state-key-shared-by-every-replica-of-a-test'
 /** Airlock in this process on free loopback ports, with the given policy files in a temp folder. */
 export async function startTestAirlock(
   files: Record<string, string>,
-  options: { identity?: string; upstreamTimeoutMs?: number; redis?: string; replica?: string; maxHeldBodyBytes?: number; maxInspectedBodyBytes?: number; tunnelIdleMs?: number; maxTunnels?: number; clientHeadersTimeoutMs?: number; clientBodyTimeoutMs?: number; policySettleMs?: number; maxConnections?: number; slack?: SlackConfig; upstreamCaFile?: string; caCertFile?: string; caKeyFile?: string; allowDestinations?: string[]; stateKey?: string; auditSigningKey?: string; auditSignIntervalMs?: number; role?: Role } = {},
+  options: { identity?: string; upstreamTimeoutMs?: number; redis?: string; replica?: string; maxHeldBodyBytes?: number; maxInspectedBodyBytes?: number; tunnelIdleMs?: number; maxTunnels?: number; clientHeadersTimeoutMs?: number; clientBodyTimeoutMs?: number; policySettleMs?: number; maxConnections?: number; slack?: SlackConfig; upstreamCaFile?: string; caCertFile?: string; caKeyFile?: string; allowDestinations?: string[]; stateKey?: string; auditSigningKey?: string; auditSignIntervalMs?: number; role?: Role; inbox?: InboxConfig } = {},
 ): Promise<TestAirlock> {
   const dir = await mkdtemp(join(tmpdir(), 'airlock-test-'));
   const policies = join(dir, 'policies');
@@ -105,6 +105,7 @@ export async function startTestAirlock(
     shutdownGraceMs: 0,
     redis: options.redis ?? null,
     redisPassword: null,
+    inbox: options.inbox ?? null,
     // Replicas of one test share the key, as a deployment's replicas share a Secret.
     stateKey: { value: options.stateKey ?? TEST_STATE_KEY },
     maxHeldBodyBytes: options.maxHeldBodyBytes ?? 1024 * 1024,

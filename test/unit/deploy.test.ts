@@ -25,7 +25,7 @@ function envNamesFromCode(): Set<string> {
   const names = new Set<string>();
   for (const m of read('src/cli/serve.ts').matchAll(/\.env\('([A-Z0-9_]+)'\)/g)) names.add(m[1]!);
   const config = read('src/config.ts');
-  for (const fn of ['slackFromEnv', 'storeSecretsFromEnv']) {
+  for (const fn of ['slackFromEnv', 'storeSecretsFromEnv', 'inboxFromEnv']) {
     const start = config.indexOf(`export function ${fn}`);
     assert.ok(start >= 0, `${fn} not found in src/config.ts`);
     const body = config.slice(start, config.indexOf('\n}\n', start));
