@@ -278,14 +278,12 @@ describe('deploy/kubernetes', () => {
     assert.equal(mounts[0].readOnly, true);
   });
 
-  it('airlock container: only variables serve reads, from the ConfigMap, the Slack Secret and env', () => {
-    const secret = kind('Secret', 'airlock-slack')[0];
+  it('sidecar: only variables serve reads, from the ConfigMap and env, in the proxy role (Slack is the approvals service\'s)', () => {
     assertKnownEnv(configLiterals.keys(), 'airlock-config');
-    assertKnownEnv(Object.keys(secret.stringData), 'secret-slack.example.yaml');
     assertKnownEnv((airlockC.env as Doc[]).map((e) => e.name), 'airlock container env');
     const refs = (airlockC.envFrom as Doc[]).map((e) => e.configMapRef?.name ?? e.secretRef?.name);
-    assert.deepEqual(refs.sort(), ['airlock-config', 'airlock-slack']);
-    assert.equal((airlockC.envFrom as Doc[]).find((e) => e.secretRef)?.secretRef.optional, true);
+    assert.deepEqual(refs, ['airlock-config']);
+    assert.equal(configLiterals.get('AIRLOCK_ROLE'), 'proxy');
     // Tokens only from the Secret, never as ConfigMap literals.
     for (const k of configLiterals.keys()) assert.doesNotMatch(k, /TOKEN|SECRET/);
   });
@@ -358,6 +356,34 @@ describe('deploy/kubernetes', () => {
     for (const [k, v] of Object.entries(from[0].podSelector.matchLabels as Record<string, string>)) assert.equal(agentLabels[k], v, 'Airlock pods match');
     assert.ok(!Object.keys(from[0].podSelector.matchLabels as object).includes('app.kubernetes.io/name'), 'selects by the sidecar label, not one app');
     assert.deepEqual(np.spec.ingress[0].ports, [{ protocol: 'TCP', port: 6379 }]);
+  });
+
+  it('the approvals service: the approvals role, the same policy and secrets, optional Slack and OIDC, reachable through the Ingress on the admin port only', () => {
+    const d = kind('Deployment', 'airlock-approvals')[0];
+    const c = d.spec.template.spec.containers[0];
+    const env = new Map((c.env as Doc[]).map((e) => [e.name as string, e]));
+    assert.equal(env.get('AIRLOCK_ROLE')?.value, 'approvals');
+    assertKnownEnv(env.keys(), 'approvals env');
+    for (const name of ['AIRLOCK_STATE_KEY', 'REDIS_PASSWORD']) assert.deepEqual(env.get(name)?.valueFrom?.secretKeyRef, { name: 'airlock-state', key: name });
+    const secrets = (c.envFrom as Doc[]).filter((e) => e.secretRef).map((e) => [e.secretRef.name, e.secretRef.optional]);
+    assert.deepEqual(secrets, [['airlock-slack', true], ['airlock-oidc', true]]);
+    for (const name of ['airlock-slack', 'airlock-oidc']) assertKnownEnv(Object.keys(kind('Secret', name)[0].stringData), `${name} example`);
+    const policies = (d.spec.template.spec.volumes as Doc[]).find((v) => v.configMap?.name === 'airlock-policies');
+    assert.ok(policies, 'the same policy ConfigMap as the sidecars');
+    assert.equal((c.ports as Doc[])[0].containerPort, ADMIN_PORT);
+    assert.equal(c.securityContext.runAsUser, UID);
+    const svc = kind('Service', 'airlock-approvals')[0];
+    for (const [k, v] of Object.entries(svc.spec.selector as Record<string, string>)) assert.equal(d.spec.template.metadata.labels[k], v);
+    const ingress = kind('Ingress', 'airlock-approvals')[0];
+    const paths = (ingress.spec.rules[0].http.paths as Doc[]).map((p) => p.path as string);
+    assert.deepEqual(paths.sort(), ['/inbox', '/slack/events', '/v1']);
+    assert.ok(!paths.some((p) => p.startsWith('/metrics')), 'metrics are not published');
+    for (const p of ingress.spec.rules[0].http.paths as Doc[]) assert.equal(p.backend.service.name, 'airlock-approvals');
+    const np = kind('NetworkPolicy', 'airlock-approvals')[0];
+    for (const [k, v] of Object.entries(np.spec.podSelector.matchLabels as Record<string, string>)) assert.equal(d.spec.template.metadata.labels[k], v);
+    assert.ok((np.spec.ingress as Doc[]).every((r) => (r.ports as Doc[]).every((p) => p.port === ADMIN_PORT)));
+    const redisFrom = kind('NetworkPolicy', 'airlock-redis')[0].spec.ingress[0].from[0].podSelector.matchLabels as Record<string, string>;
+    for (const [k, v] of Object.entries(redisFrom)) assert.equal(d.spec.template.metadata.labels[k], v, 'the approvals service reaches Redis');
   });
 
   it('the metrics Service selects the agent pods on the admin port, and the ServiceMonitor selects the Service', () => {
