@@ -1,6 +1,7 @@
 import type { SlackConfig } from './approvals/slack/channel.js';
 import type { StateKeySource } from './approvals/state-seal.js';
 import type { OidcSettings } from './inbox/oidc.js';
+import type { TrustedHeadersConfig } from './inbox/trusted-headers.js';
 import type { UpstreamOptions } from './proxy/upstream.js';
 
 export interface HostPort {
@@ -91,7 +92,10 @@ export function slackFromEnv(env: NodeJS.ProcessEnv): SlackConfig | null {
 }
 
 export interface InboxConfig {
-  oidc: OidcSettings;
+  /** OpenID Connect sign-in, or null when only an authenticating proxy signs people in. */
+  oidc: OidcSettings | null;
+  /** Identity headers from an authenticating proxy, accepted from its addresses only; or null. */
+  trusted: TrustedHeadersConfig | null;
   /** Public origin of the admin listener as browsers reach it (e.g. https://airlock.example.com); default: the listener's own address. */
   url: string | null;
 }
@@ -99,13 +103,21 @@ export interface InboxConfig {
 /** The inbox's OpenID Connect client, from the environment (the secret never in a process list); null when not configured. */
 export function inboxFromEnv(env: NodeJS.ProcessEnv): InboxConfig | null {
   const issuer = env.AIRLOCK_OIDC_ISSUER;
-  if (!issuer) return null;
+  const proxies = env.AIRLOCK_INBOX_TRUSTED_PROXIES;
+  if (!issuer && !proxies) return null;
   const clientId = env.AIRLOCK_OIDC_CLIENT_ID;
   const clientSecret = env.AIRLOCK_OIDC_CLIENT_SECRET;
-  if (!clientId || !clientSecret) throw new Error('AIRLOCK_OIDC_ISSUER is set but AIRLOCK_OIDC_CLIENT_ID or AIRLOCK_OIDC_CLIENT_SECRET is not');
+  if (issuer && (!clientId || !clientSecret)) throw new Error('AIRLOCK_OIDC_ISSUER is set but AIRLOCK_OIDC_CLIENT_ID or AIRLOCK_OIDC_CLIENT_SECRET is not');
+  const trusted = proxies
+    ? {
+        from: proxies.split(',').map((s) => s.trim()).filter(Boolean),
+        emailHeader: (env.AIRLOCK_INBOX_EMAIL_HEADER || 'x-forwarded-email').toLowerCase(),
+        nameHeader: (env.AIRLOCK_INBOX_NAME_HEADER || 'x-forwarded-preferred-username').toLowerCase(),
+      }
+    : null;
   const url = env.AIRLOCK_INBOX_URL ? env.AIRLOCK_INBOX_URL.replace(/\/+$/, '') : null;
   if (url !== null && !/^https?:\/\/[^/]+$/.test(url)) throw new Error(`AIRLOCK_INBOX_URL must be an origin such as https://airlock.example.com, got "${url}"`);
-  return { oidc: { issuer, clientId, clientSecret }, url };
+  return { oidc: issuer ? { issuer, clientId: clientId!, clientSecret: clientSecret! } : null, trusted, url };
 }
 
 /** Secrets of the approval store, from the environment only (never in a process list). */

@@ -108,8 +108,21 @@ async function openInbox(
   origin: () => string,
   log: Logger,
 ): Promise<(req: IncomingMessage, res: ServerResponse, path: string) => Promise<void>> {
-  const [{ createInbox }, { OidcSignIn }, { CookieSigner }] = await Promise.all([import('./inbox/routes.js'), import('./inbox/oidc.js'), import('./inbox/session.js')]);
-  return createInbox({ approvals, policy, oidc: new OidcSignIn(config.oidc), signer: new CookieSigner(sealer.derive('inbox-cookies')), baseUrl: origin, log });
+  const [{ createInbox }, { OidcSignIn }, { CookieSigner }, { TrustedHeaders }] = await Promise.all([
+    import('./inbox/routes.js'),
+    import('./inbox/oidc.js'),
+    import('./inbox/session.js'),
+    import('./inbox/trusted-headers.js'),
+  ]);
+  return createInbox({
+    approvals,
+    policy,
+    oidc: config.oidc ? new OidcSignIn(config.oidc) : null,
+    trusted: config.trusted ? new TrustedHeaders(config.trusted) : null,
+    signer: new CookieSigner(sealer.derive('inbox-cookies')),
+    baseUrl: origin,
+    log,
+  });
 }
 
 /**

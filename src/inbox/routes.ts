@@ -15,6 +15,7 @@ import type { CompiledPolicy } from '../policy/types.js';
 import { CSS, JS } from './assets.js';
 import { detailPage, errorPage, listPage, page, type InboxView } from './html.js';
 import type { LoginTransaction, OidcSignIn } from './oidc.js';
+import type { TrustedHeaders } from './trusted-headers.js';
 import { cookies, CookieSigner, LOGIN_COOKIE, newSession, SESSION_COOKIE, SESSION_MS, setCookie, type Session } from './session.js';
 
 export const INBOX_PREFIX = '/inbox';
@@ -22,7 +23,10 @@ export const INBOX_PREFIX = '/inbox';
 export interface InboxDeps {
   approvals: ApprovalService;
   policy(): CompiledPolicy;
-  oidc: OidcSignIn;
+  /** OpenID Connect sign-in; null when only an authenticating proxy signs people in. */
+  oidc: OidcSignIn | null;
+  /** An authenticating proxy's identity headers; null when not configured. */
+  trusted: TrustedHeaders | null;
   signer: CookieSigner;
   /** The inbox's public origin (the OIDC redirect goes to `${baseUrl()}/inbox/callback`). */
   baseUrl(): string;
@@ -84,6 +88,7 @@ export function createInbox(deps: InboxDeps): (req: IncomingMessage, res: Server
   const view = (r: ApprovalRecord): InboxView => approvalView(r, `${INBOX_PREFIX}/a/`) as unknown as InboxView;
 
   async function login(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    if (deps.oidc === null) return send(res, 401, page('Sign in', null, errorPage('Sign in through your organisation\'s sign-in proxy: this inbox takes no other sign-in.')));
     const next = url.searchParams.get('next') ?? INBOX_PREFIX;
     const safeNext = next.startsWith(`${INBOX_PREFIX}`) && !next.startsWith('//') ? next : INBOX_PREFIX;
     const { url: to, transaction } = await deps.oidc.start(`${deps.baseUrl()}${INBOX_PREFIX}/callback`, safeNext, now());
@@ -95,6 +100,7 @@ export function createInbox(deps: InboxDeps): (req: IncomingMessage, res: Server
     if (t === null) return send(res, 400, page('Sign-in', null, errorPage('This sign-in has expired or was not started here: start again from /inbox.')));
     let who: { email: string; name: string };
     try {
+      if (deps.oidc === null) throw new Error('this inbox has no OpenID Connect sign-in');
       who = await deps.oidc.finish(new URL(`${deps.baseUrl()}${url.pathname}${url.search}`), t);
     } catch (err) {
       deps.log.warn({ err: { message: (err as Error).message } }, 'inbox sign-in failed');
@@ -148,7 +154,15 @@ export function createInbox(deps: InboxDeps): (req: IncomingMessage, res: Server
       if (req.method === 'GET' && path === `${INBOX_PREFIX}/login`) return await login(req, res, url);
       if (req.method === 'GET' && path === `${INBOX_PREFIX}/callback`) return await callback(req, res, url);
 
-      const session = deps.signer.verify<Session>(cookies(req.headers.cookie).get(SESSION_COOKIE), now());
+      let session = deps.signer.verify<Session>(cookies(req.headers.cookie).get(SESSION_COOKIE), now());
+      // Behind an authenticating proxy the person is who it says on every request; the session cookie
+      // then only carries the CSRF token (a new one when the person changes).
+      const vouched = deps.trusted?.identify(req) ?? null;
+      if (vouched !== null && session?.email !== vouched.email) {
+        session = newSession(vouched.email, vouched.name, now());
+        res.setHeader('set-cookie', setCookie(SESSION_COOKIE, deps.signer.sign(session), { secure: secure(), maxAgeS: SESSION_MS / 1000 }));
+      }
+      if (deps.trusted !== null && deps.oidc === null && vouched === null) session = null;
       if (session === null) {
         if (req.method !== 'GET') return send(res, 401, page('Sign in', null, errorPage('Your session has ended: sign in again.')));
         return redirect(res, `${INBOX_PREFIX}/login?next=${encodeURIComponent(path + url.search)}`);

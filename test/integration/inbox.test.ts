@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -43,7 +44,7 @@ describe('web inbox', () => {
     const issuer = `http://127.0.0.1:${idpPort}`;
     al = await startTestAirlock(
       { 'policy.yaml': policy(up) },
-      { identity: 'billing-bot', inbox: { oidc: { issuer, clientId: 'airlock-inbox', clientSecret: 'inbox-client-secret-for-tests' }, url: null } },
+      { identity: 'billing-bot', inbox: { oidc: { issuer, clientId: 'airlock-inbox', clientSecret: 'inbox-client-secret-for-tests' }, trusted: null, url: null } },
     );
     idp = await startOidcProvider({ port: idpPort, redirectUri: `${al.adminUrl}/inbox/callback` });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
@@ -168,5 +169,63 @@ describe('web inbox', () => {
     assert.equal(post.status, 401);
     const forgedCookie = await fetch(`${al.adminUrl}/inbox`, { redirect: 'manual', headers: { cookie: 'airlock_session=eyJlbWFpbCI6ImRhbmFAZXhhbXBsZS5jb20ifQ.forged' } });
     assert.equal(forgedCookie.status, 303, 'a forged session is no session');
+  });
+});
+
+describe('web inbox behind an authenticating proxy', () => {
+  let up: Upstream;
+  let al: TestAirlock;
+  before(async () => {
+    up = await startUpstream();
+    al = await startTestAirlock(
+      { 'policy.yaml': policy(up) },
+      { identity: 'billing-bot', inbox: { oidc: null, trusted: { from: ['127.0.0.1/32'], emailHeader: 'x-forwarded-email', nameHeader: 'x-forwarded-preferred-username' }, url: null } },
+    );
+  });
+  after(async () => {
+    await al.close();
+    await up.close();
+  });
+
+  /** A request to the inbox from a chosen loopback address (127.0.0.1 is the proxy, 127.0.0.2 is not). */
+  function from(localAddress: string, path: string, opts: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
+    return new Promise((resolve, reject) => {
+      const req = httpRequest(`${al.adminUrl}${path}`, { method: opts.method ?? 'GET', localAddress, headers: opts.headers }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      });
+      req.on('error', reject);
+      req.end(opts.body);
+    });
+  }
+
+  it('takes the person from the proxy\'s header, only on connections from the proxy, and still wants the CSRF token', async () => {
+    const agent = run('curl', ['-sS', '-x', al.proxyUrl, '-d', '{}', '-w', '\n%{http_code}', `${up.origin}/exports/proxied`]);
+    let id: string | undefined;
+    for (const deadline = Date.now() + 10_000; id === undefined; ) {
+      id = (await al.airlock.approvals.list({ state: 'pending' })).find((r) => r.request.path === '/exports/proxied')?.id;
+      assert.ok(Date.now() < deadline);
+      if (id === undefined) await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    const vouched = { 'x-forwarded-email': 'Dana@Example.com', 'x-forwarded-preferred-username': 'dana' };
+    const list = await from('127.0.0.1', '/inbox', { headers: vouched });
+    assert.equal(list.status, 200);
+    assert.match(list.body, new RegExp(`data-id="${id}"`));
+    const spoofed = await from('127.0.0.2', '/inbox', { headers: vouched });
+    assert.equal(spoofed.status, 303, 'the header from anywhere else signs nobody in');
+    assert.match(String(spoofed.headers.location), /^\/inbox\/login/);
+
+    const detail = await from('127.0.0.1', `/inbox/a/${id}`, { headers: vouched });
+    const csrf = /name="csrf" value="([^"]+)"/.exec(detail.body)![1]!;
+    const cookie = String(detail.headers['set-cookie']?.[0] ?? list.headers['set-cookie']?.[0]).split(';')[0]!;
+    const form = { ...vouched, cookie, 'content-type': 'application/x-www-form-urlencoded' };
+    const forged = await from('127.0.0.1', `/inbox/a/${id}/approve`, { method: 'POST', headers: form, body: 'csrf=wrong' });
+    assert.equal(forged.status, 403);
+    const approved = await from('127.0.0.1', `/inbox/a/${id}/approve`, { method: 'POST', headers: form, body: `csrf=${encodeURIComponent(csrf)}` });
+    assert.equal(approved.status, 303);
+    assert.equal((await agent).stdout.split('\n').at(-1), '200');
+    assert.ok((await al.audit()).some((e) => e.event === 'approval_vote' && e.approval_id === id && e.approver === 'dana@example.com'));
   });
 });
