@@ -5,7 +5,7 @@ import { createSecureContext, rootCertificates } from 'node:tls';
 import { readFile } from 'node:fs/promises';
 import { createAdminServer } from './admin/server.js';
 import { MemoryStore } from './approvals/memory-store.js';
-import { ApprovalService } from './approvals/service.js';
+import { ApprovalService, type Redecide } from './approvals/service.js';
 import { loadStateSealer, type StateSealer } from './approvals/state-seal.js';
 import { probeRunner } from './approvals/probes.js';
 import type { ApprovalStore } from './approvals/types.js';
@@ -105,6 +105,7 @@ async function openInbox(
   approvals: ApprovalService,
   policy: () => CompiledPolicy,
   sealer: StateSealer,
+  redecide: Redecide,
   origin: () => string,
   log: Logger,
 ): Promise<(req: IncomingMessage, res: ServerResponse, path: string) => Promise<void>> {
@@ -120,6 +121,7 @@ async function openInbox(
     oidc: config.oidc ? new OidcSignIn(config.oidc) : null,
     trusted: config.trusted ? new TrustedHeaders(config.trusted) : null,
     signer: new CookieSigner(sealer.derive('inbox-cookies')),
+    redecide,
     baseUrl: origin,
     log,
   });
@@ -212,7 +214,7 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
   let proxyUp = false;
   // The inbox's public origin is its configured URL, or the admin listener's address once it listens.
   let adminOrigin = '';
-  const inbox = config.inbox && role !== 'proxy' ? await openInbox(config.inbox, approvals, holder.current, sealer, () => adminOrigin, log) : null;
+  const inbox = config.inbox && role !== 'proxy' ? await openInbox(config.inbox, approvals, holder.current, sealer, redecide, () => adminOrigin, log) : null;
   const adminServer = createAdminServer({
     registry: metrics.registry,
     approvals,

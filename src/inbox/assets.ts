@@ -24,13 +24,16 @@ code { font: .9em ui-monospace, monospace; }
 @media (max-width: 40rem) { .facts { grid-template-columns: 1fr; } .facts dd { margin-bottom: .5rem; } }
 pre { white-space: pre-wrap; overflow-wrap: anywhere; background: rgba(127,127,127,.1); padding: .75rem; }
 blockquote.reason { margin: 1rem 0; padding: .5rem 1rem; border-left: 3px solid var(--line); overflow-wrap: anywhere; }
-.actions { display: flex; flex-wrap: wrap; gap: 1rem; margin-top: 1rem; }
-.actions form { display: flex; gap: .5rem; flex-wrap: wrap; }
+.actions { display: flex; flex-wrap: wrap; gap: 1rem; margin-top: 1rem; align-items: flex-start; }
+.actions form { display: flex; gap: .5rem; flex-wrap: wrap; align-items: center; }
 button { font: inherit; padding: .5rem 1rem; border-radius: .375rem; border: 1px solid var(--line); background: transparent; color: inherit; cursor: pointer; }
 button.approve { background: var(--ok); color: #fff; border-color: var(--ok); }
 button.deny { background: var(--no); color: #fff; border-color: var(--no); }
 input { font: inherit; padding: .45rem; min-width: 12rem; }
 .refusal { color: var(--no); }
+.actions form.approve-form { flex-direction: column; align-items: flex-start; }
+details.more label { display: block; margin: .5rem 0; }
+details.more textarea { display: block; width: min(36rem, 90vw); font: .9rem ui-monospace, monospace; }
 .notice { padding: .5rem 1rem; border: 1px solid var(--line); }
 .state { font-weight: 600; text-transform: uppercase; font-size: .8rem; letter-spacing: .04em; }
 `;

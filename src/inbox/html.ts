@@ -74,8 +74,33 @@ function facts(v: View): string {
   return `<dl class="facts">${rows.map(([k, val]) => `<dt>${k}</dt><dd>${val}</dd>`).join('')}</dl>`;
 }
 
+const GRANT_DURATIONS: [string, number][] = [
+  ['15m', 15 * 60_000],
+  ['30m', 30 * 60_000],
+  ['1h', 60 * 60_000],
+  ['4h', 4 * 60 * 60_000],
+  ['8h', 8 * 60 * 60_000],
+  ['24h', 24 * 60 * 60_000],
+];
+
+/** Edit before approving, and (where the rule allows it) grant: folded away under the Approve button. */
+function approveExtras(caps: { maxDurationMs: number; maxUses: number } | null): string {
+  const edit = `<details class="more"><summary>Edit before approving</summary>
+<label>Body changes (JSON Patch)<textarea name="patch" rows="3" placeholder='[{"op":"replace","path":"/rows","value":10000}]'></textarea></label>
+<label>Query parameters to set (name=value, one per line; -name removes)<textarea name="query" rows="2"></textarea></label>
+<label>Editable headers to set (name: value, one per line; -name removes)<textarea name="headers" rows="2"></textarea></label>
+</details>`;
+  if (caps === null) return edit;
+  const options = GRANT_DURATIONS.filter(([, ms]) => ms <= caps.maxDurationMs).map(([d]) => `<option>${d}</option>`).join('');
+  return `${edit}<details class="more"><summary>Also grant the same action for a while</summary>
+<label>For <select name="grant_for"><option value="">no grant</option>${options}</select></label>
+<label>Uses (at most ${caps.maxUses}) <input name="grant_uses" type="number" min="1" max="${caps.maxUses}" value="${caps.maxUses}"></label>
+<label>Pin fields (one per line: /body/pointer or ?query)<textarea name="grant_pin" rows="2"></textarea></label>
+</details>`;
+}
+
 /** One approval; `refusal` says why the signed-in person may not decide it (null: they may). */
-export function detailPage(v: View, csrf: string, refusal: string | null, notice: string | null): string {
+export function detailPage(v: View, csrf: string, refusal: string | null, notice: string | null, grantCaps: { maxDurationMs: number; maxUses: number } | null = null): string {
   const reason = v.reason ? `<blockquote class="reason"><p class="muted">The agent's stated reason (its own words, not checked):</p>${esc(v.reason)}</blockquote>` : '<p class="muted">The agent gave no reason.</p>';
   const body = v.request.body_preview ? `<details open><summary>Body (secrets masked)</summary><pre>${esc(v.request.body_preview)}</pre></details>` : '';
   const actions =
@@ -84,7 +109,7 @@ export function detailPage(v: View, csrf: string, refusal: string | null, notice
       : refusal !== null
         ? `<p class="refusal">You cannot decide this request: ${esc(refusal)}</p>`
         : `<div class="actions">
-<form method="post" action="/inbox/a/${encodeURIComponent(v.id)}/approve"><input type="hidden" name="csrf" value="${esc(csrf)}"><button class="approve">Approve</button></form>
+<form method="post" action="/inbox/a/${encodeURIComponent(v.id)}/approve" class="approve-form"><input type="hidden" name="csrf" value="${esc(csrf)}"><button class="approve">Approve</button>${approveExtras(grantCaps)}</form>
 <form method="post" action="/inbox/a/${encodeURIComponent(v.id)}/deny"><input type="hidden" name="csrf" value="${esc(csrf)}"><input name="reason" required maxlength="1000" placeholder="Why deny it?" aria-label="Reason for denying"><button class="deny">Deny</button></form>
 </div>`;
   return `${notice ? `<p class="notice" role="status">${esc(notice)}</p>` : ''}<h1><span class="method">${esc(v.request.method)}</span> ${url(v)}</h1>

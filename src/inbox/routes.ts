@@ -7,8 +7,11 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { asVotedOn, refusalToVote, type ApprovalService } from '../approvals/service.js';
-import type { ApprovalRecord, ApprovalState } from '../approvals/types.js';
+import { parseEdit, type EditSpec } from '../approvals/edit.js';
+import { parseGrant, type GrantAsk } from '../approvals/grants.js';
+import { asVotedOn, refusalToVote, type ApprovalService, type Redecide, type VoteOutcome } from '../approvals/service.js';
+import { parseDuration } from '../policy/duration.js';
+import { asDecided, type ApprovalRecord, type ApprovalState } from '../approvals/types.js';
 import { approvalView } from '../approvals/view.js';
 import type { Logger } from '../log.js';
 import type { CompiledPolicy } from '../policy/types.js';
@@ -28,6 +31,8 @@ export interface InboxDeps {
   /** An authenticating proxy's identity headers; null when not configured. */
   trusted: TrustedHeaders | null;
   signer: CookieSigner;
+  /** Decides an approver's edited request again (approve with edits). */
+  redecide: Redecide;
   /** The inbox's public origin (the OIDC redirect goes to `${baseUrl()}/inbox/callback`). */
   baseUrl(): string;
   log: Logger;
@@ -72,6 +77,37 @@ function sameToken(a: string | null, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);
+}
+
+function lines(text: string | null): string[] {
+  return (text ?? '').split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+}
+
+/** The edit asked for in the approve form (patch, query lines, header lines), null for none, or why it is malformed. */
+function editFromForm(form: URLSearchParams): EditSpec | null | string {
+  const spec: Record<string, unknown> = {};
+  const patch = (form.get('patch') ?? '').trim();
+  if (patch !== '') {
+    try {
+      spec.body = JSON.parse(patch);
+    } catch {
+      return 'The body changes are not JSON: give a JSON Patch, an array of operations.';
+    }
+  }
+  for (const [field, sep] of [['query', '='], ['headers', ':']] as const) {
+    const changes: Record<string, string | null> = {};
+    for (const line of lines(form.get(field))) {
+      if (line.startsWith('-')) changes[line.slice(1).trim()] = null;
+      else {
+        const at = line.indexOf(sep);
+        if (at <= 0) return `"${line}": write name${sep}value, or -name to remove it.`;
+        changes[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+      }
+    }
+    if (Object.keys(changes).length > 0) spec[field] = changes;
+  }
+  if (Object.keys(spec).length === 0) return null;
+  return parseEdit(spec);
 }
 
 /** The approver name the policy uses for this email (approver groups name API approvers by email). */
@@ -135,9 +171,34 @@ export function createInbox(deps: InboxDeps): (req: IncomingMessage, res: Server
     }
     const reason = (form.get('reason') ?? '').trim().slice(0, 1000) || null;
     if (verdict === 'deny' && reason === null) return send(res, 400, page('Deny', session, errorPage('A denial needs a reason.')));
-    const outcome = await deps.approvals.vote(id, approverName(deps.policy(), session.email), verdict, reason, mayDecide);
-    if (!outcome.ok) return send(res, outcome.status, page('Not decided', session, errorPage(outcome.message)));
-    redirect(res, `${INBOX_PREFIX}/a/${encodeURIComponent(id)}?done=${verdict}`);
+    const fail = (status: number, message: string): void => send(res, status, page('Not decided', session, errorPage(message)));
+    const approver = approverName(deps.policy(), session.email);
+    const edit = verdict === 'approve' ? editFromForm(form) : null;
+    if (typeof edit === 'string') return fail(400, edit);
+    const current = await deps.approvals.get(id);
+    if (current === null) return fail(404, `No approval ${id}.`);
+    let ask: GrantAsk | null = null;
+    if (verdict === 'approve' && (form.get('grant_for') ?? '') !== '') {
+      const caps = deps.policy().rules.find((r) => r.id === asDecided(current).rule)?.approval?.grants;
+      const parsed = parseGrant({ for: form.get('grant_for'), uses: Number(form.get('grant_uses')), pin: lines(form.get('grant_pin')) }, caps, parseDuration);
+      if (typeof parsed === 'string') return fail(400, parsed);
+      const d = asDecided(current);
+      if (edit === null && d.approvals.length + 1 < d.required) return fail(400, `A grant comes with the approval that completes it: yours would be ${d.approvals.length + 1} of ${d.required}.`);
+      ask = parsed;
+    }
+    const outcome: VoteOutcome =
+      edit !== null
+        ? await deps.approvals.approveWithEdit(id, approver, edit, deps.policy(), deps.redecide, refusalToVote)
+        : await deps.approvals.vote(id, approver, verdict, reason, mayDecide);
+    if (!outcome.ok) return fail(outcome.status, outcome.message);
+    let done: string = verdict;
+    if (ask !== null) {
+      const approved = outcome.record.state === 'approved' || outcome.record.state === 'executed';
+      const made = approved ? await deps.approvals.grant(outcome.record, approver, ask) : { ok: false as const, message: 'the approval is not complete yet' };
+      done = made.ok ? 'grant' : 'approve';
+      if (!made.ok) deps.log.info({ approval_id: id, reason: made.message }, 'inbox: approved without a grant');
+    }
+    redirect(res, `${INBOX_PREFIX}/a/${encodeURIComponent(id)}?done=${done}`);
   }
 
   return async (req, res, path) => {
@@ -191,8 +252,8 @@ export function createInbox(deps: InboxDeps): (req: IncomingMessage, res: Server
           const r = await deps.approvals.get(id);
           if (r === null) return send(res, 404, page('Not found', session, errorPage(`No approval ${id}.`)));
           const done = url.searchParams.get('done');
-          const notice = done === 'approve' ? 'Your approval is recorded.' : done === 'deny' ? 'Denied.' : null;
-          return send(res, 200, page('Approval', session, detailPage(view(r), session.csrf, mayDecide(r, approverName(deps.policy(), session.email)), notice)));
+          const notice = done === 'approve' ? 'Your approval is recorded.' : done === 'grant' ? 'Your approval and grant are recorded.' : done === 'deny' ? 'Denied.' : null;
+          return send(res, 200, page('Approval', session, detailPage(view(r), session.csrf, mayDecide(r, approverName(deps.policy(), session.email)), notice, r.grantCaps)));
         }
       }
       send(res, 404, page('Not found', session, errorPage('No such page.')));

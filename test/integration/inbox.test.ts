@@ -29,7 +29,7 @@ rules:
     description: Exports of customer data need a data owner
     match: { methods: [POST], hosts: [127.0.0.1], ports: [${up.port}], paths: ["/exports/**"] }
     action: approve
-    approval: { approvers: [owners], wait: 60s, expires: 10m }
+    approval: { approvers: [owners], wait: 60s, expires: 10m, grants: { maxDuration: 1h, maxUses: 5 } }
 `;
 }
 
@@ -115,6 +115,36 @@ describe('web inbox', () => {
     } finally {
       await dana.context.close();
       await erin.context.close();
+    }
+  });
+
+  it('an approver edits the request and grants the same action for a while, from the inbox', async () => {
+    const json = ['-H', 'content-type: application/json'];
+    const send = (rows: number) =>
+      run('curl', ['-sS', '-x', al.proxyUrl, ...json, '-D', '-', '-d', JSON.stringify({ table: 'orders', rows }), '-w', '\n%{http_code}', `${up.origin}/exports/orders`]);
+    const agent = send(5_000_000);
+    const id = await pendingId('/exports/orders');
+    const dana = await signIn('dana@example.com', `/inbox/a/${id}`);
+    try {
+      await dana.page.click('text=Edit before approving');
+      await dana.page.fill('textarea[name="patch"]', '[{"op":"replace","path":"/rows","value":10000}]');
+      await dana.page.click('text=Also grant the same action for a while');
+      await dana.page.selectOption('select[name="grant_for"]', '30m');
+      await dana.page.fill('input[name="grant_uses"]', '2');
+      await dana.page.fill('textarea[name="grant_pin"]', '/table');
+      if (SCREENSHOTS) await dana.page.screenshot({ path: join(SCREENSHOTS, 'inbox-edit-grant.png'), fullPage: true });
+      await dana.page.click('button.approve');
+      await dana.page.waitForSelector('.notice');
+      assert.match((await dana.page.textContent('.notice')) ?? '', /approval and grant are recorded/);
+      const answer = await agent;
+      assert.match(answer.stdout, /airlock-modified: true/i);
+      assert.deepEqual(JSON.parse(up.requests.filter((r) => r.url === '/exports/orders').at(-1)!.body.toString()), { table: 'orders', rows: 10_000 });
+      // The grant: the same table goes through without asking.
+      const granted = await send(7);
+      assert.match(granted.stdout, /airlock-grant-id: /i);
+      assert.equal(granted.stdout.split('\n').at(-1), '200');
+    } finally {
+      await dana.context.close();
     }
   });
 
