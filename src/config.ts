@@ -113,6 +113,7 @@ export function inboxFromEnv(env: NodeJS.ProcessEnv): InboxConfig | null {
         from: proxies.split(',').map((s) => s.trim()).filter(Boolean),
         emailHeader: (env.AIRLOCK_INBOX_EMAIL_HEADER || 'x-forwarded-email').toLowerCase(),
         nameHeader: (env.AIRLOCK_INBOX_NAME_HEADER || 'x-forwarded-preferred-username').toLowerCase(),
+        groupsHeader: (env.AIRLOCK_INBOX_GROUPS_HEADER || 'x-forwarded-groups').toLowerCase(),
       }
     : null;
   const url = env.AIRLOCK_INBOX_URL ? env.AIRLOCK_INBOX_URL.replace(/\/+$/, '') : null;

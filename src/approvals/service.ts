@@ -36,15 +36,22 @@ export function selfApproval(record: ApprovalRecord, approver: string): string |
 }
 
 /** Why an approvals-API approver may not vote on a record, or null when they may. */
-export function refusalToVote(record: ApprovalRecord, approver: string): string | null {
-  if (!record.eligible.api.includes(approver)) return `${approver} is not an approver of rule ${record.rule}`;
+/**
+ * Why an approver may not vote on a record, or null when they may: named as an API approver of the
+ * rule, or (in the inbox) a member of one of its identity-provider groups; and not the requester or
+ * its owner.
+ */
+export function refusalToVote(record: ApprovalRecord, approver: string, idpGroups: readonly string[] = []): string | null {
+  const byGroup = (record.eligible.idp ?? []).some((g) => idpGroups.includes(g));
+  if (!record.eligible.api.includes(approver) && !byGroup) return `${approver} is not an approver of rule ${record.rule}`;
   return selfApproval(record, approver);
 }
 
 /** Everyone in the approver groups of `settings`. */
 export function eligibleFor(policy: CompiledPolicy, approvers: readonly string[]): ApprovalRecord['eligible'] {
   const groups = approvers.map((g) => policy.approverGroups.get(g));
-  return { api: [...new Set(groups.flatMap((g) => g?.api ?? []))], slack: [...new Set(groups.flatMap((g) => g?.slack ?? []))] };
+  const idp = [...new Set(groups.flatMap((g) => g?.idpGroups ?? []))];
+  return { api: [...new Set(groups.flatMap((g) => g?.api ?? []))], slack: [...new Set(groups.flatMap((g) => g?.slack ?? []))], ...(idp.length > 0 ? { idp } : {}) };
 }
 
 /**
@@ -56,7 +63,8 @@ export function stillEligible(policy: CompiledPolicy, r: ApprovalRecord): Approv
   const d = asDecided(r);
   const settings = policy.rules.find((rule) => rule.id === d.rule)?.approval;
   const now = eligibleFor(policy, [...(settings?.approvers ?? []), ...(settings?.escalation?.approvers ?? [])]);
-  return { api: d.eligible.api.filter((a) => now.api.includes(a)), slack: d.eligible.slack.filter((a) => now.slack.includes(a)) };
+  const idp = (d.eligible.idp ?? []).filter((g) => now.idp?.includes(g));
+  return { api: d.eligible.api.filter((a) => now.api.includes(a)), slack: d.eligible.slack.filter((a) => now.slack.includes(a)), ...(idp.length > 0 ? { idp } : {}) };
 }
 
 /** The record as it decides now, with who may still decide it: what every vote is checked against. */

@@ -106,7 +106,9 @@ export class StateSealer {
 function recordPayload(r: ApprovalRecord): string {
   const request = createHash('sha256').update(JSON.stringify(r.request)).digest('base64url');
   const escalation = r.escalation === null ? null : [r.escalation.at, r.escalation.eligible.api, r.escalation.eligible.slack];
-  return JSON.stringify(['airlock-record-v1', r.id, r.digest, r.identity, r.owner, r.rule, r.required, r.eligible.api, r.eligible.slack, r.createdAt, r.expiresAt, request, escalation]);
+  // Identity-provider groups only when named, so records sealed before they existed still verify.
+  const idp = r.eligible.idp?.length ? [r.eligible.idp] : [];
+  return JSON.stringify(['airlock-record-v1', r.id, r.digest, r.identity, r.owner, r.rule, r.required, r.eligible.api, r.eligible.slack, r.createdAt, r.expiresAt, request, escalation, ...idp]);
 }
 
 function votePayload(r: ApprovalRecord, approver: string, at: number): string {
@@ -119,7 +121,8 @@ function grantPayload(g: Omit<Grant, 'seal'>): string {
 
 function editPayload(r: ApprovalRecord, e: Omit<ApprovalEdit, 'seal'>): string {
   const request = createHash('sha256').update(JSON.stringify(e.request)).digest('base64url');
-  return JSON.stringify(['airlock-edit-v1', r.id, r.digest, e.digest, e.by, e.at, e.rule, e.required, e.eligible.api, e.eligible.slack, request]);
+  const idp = e.eligible.idp?.length ? [e.eligible.idp] : [];
+  return JSON.stringify(['airlock-edit-v1', r.id, r.digest, e.digest, e.by, e.at, e.rule, e.required, e.eligible.api, e.eligible.slack, request, ...idp]);
 }
 
 /**

@@ -66,7 +66,7 @@ export interface ApprovalRecord {
   /** The agent's stated intent (`X-Airlock-Reason`), or null. */
   reason: string | null;
   /** Who may decide, resolved from the policy when the request was held: approver names (API) and Slack ids. */
-  eligible: { api: string[]; slack: string[] };
+  eligible: Eligible;
   required: number;
   channel: string | null;
   request: StoredRequest;
@@ -107,7 +107,7 @@ export interface Escalation {
   at: number;
   /** The approver groups asked, by name (for people). */
   groups: string[];
-  eligible: { api: string[]; slack: string[] };
+  eligible: Eligible;
   channel: string | null;
 }
 
@@ -124,7 +124,7 @@ export interface ApprovalEdit {
   at: number;
   rule: string;
   required: number;
-  eligible: { api: string[]; slack: string[] };
+  eligible: Eligible;
   /** MAC under the state key (state-seal.ts). */
   seal: string;
 }
@@ -139,7 +139,22 @@ export function asDecided(r: ApprovalRecord): ApprovalRecord {
   // Once escalated, the further group may decide as well.
   if (r.escalatedAt === null || r.escalation === null) return d;
   const more = r.escalation.eligible;
-  return { ...d, eligible: { api: [...new Set([...d.eligible.api, ...more.api])], slack: [...new Set([...d.eligible.slack, ...more.slack])] } };
+  return { ...d, eligible: mergeEligible(d.eligible, more) };
+}
+
+/**
+ * Who may decide, resolved from the policy's approver groups: API approvers (the inbox matches them
+ * by email), Slack entries, and identity-provider groups (absent when none are named).
+ */
+export interface Eligible {
+  api: string[];
+  slack: string[];
+  idp?: string[];
+}
+
+export function mergeEligible(a: Eligible, b: Eligible): Eligible {
+  const idp = [...new Set([...(a.idp ?? []), ...(b.idp ?? [])])];
+  return { api: [...new Set([...a.api, ...b.api])], slack: [...new Set([...a.slack, ...b.slack])], ...(idp.length > 0 ? { idp } : {}) };
 }
 
 export interface SlackMessageRef {

@@ -56,7 +56,7 @@ export class OidcSignIn {
   }
 
   /** The signed-in person from the provider's answer, or an error saying why not. */
-  async finish(callbackUrl: URL, t: LoginTransaction): Promise<{ email: string; name: string }> {
+  async finish(callbackUrl: URL, t: LoginTransaction): Promise<{ email: string; name: string; groups: string[] }> {
     const config = await this.configuration();
     const tokens = await client.authorizationCodeGrant(config, callbackUrl, { pkceCodeVerifier: t.verifier, expectedState: t.state, expectedNonce: t.nonce, idTokenExpected: true });
     const idToken = tokens.claims();
@@ -67,6 +67,7 @@ export class OidcSignIn {
     if (email === null) throw new Error('the identity provider sent no email for this account');
     if (claims.email_verified === false) throw new Error(`the identity provider has not verified ${email}`);
     const name = typeof claims.name === 'string' ? claims.name : email;
-    return { email, name };
+    const groups = Array.isArray(claims.groups) ? claims.groups.filter((g): g is string => typeof g === 'string') : [];
+    return { email, name, groups };
   }
 }

@@ -120,7 +120,8 @@ export function createInbox(deps: InboxDeps): (req: IncomingMessage, res: Server
   const now = deps.now ?? Date.now;
   const secure = (): boolean => deps.baseUrl().startsWith('https:');
 
-  const mayDecide = (r: ApprovalRecord, approver: string): string | null => refusalToVote(asVotedOn(deps.policy(), r), approver);
+  /** Whether the signed-in person may decide `r`: as an API approver (by email) or by their identity-provider groups. */
+  const refusalFor = (session: Session) => (r: ApprovalRecord, approver: string): string | null => refusalToVote(asVotedOn(deps.policy(), r), approver, session.groups);
   const view = (r: ApprovalRecord): InboxView => approvalView(r, `${INBOX_PREFIX}/a/`) as unknown as InboxView;
 
   async function login(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
@@ -134,7 +135,7 @@ export function createInbox(deps: InboxDeps): (req: IncomingMessage, res: Server
   async function callback(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const t = deps.signer.verify<LoginTransaction>(cookies(req.headers.cookie).get(LOGIN_COOKIE), now());
     if (t === null) return send(res, 400, page('Sign-in', null, errorPage('This sign-in has expired or was not started here: start again from /inbox.')));
-    let who: { email: string; name: string };
+    let who: { email: string; name: string; groups: string[] };
     try {
       if (deps.oidc === null) throw new Error('this inbox has no OpenID Connect sign-in');
       who = await deps.oidc.finish(new URL(`${deps.baseUrl()}${url.pathname}${url.search}`), t);
@@ -142,7 +143,7 @@ export function createInbox(deps: InboxDeps): (req: IncomingMessage, res: Server
       deps.log.warn({ err: { message: (err as Error).message } }, 'inbox sign-in failed');
       return send(res, 403, page('Sign-in', null, errorPage(`Sign-in failed: ${(err as Error).message}`)));
     }
-    const session = newSession(who.email, who.name, now());
+    const session = newSession(who.email, who.name, who.groups, now());
     redirect(res, t.next, {
       'set-cookie': [
         setCookie(SESSION_COOKIE, deps.signer.sign(session), { secure: secure(), maxAgeS: SESSION_MS / 1000 }),
@@ -188,8 +189,8 @@ export function createInbox(deps: InboxDeps): (req: IncomingMessage, res: Server
     }
     const outcome: VoteOutcome =
       edit !== null
-        ? await deps.approvals.approveWithEdit(id, approver, edit, deps.policy(), deps.redecide, refusalToVote)
-        : await deps.approvals.vote(id, approver, verdict, reason, mayDecide);
+        ? await deps.approvals.approveWithEdit(id, approver, edit, deps.policy(), deps.redecide, (r, a) => refusalToVote(r, a, session.groups))
+        : await deps.approvals.vote(id, approver, verdict, reason, refusalFor(session));
     if (!outcome.ok) return fail(outcome.status, outcome.message);
     let done: string = verdict;
     if (ask !== null) {
@@ -219,8 +220,8 @@ export function createInbox(deps: InboxDeps): (req: IncomingMessage, res: Server
       // Behind an authenticating proxy the person is who it says on every request; the session cookie
       // then only carries the CSRF token (a new one when the person changes).
       const vouched = deps.trusted?.identify(req) ?? null;
-      if (vouched !== null && session?.email !== vouched.email) {
-        session = newSession(vouched.email, vouched.name, now());
+      if (vouched !== null && (session?.email !== vouched.email || session.groups.join(',') !== vouched.groups.join(','))) {
+        session = newSession(vouched.email, vouched.name, vouched.groups, now());
         res.setHeader('set-cookie', setCookie(SESSION_COOKIE, deps.signer.sign(session), { secure: secure(), maxAgeS: SESSION_MS / 1000 }));
       }
       if (deps.trusted !== null && deps.oidc === null && vouched === null) session = null;
@@ -240,8 +241,9 @@ export function createInbox(deps: InboxDeps): (req: IncomingMessage, res: Server
         const approver = approverName(deps.policy(), session.email);
         let records = await deps.approvals.list({ state: state as ApprovalState, limit: 200 });
         // Pending: what this person may decide. History: everything of the rules they approve for.
+        const mayDecide = refusalFor(session);
         if (state === 'pending') records = records.filter((r) => mayDecide(r, approver) === null);
-        else records = records.filter((r) => asVotedOn(deps.policy(), r).eligible.api.includes(approver) || r.approvals.some((v) => v.approver === approver));
+        else records = records.filter((r) => mayDecide({ ...r, identity: null, owner: null }, approver) === null || r.approvals.some((v) => v.approver === approver));
         return send(res, 200, page('Inbox', session, listPage(records.map(view), state, true)));
       }
       const m = /^\/inbox\/a\/([^/]+)(?:\/(approve|deny))?$/.exec(path);
@@ -253,7 +255,7 @@ export function createInbox(deps: InboxDeps): (req: IncomingMessage, res: Server
           if (r === null) return send(res, 404, page('Not found', session, errorPage(`No approval ${id}.`)));
           const done = url.searchParams.get('done');
           const notice = done === 'approve' ? 'Your approval is recorded.' : done === 'grant' ? 'Your approval and grant are recorded.' : done === 'deny' ? 'Denied.' : null;
-          return send(res, 200, page('Approval', session, detailPage(view(r), session.csrf, mayDecide(r, approverName(deps.policy(), session.email)), notice, r.grantCaps)));
+          return send(res, 200, page('Approval', session, detailPage(view(r), session.csrf, refusalFor(session)(r, approverName(deps.policy(), session.email)), notice, r.grantCaps)));
         }
       }
       send(res, 404, page('Not found', session, errorPage('No such page.')));

@@ -9,6 +9,8 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 export interface Session {
   email: string;
   name: string;
+  /** The identity provider's groups of this person (matched against approver groups' idpGroups). */
+  groups: string[];
   /** Echoed by every state-changing form. */
   csrf: string;
   /** Expiry, ms since the epoch. */
@@ -49,8 +51,8 @@ export class CookieSigner {
   }
 }
 
-export function newSession(email: string, name: string, now: number): Session {
-  return { email, name, csrf: randomBytes(24).toString('base64url'), exp: now + SESSION_MS };
+export function newSession(email: string, name: string, groups: readonly string[], now: number): Session {
+  return { email, name, groups: [...groups], csrf: randomBytes(24).toString('base64url'), exp: now + SESSION_MS };
 }
 
 /** The cookies of a request, by name (the first of each). */

@@ -13,6 +13,8 @@ export interface TrustedHeadersConfig {
   emailHeader: string;
   /** Header with a display name (default `x-forwarded-preferred-username`). */
   nameHeader: string;
+  /** Header with the person's groups, comma-separated (default `x-forwarded-groups`). */
+  groupsHeader: string;
 }
 
 export class TrustedHeaders {
@@ -27,13 +29,18 @@ export class TrustedHeaders {
   }
 
   /** The person the proxy vouches for, or null (no header, or a connection not from the proxy). */
-  identify(req: IncomingMessage): { email: string; name: string } | null {
+  identify(req: IncomingMessage): { email: string; name: string; groups: string[] } | null {
     const raw = req.headers[this.config.emailHeader];
     if (typeof raw !== 'string' || raw.trim() === '') return null;
     const peer = parseIp(canonicalIp(req.socket.remoteAddress ?? '') ?? '');
     if (peer === null || !this.ranges.some((r) => inRange(peer, r))) return null;
     const email = raw.trim().toLowerCase();
     const name = req.headers[this.config.nameHeader];
-    return { email, name: typeof name === 'string' && name.trim() !== '' ? name.trim() : email };
+    const groups = req.headers[this.config.groupsHeader];
+    return {
+      email,
+      name: typeof name === 'string' && name.trim() !== '' ? name.trim() : email,
+      groups: typeof groups === 'string' ? groups.split(',').map((g) => g.trim()).filter(Boolean) : [],
+    };
   }
 }

@@ -17,6 +17,7 @@ import {
   ACTION_RANK,
   type Action,
   type ApprovalSettings,
+  type ApproverGroup,
   type BodyCriteria,
   type ClassificationConfig,
   type CompiledPolicy,
@@ -253,8 +254,8 @@ function compileIdentities(files: readonly ParsedPolicyFile[], p: Problems): Map
   return identities;
 }
 
-function compileApprovers(files: readonly ParsedPolicyFile[], p: Problems): Map<string, { slack: readonly string[]; api: readonly string[] }> {
-  const groups = new Map<string, { slack: readonly string[]; api: readonly string[] }>();
+function compileApprovers(files: readonly ParsedPolicyFile[], p: Problems): Map<string, ApproverGroup> {
+  const groups = new Map<string, ApproverGroup>();
   const sources = new Map<string, SourcePosition>();
   for (const f of files) {
     for (const [name, def] of Object.entries(f.data.approvers ?? {})) {
@@ -267,8 +268,9 @@ function compileApprovers(files: readonly ParsedPolicyFile[], p: Problems): Map<
       sources.set(name, source);
       const slack = [...new Set(def.slack ?? [])];
       const api = [...new Set(def.api ?? [])];
-      if (slack.length + api.length === 0) p.error(source, `approver group "${name}" has no members (list slack and/or api approvers)`);
-      groups.set(name, { slack, api });
+      const idpGroups = [...new Set(def.idpGroups ?? [])];
+      if (slack.length + api.length + idpGroups.length === 0) p.error(source, `approver group "${name}" has no members (list slack and/or api approvers, or idpGroups)`);
+      groups.set(name, { slack, api, idpGroups });
     }
   }
   return groups;
@@ -428,7 +430,7 @@ interface RuleContext {
   classification: ClassificationConfig | null;
   classificationDeclared: boolean;
   identities: ReadonlyMap<string, IdentityConfig>;
-  approverGroups: ReadonlyMap<string, { slack: readonly string[]; api: readonly string[] }>;
+  approverGroups: ReadonlyMap<string, ApproverGroup>;
   knownGroups: ReadonlySet<string>;
 }
 
@@ -560,6 +562,8 @@ function compileApproval(rule: PolicyRule, at: (...rest: YamlPath) => SourcePosi
       continue;
     }
     for (const id of [...def.slack, ...def.api]) members.add(id);
+    // Identity-provider groups have members Airlock cannot count.
+    if (def.idpGroups.length > 0) groupsOk = false;
   }
   if (groupsOk && a.required > members.size) {
     p.error(at('approval', 'required'), `approval.required is ${a.required} but the approver groups [${a.approvers.join(', ')}] have only ${members.size} distinct approver(s)`);

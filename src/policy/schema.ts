@@ -167,6 +167,8 @@ const IdentitySchema = z.strictObject({
 const ApproverGroupSchema = z.strictObject({
   slack: z.array(z.string().min(1)).optional().describe('Who may decide in Slack: user ids (U…, W…), user groups (S…), or emails matched to Slack profiles.'),
   api: z.array(z.string().min(1)).optional().describe('Names approvers use with the approvals API.'),
+  idpGroups: z.array(z.string().min(1)).optional()
+    .describe("Identity-provider groups whose members may decide in the web inbox (the OpenID Connect groups claim, or the authenticating proxy's groups header)."),
 });
 
 const ClassificationSchema = z.strictObject({

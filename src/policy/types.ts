@@ -52,6 +52,13 @@ export interface CanonicalRequest {
   exceptions: HostExceptions;
 }
 
+/** Who an approver group names: Slack users, API approvers, and identity-provider groups (the inbox). */
+export interface ApproverGroup {
+  slack: readonly string[];
+  api: readonly string[];
+  idpGroups: readonly string[];
+}
+
 /** An impact probe: a request template sent before asking, its answer summarised for approvers. */
 export interface ProbeSpec {
   name: string;
@@ -197,7 +204,7 @@ export interface CompiledPolicy {
   /** Whether some rule inspects GraphQL operations (an inspected body is then read as GraphQL too). */
   readonly inspectsGraphql: boolean;
   readonly identities: ReadonlyMap<string, IdentityConfig>;
-  readonly approverGroups: ReadonlyMap<string, { slack: readonly string[]; api: readonly string[] }>;
+  readonly approverGroups: ReadonlyMap<string, ApproverGroup>;
   /** Approver name to the SHA-256 digests of their approvals-API bearer tokens. */
   readonly approverTokens: ReadonlyMap<string, readonly Uint8Array[]>;
   readonly routes: readonly ReverseRoute[];

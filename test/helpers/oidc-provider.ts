@@ -24,7 +24,8 @@ export async function freeLoopbackPort(): Promise<number> {
   return port;
 }
 
-export async function startOidcProvider(opts: { port: number; redirectUri: string }): Promise<TestOidcProvider> {
+/** `groups`: the identity provider's groups of some accounts (sent in the `groups` claim, with the profile scope). */
+export async function startOidcProvider(opts: { port: number; redirectUri: string; groups?: Record<string, string[]> }): Promise<TestOidcProvider> {
   const issuer = `http://127.0.0.1:${opts.port}`;
   const clientId = 'airlock-inbox';
   const clientSecret = 'inbox-client-secret-for-tests';
@@ -32,9 +33,9 @@ export async function startOidcProvider(opts: { port: number; redirectUri: strin
     clients: [{ client_id: clientId, client_secret: clientSecret, redirect_uris: [opts.redirectUri], grant_types: ['authorization_code'], response_types: ['code'] }],
     findAccount: async (_ctx, id) => ({
       accountId: id,
-      claims: async () => ({ sub: id, email: id, email_verified: true, name: id.split('@')[0] }),
+      claims: async () => ({ sub: id, email: id, email_verified: true, name: id.split('@')[0], groups: opts.groups?.[id] ?? [] }),
     }),
-    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
+    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'groups'] },
     pkce: { required: () => true },
     cookies: { keys: ['oidc-provider-test-cookie-key'] },
     features: { devInteractions: { enabled: true } },

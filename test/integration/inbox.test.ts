@@ -23,7 +23,7 @@ version: 1
 identities:
   billing-bot: { owner: alice@example.com }
 approvers:
-  owners: { api: [dana@example.com, erin@example.com, alice@example.com] }
+  owners: { api: [dana@example.com, erin@example.com, alice@example.com], idpGroups: [data-owners] }
 rules:
   - id: exports
     description: Exports of customer data need a data owner
@@ -46,7 +46,7 @@ describe('web inbox', () => {
       { 'policy.yaml': policy(up) },
       { identity: 'billing-bot', inbox: { oidc: { issuer, clientId: 'airlock-inbox', clientSecret: 'inbox-client-secret-for-tests' }, trusted: null, url: null } },
     );
-    idp = await startOidcProvider({ port: idpPort, redirectUri: `${al.adminUrl}/inbox/callback` });
+    idp = await startOidcProvider({ port: idpPort, redirectUri: `${al.adminUrl}/inbox/callback`, groups: { 'gina@example.com': ['data-owners'] } });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
     if (SCREENSHOTS) await mkdir(SCREENSHOTS, { recursive: true });
   });
@@ -148,6 +148,22 @@ describe('web inbox', () => {
     }
   });
 
+  it('a member of an identity-provider group the approver group names decides too', async () => {
+    const agent = hold('/exports/by-group');
+    const id = await pendingId('/exports/by-group');
+    const gina = await signIn('gina@example.com');
+    try {
+      await gina.page.waitForSelector(`li[data-id="${id}"]`);
+      await gina.page.click(`li[data-id="${id}"] a`);
+      await gina.page.click('button.approve');
+      await gina.page.waitForSelector('.notice');
+      assert.equal((await agent).code, '200');
+      assert.ok((await al.audit()).some((e) => e.event === 'approval_vote' && e.approval_id === id && e.approver === 'gina@example.com'));
+    } finally {
+      await gina.context.close();
+    }
+  });
+
   it('a non-approver and the agent\'s owner cannot approve; a form post without the CSRF token changes nothing', async () => {
     const agent = hold('/exports/payroll');
     const id = await pendingId('/exports/payroll');
@@ -209,7 +225,7 @@ describe('web inbox behind an authenticating proxy', () => {
     up = await startUpstream();
     al = await startTestAirlock(
       { 'policy.yaml': policy(up) },
-      { identity: 'billing-bot', inbox: { oidc: null, trusted: { from: ['127.0.0.1/32'], emailHeader: 'x-forwarded-email', nameHeader: 'x-forwarded-preferred-username' }, url: null } },
+      { identity: 'billing-bot', inbox: { oidc: null, trusted: { from: ['127.0.0.1/32'], emailHeader: 'x-forwarded-email', nameHeader: 'x-forwarded-preferred-username', groupsHeader: 'x-forwarded-groups' }, url: null } },
     );
   });
   after(async () => {
