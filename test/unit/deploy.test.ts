@@ -160,8 +160,8 @@ describe('deploy/docker-compose.yml', () => {
   const airlock = services.airlock;
   const env = airlock.environment as Record<string, string>;
 
-  it('has redis, airlock, demo-api and agent, started in order of health', () => {
-    assert.deepEqual(Object.keys(services).sort(), ['agent', 'airlock', 'demo-api', 'redis']);
+  it('has redis, airlock (proxy), approvals, demo-api and agent, started in order of health', () => {
+    assert.deepEqual(Object.keys(services).sort(), ['agent', 'airlock', 'approvals', 'demo-api', 'redis']);
     assert.equal(airlock.build.context, '..');
     assert.ok(existsSync(join(ROOT, 'deploy', airlock.build.context, airlock.build.dockerfile)));
     assert.deepEqual(airlock.depends_on.redis, { condition: 'service_healthy' });
@@ -189,6 +189,19 @@ describe('deploy/docker-compose.yml', () => {
     assert.equal(command[command.indexOf('--requirepass') + 1], env.REDIS_PASSWORD);
     assert.equal(services.redis.environment.REDISCLI_AUTH, env.REDIS_PASSWORD, 'the health check authenticates');
     assert.ok(Buffer.byteLength(env.AIRLOCK_STATE_KEY!) >= 32);
+  });
+
+  it('approvals: the approvals role on the same Redis, key and policies as the proxy, its API on loopback', () => {
+    const ap = services.approvals;
+    const aenv = ap.environment as Record<string, string>;
+    assertKnownEnv(Object.keys(aenv), 'compose approvals.environment');
+    assert.deepEqual([env.AIRLOCK_ROLE, aenv.AIRLOCK_ROLE], ['proxy', 'approvals']);
+    for (const k of ['REDIS_URL', 'REDIS_PASSWORD', 'AIRLOCK_STATE_KEY', 'AIRLOCK_POLICIES']) assert.equal(aenv[k], env[k], k);
+    assert.deepEqual(ap.volumes, airlock.volumes);
+    assert.equal(ap.image, airlock.image, 'the same image, built once');
+    assert.deepEqual(ap.ports, [`127.0.0.1:9091:${ADMIN_PORT}`]);
+    assert.equal(portOf(aenv.AIRLOCK_ADMIN_LISTEN!), ADMIN_PORT);
+    assert.deepEqual(ap.depends_on.redis, { condition: 'service_healthy' });
   });
 
   it('airlock: the demo policies are mounted read-only at AIRLOCK_POLICIES', () => {
