@@ -88,6 +88,9 @@ export interface ApprovalChannel {
  * What a held request wakes up with: the record (null if it vanished), the announcement of an
  * approval, or this replica shutting down (the approval is still there for the agent's retry).
  */
+/** How long a pending approval may go without a channel message before a replica posts it anyway. */
+const REPOST_AFTER_MS = 15_000;
+
 export type Woken = ApprovalRecord | null | 'approved' | 'shutdown';
 
 /** A claim, or its refusal because the record's seals do not hold (the store was written by someone else). */
@@ -683,8 +686,30 @@ export class ApprovalService {
     );
   }
 
+  /**
+   * Announcements are at most once: a request whose 'requested' announcement no replica acted on
+   * (all were disconnected) has no message after a while. One replica posts it then (lease version 0,
+   * which no announcement uses).
+   */
+  private repost(): void {
+    const before = this.now() - REPOST_AFTER_MS;
+    this.deps.store.list({ state: 'pending' }, this.now()).then(
+      (pending) => {
+        for (const r of pending) {
+          if (r.slack !== null || r.createdAt > before) continue;
+          void this.deps.store.claimNotice(r.id, 0).then(
+            (mine) => mine && this.notify('requested', r),
+            (err: unknown) => this.deps.log.warn({ err, approval_id: r.id }, 'could not claim a missed approval message'),
+          );
+        }
+      },
+      (err: unknown) => this.deps.log.warn({ err }, 'could not look for approvals without a message'),
+    );
+  }
+
   /** Expire what is overdue even if no request waits for it here, and escalate what nobody decided in time. */
   private sweep(): void {
+    if (this.channels.length > 0) this.repost();
     this.deps.store.expireDue(this.now()).then(
       (ids) => ids.forEach((id) => this.recordExpiry(id)),
       (err: unknown) => this.deps.log.warn({ err }, 'could not expire overdue approvals; retrying at the next interval'),
