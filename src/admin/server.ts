@@ -48,9 +48,10 @@ export function createAdminServer(state: AdminState): Server {
       void handleApprovalsApi(req, res, path, state.approvals, state.policy(), state.redecide);
       return;
     }
-    if (state.inbox && (path === INBOX_PREFIX || path.startsWith(`${INBOX_PREFIX}/`))) {
-      void state.inbox(req, res, path);
-      return;
+    if (path === INBOX_PREFIX || path.startsWith(`${INBOX_PREFIX}/`)) {
+      if (state.inbox) return void state.inbox(req, res, path);
+      const why = state.approvalsApi ? 'set AIRLOCK_OIDC_ISSUER (or AIRLOCK_INBOX_TRUSTED_PROXIES) to turn it on (docs/inbox.md)' : 'it is served by the approvals service (--role approvals)';
+      return json(res, 404, { error: 'not_found', message: `the web inbox is not configured here: ${why}` });
     }
     if (path === GRANTS_PREFIX || path.startsWith(`${GRANTS_PREFIX}/`)) {
       void handleGrantsApi(req, res, path, state.approvals, state.policy());
