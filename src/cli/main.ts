@@ -3,11 +3,15 @@
 // 64 MiB under load, whose pages stay resident: with many connections held for approval that is tens of
 // MiB of RSS for no gain in throughput (measured in docs/architecture.md).
 import { Command } from 'commander';
+import { readFileSync } from 'node:fs';
 import { registerServeCommand } from './serve.js';
+
+// The installed package's own version (dist/cli/main.js → package.json).
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 const program = new Command('airlock')
   .description('A policy proxy that puts a human in the loop of what AI agents do over HTTP')
-  .version('0.1.0')
+  .version(version)
   .showHelpAfterError();
 
 registerServeCommand(program);

@@ -38,6 +38,9 @@ interface ServeFlags {
   allowDestination?: string;
 }
 
+/** pino's levels, and `silent`. */
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
 function duration(value: string, flag: string): number {
   const ms = parseDuration(value);
   if (ms === null) throw new Error(`${flag}: expected a duration like 500ms, 10s or 2m, got "${value}"`);
@@ -124,6 +127,11 @@ export function registerServeCommand(program: Command): void {
     .addOption(new Option('--upstream-ca <file>', 'extra CA certificates (PEM) to trust for upstream HTTPS, besides the system ones').env('AIRLOCK_UPSTREAM_CA'))
     .addOption(new Option('--log-level <level>', 'operational log level (logs go to stderr)').env('AIRLOCK_LOG_LEVEL').default('info'))
     .action(async (flags: ServeFlags) => {
+      if (!LOG_LEVELS.includes(flags.logLevel)) {
+        console.error(`airlock serve: --log-level: expected one of ${LOG_LEVELS.join(', ')}, got "${flags.logLevel}"`);
+        process.exitCode = 2;
+        return;
+      }
       const log = createLogger(flags.logLevel);
       let config: ServeConfig;
       try {

@@ -15,7 +15,8 @@ export function registerTokenCommands(program: Command): void {
       console.log(`# policy file, under identities.${id}:`);
       console.log(`tokens: ["${hashToken(secret)}"]`);
       console.log('# agent environment (keep it secret):');
-      console.log(`HTTP_PROXY=http://${encodeURIComponent(id)}:${secret}@${opts.proxy}`);
-      console.log(`HTTPS_PROXY=http://${encodeURIComponent(id)}:${secret}@${opts.proxy}`);
+      // Most clients read the upper-case names; curl reads only the lower-case http_proxy.
+      const url = `http://${encodeURIComponent(id)}:${secret}@${opts.proxy}`;
+      for (const name of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy']) console.log(`${name}=${url}`);
     });
 }

@@ -158,5 +158,21 @@ describe('airlock token new', () => {
     const token = /HTTP_PROXY=http:\/\/billing-bot:([^@]+)@airlock:8080/.exec(r.stdout)![1]!;
     const { hashToken } = await import('../../src/request/identify.js');
     assert.equal(hashToken(token), hash);
+    for (const name of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy']) assert.match(r.stdout, new RegExp(`^${name}=http://billing-bot:${token}@airlock:8080$`, 'm'), name);
+  });
+});
+
+describe('airlock --version and serve --log-level', () => {
+  it('prints the package\'s version', async () => {
+    const { version } = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    const r = await airlockCli(['--version']);
+    assert.deepEqual([r.code, r.stdout.trim()], [0, version]);
+  });
+
+  it('refuses an unknown log level with a one-line message and exit code 2, not a stack trace', async () => {
+    const r = await airlockCli(['serve', '--log-level', 'verbose', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /^airlock serve: --log-level: expected one of fatal, error, warn, info, debug, trace, silent, got "verbose"$/m);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
   });
 });
