@@ -12,7 +12,10 @@ const { version } = JSON.parse(readFileSync(new URL('../../package.json', import
 const program = new Command('airlock')
   .description('A policy proxy that puts a human in the loop of what AI agents do over HTTP')
   .version(version)
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // Usage errors (an unknown option or command, a missing argument) exit 2, like a malformed value;
+  // 1 is kept for a command that ran and failed. Help and --version exit 0.
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
 
 registerServeCommand(program);
 // `serve` runs for as long as the sidecar does: it does not load the other commands' modules (YAML

@@ -204,10 +204,10 @@ describe('airlock approvals (CLI without a server)', () => {
     failed(viaEnv, new RegExp(escapeRegExp(admin)));
   });
 
-  it('deny without --reason is a usage error (exit 1), and an empty reason is refused before sending', async () => {
+  it('deny without --reason is a usage error (exit 2), and an empty reason is refused before sending', async () => {
     const env = { ...process.env, AIRLOCK_APPROVER_TOKEN: 't', AIRLOCK_ADMIN_URL: 'http://127.0.0.1:9' };
     const r = await airlockCli(['approvals', 'deny', 'abc'], env);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 2);
     assert.match(r.stderr, /--reason/);
     failed(await airlockCli(['approvals', 'deny', 'abc', '--reason', ' '], env), /reason/);
     failed(await airlockCli(['approvals', 'show', ''], env), /approval id is empty/);

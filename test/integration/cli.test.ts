@@ -169,6 +169,16 @@ describe('airlock --version and serve --log-level', () => {
     assert.deepEqual([r.code, r.stdout.trim()], [0, version]);
   });
 
+  it('usage errors exit 2 (an unknown option or command, a missing argument); help exits 0', async () => {
+    for (const args of [['serve', '--bogus'], ['frobnicate'], ['policy', 'check', '--nope'], ['token', 'new']]) {
+      const r = await airlockCli(args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /^error: /m);
+    }
+    assert.equal((await airlockCli(['--help'])).code, 0);
+    assert.equal((await airlockCli(['policy', '--help'])).code, 0);
+  });
+
   it('refuses an unknown log level with a one-line message and exit code 2, not a stack trace', async () => {
     const r = await airlockCli(['serve', '--log-level', 'verbose', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0']);
     assert.equal(r.code, 2);
