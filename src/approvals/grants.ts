@@ -6,6 +6,7 @@
  * granted without an approver asking for it, and a grant past the cap is refused, never clamped.
  */
 import jsonPatch from 'fast-json-patch';
+import { duplicateKey } from '../inspect/json.js';
 import type { StoredRequest } from './types.js';
 
 const { getValueByPointer } = jsonPatch;
@@ -68,13 +69,31 @@ export function parseGrant(value: unknown, caps: { maxDurationMs: number; maxUse
   return { durationMs, uses, pins: pins as string[] };
 }
 
+/**
+ * The JSON body, or undefined when it has none or is read two ways: a repeated key is kept last by
+ * JSON.parse and first by other parsers, so a pinned field in it would match what the upstream may not
+ * see (the same check body rules make).
+ */
 function bodyJson(request: StoredRequest): unknown {
+  const text = Buffer.from(request.body, 'base64').toString('utf8');
   try {
-    return JSON.parse(Buffer.from(request.body, 'base64').toString('utf8'));
+    const doc: unknown = JSON.parse(text);
+    return duplicateKey(text) === null ? doc : undefined;
   } catch {
     return undefined;
   }
 }
+
+/** What an approver may pick for a grant's duration (each offered up to the rule's cap). */
+export const GRANT_DURATIONS: readonly [string, number][] = [
+  ['15m', 15 * 60_000],
+  ['30m', 30 * 60_000],
+  ['1h', 60 * 60_000],
+  ['4h', 4 * 60 * 60_000],
+  ['8h', 8 * 60 * 60_000],
+  ['24h', 24 * 60 * 60_000],
+  ['7d', 7 * 24 * 60 * 60_000],
+];
 
 function queryValue(query: string, name: string): string | undefined {
   for (const [k, v] of new URLSearchParams(query)) if (k === name) return v;

@@ -407,9 +407,12 @@ function parseChange(message: string): StateChange | null {
   }
 }
 
-/** The hash tag shared by every key of one identity+digest (32 hex chars, so braces in ids can't interfere). */
-export function joinTag(identity: string | null, digest: string): string {
-  return createHash('sha256').update(JSON.stringify([identity, digest])).digest('hex').slice(0, 32);
+/**
+ * 32 hex chars naming an identity and something of it (a request digest: the hash tag shared by every
+ * key of one identity+digest; a rule: its history and grants). Braces and colons in names can't interfere.
+ */
+export function joinTag(identity: string | null, second: string): string {
+  return createHash('sha256').update(JSON.stringify([identity, second])).digest('hex').slice(0, 32);
 }
 
 const REF_CACHE_MAX = 10_000;
@@ -980,7 +983,7 @@ export class RedisStore implements ApprovalStore {
   /** One sorted set per identity and rule: members `outcome:id`, scored by when; kept for 30 days. */
   /** One sorted set per identity, rule and outcome: approval ids scored by when; counted with ZCOUNT. */
   private historyKey(identity: string | null, rule: string, outcome: keyof History): string {
-    return `${this.prefix}:history:${createHash('sha256').update(JSON.stringify([identity, rule])).digest('hex').slice(0, 32)}:${outcome}`;
+    return `${this.prefix}:history:${joinTag(identity, rule)}:${outcome}`;
   }
 
   async noteOutcome(identity: string | null, rule: string, outcome: keyof History, id: string, at: number): Promise<void> {
@@ -1002,7 +1005,7 @@ export class RedisStore implements ApprovalStore {
   }
   /** Grants by identity and rule (score: expiresAt), and all grants (for listing). */
   private grantsOfKey(identity: string | null, rule: string): string {
-    return `${this.prefix}:grants-of:${createHash('sha256').update(JSON.stringify([identity, rule])).digest('hex').slice(0, 32)}`;
+    return `${this.prefix}:grants-of:${joinTag(identity, rule)}`;
   }
   private get grantsKey(): string {
     return `${this.prefix}:grants`;

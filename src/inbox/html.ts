@@ -3,6 +3,7 @@
  * secrets and body already redacted). Everything that came from an agent is HTML-escaped; pages load
  * only /inbox/app.css and /inbox/app.js (the Content-Security-Policy allows nothing else).
  */
+import { GRANT_DURATIONS } from '../approvals/grants.js';
 import type { ApprovalView } from '../approvals/view.js';
 import { describeFinding } from '../inspect/finding.js';
 import { elideMiddle } from '../text/visible.js';
@@ -73,15 +74,6 @@ function facts(v: View): string {
   if (v.decided_by) rows.push(['Decided by', `${esc(v.decided_by)}${v.decision_reason ? `: ${esc(v.decision_reason)}` : ''}`]);
   return `<dl class="facts">${rows.map(([k, val]) => `<dt>${k}</dt><dd>${val}</dd>`).join('')}</dl>`;
 }
-
-const GRANT_DURATIONS: [string, number][] = [
-  ['15m', 15 * 60_000],
-  ['30m', 30 * 60_000],
-  ['1h', 60 * 60_000],
-  ['4h', 4 * 60 * 60_000],
-  ['8h', 8 * 60 * 60_000],
-  ['24h', 24 * 60 * 60_000],
-];
 
 /** Edit before approving, and (where the rule allows it) grant: folded away under the Approve button. */
 function approveExtras(caps: { maxDurationMs: number; maxUses: number } | null): string {

@@ -42,6 +42,14 @@ describe('grant matching', () => {
     assert.ok(!grantCovers(g, 'queries', { ...approved, body: Buffer.from('not json').toString('base64') }));
   });
 
+  it('covers nothing whose body repeats a key: the upstream may read the other copy of a pinned field', () => {
+    const g = grant(['/table']);
+    const twice = { ...approved, body: Buffer.from('{"table":"secrets","table":"orders"}').toString('base64') };
+    assert.ok(!grantCovers(g, 'queries', twice));
+    const nested = { ...approved, body: Buffer.from('{"table":"orders","filter":{"a":1,"a":2}}').toString('base64') };
+    assert.ok(!grantCovers(grant(['/table']), 'queries', nested), 'anywhere in the document');
+  });
+
   it('cannot pin a field the approved request lacks', () => {
     assert.equal(pinsOf(approved, ['/schema']), 'cannot pin /schema: the approved request has no such field');
     assert.equal(pinsOf(approved, ['?cursor']), 'cannot pin ?cursor: the approved request has no such field');

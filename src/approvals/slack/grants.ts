@@ -4,7 +4,7 @@
  * is used, revoked or used up.
  */
 import type { types as Slack } from '@slack/bolt';
-import type { GrantState } from '../grants.js';
+import { GRANT_DURATIONS, type GrantState } from '../grants.js';
 import type { ApprovalRecord } from '../types.js';
 import { approverLabel, escapeMrkdwn, slackDate } from './message.js';
 
@@ -19,15 +19,6 @@ export const GRANT_USES_BLOCK = 'grant_uses';
 export const GRANT_PIN_BLOCK = 'grant_pin';
 const INPUT = 'value';
 
-const DURATIONS: [string, number][] = [
-  ['15m', 15 * 60_000],
-  ['30m', 30 * 60_000],
-  ['1h', 60 * 60_000],
-  ['4h', 4 * 60 * 60_000],
-  ['8h', 8 * 60 * 60_000],
-  ['24h', 24 * 60 * 60_000],
-  ['7d', 7 * 24 * 60 * 60_000],
-];
 
 function words(ms: number): string {
   if (ms % 86_400_000 === 0) return `${ms / 86_400_000}d`;
@@ -38,7 +29,7 @@ function words(ms: number): string {
 /** The "Approve & grant…" modal for `r` (its rule's caps in `r.grantCaps`). */
 export function grantModal(r: ApprovalRecord, channel: string): View {
   const caps = r.grantCaps!;
-  const options = DURATIONS.filter(([, ms]) => ms <= caps.maxDurationMs).map(([text]) => text);
+  const options = GRANT_DURATIONS.filter(([, ms]) => ms <= caps.maxDurationMs).map(([text]) => text);
   if (!options.includes(words(caps.maxDurationMs))) options.push(words(caps.maxDurationMs));
   return {
     type: 'modal',
