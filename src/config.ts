@@ -1,4 +1,5 @@
 import type { SlackConfig } from './approvals/slack/channel.js';
+import type { TeamsConfig } from './approvals/teams/channel.js';
 import type { StateKeySource } from './approvals/state-seal.js';
 import type { OidcSettings } from './inbox/oidc.js';
 import type { TrustedHeadersConfig } from './inbox/trusted-headers.js';
@@ -63,6 +64,8 @@ export interface ServeConfig {
   replica: string;
   /** Slack approvals, when SLACK_BOT_TOKEN is set. */
   slack: SlackConfig | null;
+  /** Microsoft Teams approvals, when TEAMS_APP_ID is set. */
+  teams: TeamsConfig | null;
   /** Extra CA certificates (PEM file) trusted for upstream TLS, besides the system's. */
   upstreamCaFile: string | null;
   /** Addresses the destination guard lets through besides the policy's `destinations.allow` (e.g. loopback for local testing). */
@@ -88,6 +91,26 @@ export function slackFromEnv(env: NodeJS.ProcessEnv): SlackConfig | null {
     ...(env.SLACK_SIGNING_SECRET ? { signingSecret: env.SLACK_SIGNING_SECRET } : {}),
     ...(env.SLACK_API_URL ? { apiUrl: env.SLACK_API_URL } : {}),
     ...(env.SLACK_CHANNEL ? { defaultChannel: env.SLACK_CHANNEL } : {}),
+  };
+}
+
+/**
+ * Teams settings from the environment only (the secret never in a process list). TEAMS_APP_ID turns
+ * Teams on and then needs TEAMS_APP_SECRET and TEAMS_TENANT_ID.
+ */
+export function teamsFromEnv(env: NodeJS.ProcessEnv): TeamsConfig | null {
+  const appId = env.TEAMS_APP_ID;
+  if (!appId) return null;
+  const missing = ['TEAMS_APP_SECRET', 'TEAMS_TENANT_ID'].filter((name) => !env[name]);
+  if (missing.length > 0) throw new Error(`TEAMS_APP_ID is set but ${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} not`);
+  return {
+    appId,
+    appSecret: env.TEAMS_APP_SECRET!,
+    tenantId: env.TEAMS_TENANT_ID!,
+    ...(env.TEAMS_CONVERSATION ? { defaultConversation: env.TEAMS_CONVERSATION } : {}),
+    ...(env.TEAMS_SERVICE_URL ? { serviceUrl: env.TEAMS_SERVICE_URL } : {}),
+    ...(env.TEAMS_OPENID_METADATA_URL ? { openIdMetadataUrl: env.TEAMS_OPENID_METADATA_URL } : {}),
+    ...(env.TEAMS_TOKEN_URL ? { tokenUrl: env.TEAMS_TOKEN_URL } : {}),
   };
 }
 

@@ -182,12 +182,17 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
   const approvals = new ApprovalService({ store, replica: config.replica, audit, metrics, log, sealer, probe: probeRunner(agent, process.env), sweeps: role !== 'proxy' });
   const redecide = redecider(holder.current, config.maxInspectedBodyBytes);
   if (role === 'proxy' && config.slack) log.warn({}, 'Slack settings are ignored in the proxy role: the approvals service posts to Slack');
+  if (role === 'proxy' && config.teams) log.warn({}, 'Teams settings are ignored in the proxy role: the approvals service posts to Teams');
+  // Each channel's SDK is loaded only when it is configured.
   const slack = config.slack && role !== 'proxy' ? new (await import('./approvals/slack/channel.js')).SlackChannel(config.slack, approvals, holder.current, log, redecide) : null;
-  if (slack) {
-    approvals.addChannel(slack);
-    await slack.start();
+  const teams = config.teams && role !== 'proxy' ? new (await import('./approvals/teams/channel.js')).TeamsChannel(config.teams, approvals, holder.current, log, redecide) : null;
+  for (const channel of [slack, teams]) {
+    if (channel === null) continue;
+    approvals.addChannel(channel);
+    await channel.start();
   }
-  const channels = (): ReadonlyMap<string, boolean> => new Map(slack ? [['slack', slack.up()]] : []);
+  const channels = (): ReadonlyMap<string, boolean> =>
+    new Map([...(slack ? [['slack', slack.up()] as const] : []), ...(teams ? [['teams', teams.up()] as const] : [])]);
   metrics.watchChannels(channels);
   let own = new Set<string>();
   let ports = new Set<number>();
@@ -223,6 +228,7 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
     policy: holder.current,
     redecide,
     slack: slack ? (req, res) => slack.handleHttp(req, res) : null,
+    teams: teams ? (req, res) => void teams.handleHttp(req, res) : null,
     channels,
     ready: () => (role === 'approvals' || proxyUp ? { ready: true } : { ready: false, reason: 'proxy listener not accepting connections' }),
   });
@@ -249,6 +255,7 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
     async close(graceMs = 10_000) {
       await holder.close();
       await slack?.stop();
+      await teams?.stop();
       await approvals.close();
       await Promise.all([proxy === null ? Promise.resolve() : closeServer(proxyServer, graceMs, destroyTunnels), closeServer(adminServer, 0)]);
       await agent.close();

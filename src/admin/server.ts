@@ -3,6 +3,7 @@ import type { Registry } from 'prom-client';
 import type { ApprovalService } from '../approvals/service.js';
 import type { CompiledPolicy } from '../policy/types.js';
 import { SLACK_EVENTS_PATH } from '../approvals/slack/endpoint.js';
+import { TEAMS_MESSAGES_PATH } from '../approvals/teams/endpoint.js';
 import type { Redecide } from '../approvals/service.js';
 import { API_PREFIX, handleApprovalsApi } from './approvals-api.js';
 import { GRANTS_PREFIX, handleGrantsApi } from './grants-api.js';
@@ -22,6 +23,8 @@ export interface AdminState {
   redecide: Redecide;
   /** Slack's HTTP delivery (`POST /slack/events`), when Slack is configured without Socket Mode. */
   slack: ((req: IncomingMessage, res: ServerResponse) => void) | null;
+  /** The Bot Framework's deliveries (`POST /teams/messages`), when Teams is configured. */
+  teams: ((req: IncomingMessage, res: ServerResponse) => void) | null;
   /** Approval channels and whether each reaches its service: reported, never a reason to be unready. */
   channels(): ReadonlyMap<string, boolean>;
 }
@@ -38,6 +41,10 @@ export function createAdminServer(state: AdminState): Server {
     const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
     if (path === SLACK_EVENTS_PATH && state.slack) {
       state.slack(req, res);
+      return;
+    }
+    if (path === TEAMS_MESSAGES_PATH && state.teams) {
+      state.teams(req, res);
       return;
     }
     const api = path === API_PREFIX || path.startsWith(`${API_PREFIX}/`) || path === GRANTS_PREFIX || path.startsWith(`${GRANTS_PREFIX}/`);

@@ -28,6 +28,27 @@ export type EditResult = { ok: true; request: StoredRequest; digest: string } | 
 const MAX_CHANGES = 100;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
+function pairsOf(query: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [k, v] of new URLSearchParams(query)) if (!out.has(k)) out.set(k, v);
+  return out;
+}
+
+/**
+ * The query edit a form asks for when it showed `shown` and got `given` back: the parameters that
+ * changed or went (null), or null when nothing did.
+ */
+export function queryChanges(shown: string, given: string): Record<string, string | null> | null {
+  const query = given.trim().replace(/^\?/, '');
+  if (query === shown) return null;
+  const before = pairsOf(shown);
+  const after = pairsOf(query);
+  const changes: Record<string, string | null> = {};
+  for (const [k, v] of after) if (before.get(k) !== v) changes[k] = v;
+  for (const k of before.keys()) if (!after.has(k)) changes[k] = null;
+  return Object.keys(changes).length > 0 ? changes : null;
+}
+
 /** The edit as sent (untrusted JSON), checked for shape; or why it is not one. */
 export function parseEdit(value: unknown): EditSpec | string {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return 'edit must be an object with body, query and/or headers';

@@ -7,7 +7,7 @@
  */
 import jsonPatch from 'fast-json-patch';
 import { duplicateKey } from '../inspect/json.js';
-import type { StoredRequest } from './types.js';
+import type { SlackMessageRef, StoredRequest, TeamsMessageRef } from './types.js';
 
 const { getValueByPointer } = jsonPatch;
 
@@ -38,7 +38,9 @@ export interface GrantState extends Grant {
   revokedAt: number | null;
   revokedBy: string | null;
   /** The Slack message that announces it, once posted. */
-  slack: { channel: string; ts: string } | null;
+  slack: SlackMessageRef | null;
+  /** The Teams card that announces it, once posted. */
+  teams: TeamsMessageRef | null;
 }
 
 export interface GrantAsk {
@@ -94,6 +96,18 @@ export const GRANT_DURATIONS: readonly [string, number][] = [
   ['24h', 24 * 60 * 60_000],
   ['7d', 7 * 24 * 60 * 60_000],
 ];
+
+function words(ms: number): string {
+  if (ms % 86_400_000 === 0) return `${ms / 86_400_000}d`;
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  return `${Math.round(ms / 60_000)}m`;
+}
+
+/** The durations offered for a grant under a rule's cap, the cap itself included. */
+export function grantDurationChoices(maxDurationMs: number): string[] {
+  const options = GRANT_DURATIONS.filter(([, ms]) => ms <= maxDurationMs).map(([text]) => text);
+  return options.includes(words(maxDurationMs)) ? options : [...options, words(maxDurationMs)];
+}
 
 function queryValue(query: string, name: string): string | undefined {
   for (const [k, v] of new URLSearchParams(query)) if (k === name) return v;

@@ -11,7 +11,9 @@ import {
   type ClaimResult,
   type DecideResult,
   type ForwardOutcome,
-  type SlackMessageRef,
+  type ChannelName,
+  copyRef,
+  type MessageRefs,
   type Notice,
   type StateChange,
   type Vote,
@@ -367,13 +369,13 @@ export class MemoryStore implements ApprovalStore {
 
   async createGrant(grant: Grant): Promise<void> {
     this.assertOpen();
-    this.grants.set(grant.id, { ...structuredClone(grant), usesLeft: grant.uses, revokedAt: null, revokedBy: null, slack: null });
+    this.grants.set(grant.id, { ...structuredClone(grant), usesLeft: grant.uses, revokedAt: null, revokedBy: null, slack: null, teams: null });
   }
 
-  async setGrantMessage(id: string, ref: SlackMessageRef): Promise<void> {
+  async setGrantMessage<C extends ChannelName>(id: string, channel: C, ref: MessageRefs[C]): Promise<void> {
     this.assertOpen();
     const g = this.grants.get(id);
-    if (g !== undefined) g.slack = { channel: ref.channel, ts: ref.ts };
+    if (g !== undefined) (g[channel] as MessageRefs[C]) = copyRef(channel, ref);
   }
 
   async grantsFor(identity: string | null, rule: string, now: number): Promise<GrantState[]> {
@@ -420,10 +422,10 @@ export class MemoryStore implements ApprovalStore {
     this.announce(r);
   }
 
-  async setSlackMessage(id: string, ref: SlackMessageRef): Promise<void> {
+  async setMessage<C extends ChannelName>(id: string, channel: C, ref: MessageRefs[C]): Promise<void> {
     this.assertOpen();
     const r = this.records.get(id);
-    if (r !== undefined) r.slack = { channel: ref.channel, ts: ref.ts };
+    if (r !== undefined) (r[channel] as MessageRefs[C]) = copyRef(channel, ref);
   }
 
   subscribe(listener: (change: StateChange) => void): () => void {

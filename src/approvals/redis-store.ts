@@ -33,7 +33,9 @@ import {
   type ClaimResult,
   type DecideResult,
   type ForwardOutcome,
-  type SlackMessageRef,
+  type ChannelName,
+  copyRef,
+  type MessageRefs,
   type Notice,
   type StateChange,
   type Vote,
@@ -333,7 +335,7 @@ const WHATS: ReadonlySet<string> = new Set(['requested', 'changed', 'escalated',
 /** The immutable part of a record, stored as JSON in the `doc` field. */
 type RecordDoc = Omit<
   ApprovalRecord,
-  'state' | 'approvals' | 'holder' | 'decidedAt' | 'decidedBy' | 'decisionReason' | 'executedAt' | 'executedBy' | 'slack' | 'forwarded' | 'edit' | 'escalatedAt' | 'probes'
+  'state' | 'approvals' | 'holder' | 'decidedAt' | 'decidedBy' | 'decisionReason' | 'executedAt' | 'executedBy' | 'slack' | 'teams' | 'forwarded' | 'edit' | 'escalatedAt' | 'probes'
 >;
 
 function docOf(r: ApprovalRecord): RecordDoc {
@@ -348,6 +350,7 @@ function docOf(r: ApprovalRecord): RecordDoc {
     eligible: r.eligible,
     required: r.required,
     channel: r.channel,
+    teamsConversation: r.teamsConversation,
     request: r.request,
     createdAt: r.createdAt,
     expiresAt: r.expiresAt,
@@ -381,6 +384,7 @@ function fromHash(flat: string[]): ApprovalRecord {
     executedBy: JSON.parse(field('executedBy')) as string | null,
     // Set later, if ever.
     slack: JSON.parse(h.get('slack') ?? 'null') as ApprovalRecord['slack'],
+    teams: JSON.parse(h.get('teams') ?? 'null') as ApprovalRecord['teams'],
     forwarded: JSON.parse(h.get('forwarded') ?? 'null') as ApprovalRecord['forwarded'],
     edit: JSON.parse(h.get('edit') ?? 'null') as ApprovalRecord['edit'],
     escalatedAt: JSON.parse(h.get('escalatedAt') ?? 'null') as number | null,
@@ -389,6 +393,7 @@ function fromHash(flat: string[]): ApprovalRecord {
     impact: doc.impact ?? null,
     escalation: doc.escalation ?? null,
     grantCaps: doc.grantCaps ?? null,
+    teamsConversation: doc.teamsConversation ?? null,
   };
 }
 
@@ -976,8 +981,8 @@ export class RedisStore implements ApprovalStore {
     await this.run('airlockSetHolder', [this.recordKey(tag, id)], Date.now(), JSON.stringify(holder));
   }
 
-  async setSlackMessage(id: string, ref: SlackMessageRef): Promise<void> {
-    await this.setField(id, 'slack', { channel: ref.channel, ts: ref.ts });
+  async setMessage<C extends ChannelName>(id: string, channel: C, ref: MessageRefs[C]): Promise<void> {
+    await this.setField(id, channel, copyRef(channel, ref));
   }
 
   /** One sorted set per identity and rule: members `outcome:id`, scored by when; kept for 30 days. */
@@ -1034,9 +1039,9 @@ export class RedisStore implements ApprovalStore {
     });
   }
 
-  async setGrantMessage(id: string, ref: SlackMessageRef): Promise<void> {
+  async setGrantMessage<C extends ChannelName>(id: string, channel: C, ref: MessageRefs[C]): Promise<void> {
     const key = this.grantKey(id);
-    if ((await this.command.exists(key)) === 1) await this.command.hset(key, 'slack', JSON.stringify({ channel: ref.channel, ts: ref.ts }));
+    if ((await this.command.exists(key)) === 1) await this.command.hset(key, channel, JSON.stringify(copyRef(channel, ref)));
   }
 
   grantsFor(identity: string | null, rule: string, now: number): Promise<GrantState[]> {
@@ -1065,10 +1070,12 @@ export class RedisStore implements ApprovalStore {
     await this.setField(id, 'probes', results);
   }
 
-  private async setField(id: string, field: 'slack' | 'forwarded' | 'probes', value: object): Promise<void> {
+  private async setField(id: string, field: ChannelName | 'forwarded' | 'probes', value: object): Promise<void> {
     const tag = await this.tagOf(id);
     if (tag === null) return;
-    await this.run('airlockSetField', [this.recordKey(tag, id)], Date.now(), field, JSON.stringify(value), field === 'slack' ? '0' : '1');
+    // Where a message was posted changes nothing anyone waits for: not announced.
+    const quiet = field === 'slack' || field === 'teams';
+    await this.run('airlockSetField', [this.recordKey(tag, id)], Date.now(), field, JSON.stringify(value), quiet ? '0' : '1');
   }
 
   subscribe(listener: (change: StateChange) => void): () => void {
@@ -1100,6 +1107,7 @@ function grantOf(h: Record<string, string>): GrantState {
     revokedAt: JSON.parse(h.revokedAt ?? 'null') as number | null,
     revokedBy: JSON.parse(h.revokedBy ?? 'null') as string | null,
     slack: JSON.parse(h.slack ?? 'null') as GrantState['slack'],
+    teams: JSON.parse(h.teams ?? 'null') as GrantState['teams'],
   };
 }
 

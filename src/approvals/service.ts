@@ -2,13 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { AuditSink } from '../audit/sink.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { CompiledPolicy, Decision, Identity, ProbeSpec } from '../policy/types.js';
+import type { ApproverGroup, CompiledPolicy, Decision, Identity, ProbeSpec } from '../policy/types.js';
 import { applyEdit, type EditSpec } from './edit.js';
 import { grantCovers, pinsOf, type Grant, type GrantAsk, type GrantState } from './grants.js';
 import { impactOf, type History } from './impact.js';
 import type { ProbeRunner } from './probes.js';
 import type { StateSealer } from './state-seal.js';
-import { asDecided, BY_POLICY, type ApprovalEdit, type ApprovalRecord, type Notice, type ApprovalStore, type ClaimResult, type DecideResult, type SlackMessageRef, type StateChange, type StoredRequest } from './types.js';
+import { asDecided, BY_POLICY, type ApprovalEdit, type ApprovalRecord, type Notice, type ApprovalStore, type ClaimResult, type ChannelName, type DecideResult, eligible, type MessageRefs, type StateChange, type StoredRequest } from './types.js';
 
 export interface ApprovalServiceDeps {
   store: ApprovalStore;
@@ -30,12 +30,13 @@ export interface ApprovalServiceDeps {
 
 /** Why `approver` may not vote because of who asked (the requesting identity or its owner), or null. */
 export function selfApproval(record: ApprovalRecord, approver: string): string | null {
-  if (approver === record.identity) return 'an agent may not approve its own request';
-  if (record.owner !== null && approver === record.owner) return `${approver} owns the requesting agent and may not approve its requests`;
+  // Names are compared as people write them: Bob@Example.com is bob@example.com.
+  const same = (a: string | null): boolean => a !== null && a.toLowerCase() === approver.toLowerCase();
+  if (same(record.identity)) return 'an agent may not approve its own request';
+  if (same(record.owner)) return `${approver} owns the requesting agent and may not approve its requests`;
   return null;
 }
 
-/** Why an approvals-API approver may not vote on a record, or null when they may. */
 /**
  * Why an approver may not vote on a record, or null when they may: named as an API approver of the
  * rule, or (in the inbox) a member of one of its identity-provider groups; and not the requester or
@@ -47,11 +48,17 @@ export function refusalToVote(record: ApprovalRecord, approver: string, idpGroup
   return selfApproval(record, approver);
 }
 
+/** The approver name the policy uses for this email (approver groups name API approvers by email). */
+export function approverNameFor(policy: CompiledPolicy, email: string): string {
+  for (const g of policy.approverGroups.values()) for (const a of g.api) if (a.toLowerCase() === email) return a;
+  return email;
+}
+
 /** Everyone in the approver groups of `settings`. */
 export function eligibleFor(policy: CompiledPolicy, approvers: readonly string[]): ApprovalRecord['eligible'] {
   const groups = approvers.map((g) => policy.approverGroups.get(g));
-  const idp = [...new Set(groups.flatMap((g) => g?.idpGroups ?? []))];
-  return { api: [...new Set(groups.flatMap((g) => g?.api ?? []))], slack: [...new Set(groups.flatMap((g) => g?.slack ?? []))], ...(idp.length > 0 ? { idp } : {}) };
+  const all = (pick: (g: ApproverGroup) => readonly string[]): string[] => groups.flatMap((g) => (g ? pick(g) : []));
+  return eligible(all((g) => g.api), all((g) => g.slack), all((g) => g.teams), all((g) => g.idpGroups));
 }
 
 /**
@@ -63,8 +70,8 @@ export function stillEligible(policy: CompiledPolicy, r: ApprovalRecord): Approv
   const d = asDecided(r);
   const settings = policy.rules.find((rule) => rule.id === d.rule)?.approval;
   const now = eligibleFor(policy, [...(settings?.approvers ?? []), ...(settings?.escalation?.approvers ?? [])]);
-  const idp = (d.eligible.idp ?? []).filter((g) => now.idp?.includes(g));
-  return { api: d.eligible.api.filter((a) => now.api.includes(a)), slack: d.eligible.slack.filter((a) => now.slack.includes(a)), ...(idp.length > 0 ? { idp } : {}) };
+  const kept = (then: readonly string[] | undefined, still: readonly string[] | undefined): string[] => (then ?? []).filter((a) => still?.includes(a) === true);
+  return eligible(kept(d.eligible.api, now.api), kept(d.eligible.slack, now.slack), kept(d.eligible.teams, now.teams), kept(d.eligible.idp, now.idp));
 }
 
 /** The record as it decides now, with who may still decide it: what every vote is checked against. */
@@ -82,6 +89,8 @@ export interface ApprovalChannel {
   escalated(record: ApprovalRecord): Promise<void>;
   /** A grant was given, used or revoked (called on the replica that did it). */
   grantChanged(grant: GrantState): Promise<void>;
+  /** Whether this channel has posted `record` (or has nowhere to post it): a pending one it has not is posted again. */
+  posted(record: ApprovalRecord): boolean;
 }
 
 /**
@@ -171,8 +180,8 @@ export class ApprovalService {
       .catch((err: unknown) => this.deps.log.warn({ err, approval_id: id }, 'could not tell the approval channels of a change'));
   }
 
-  private notify(kind: Exclude<keyof ApprovalChannel, 'grantChanged'>, record: ApprovalRecord): void {
-    for (const ch of this.channels) {
+  private notify(kind: 'requested' | 'changed' | 'escalated', record: ApprovalRecord, channels: readonly ApprovalChannel[] = this.channels): void {
+    for (const ch of channels) {
       ch[kind](record).catch((err: unknown) => this.deps.log.warn({ err, approval_id: record.id }, `approval channel failed (${kind})`));
     }
   }
@@ -217,6 +226,7 @@ export class ApprovalService {
       eligible: eligibleFor(policy, settings.approvers),
       required: settings.required,
       channel: settings.channel ?? null,
+      teamsConversation: settings.teams ?? null,
       request: args.request,
       createdAt: now,
       expiresAt: now + settings.expiresMs,
@@ -230,6 +240,7 @@ export class ApprovalService {
       executedAt: null,
       executedBy: null,
       slack: null,
+      teams: null,
       seal: null,
       forwarded: null,
       edit: null,
@@ -240,6 +251,7 @@ export class ApprovalService {
             groups: [...settings.escalation.approvers],
             eligible: eligibleFor(policy, settings.escalation.approvers),
             channel: settings.escalation.channel ?? settings.channel ?? null,
+            teamsConversation: settings.escalation.teams ?? settings.teams ?? null,
           }
         : null,
       escalatedAt: null,
@@ -271,8 +283,8 @@ export class ApprovalService {
     return result;
   }
 
-  setSlackMessage(id: string, ref: SlackMessageRef): Promise<void> {
-    return this.deps.store.setSlackMessage(id, ref);
+  setMessage<C extends ChannelName>(id: string, channel: C, ref: MessageRefs[C]): Promise<void> {
+    return this.deps.store.setMessage(id, channel, ref);
   }
 
   /** Whether a request identical to this one (identity and digest) already has an approval to join. */
@@ -596,7 +608,7 @@ export class ApprovalService {
     };
     const grant: Grant = { ...fields, seal: this.deps.sealer.sealGrant(fields) };
     await this.deps.store.createGrant(grant);
-    const state: GrantState = { ...grant, usesLeft: grant.uses, revokedAt: null, revokedBy: null, slack: null };
+    const state: GrantState = { ...grant, usesLeft: grant.uses, revokedAt: null, revokedBy: null, slack: null, teams: null };
     this.notifyGrant(state);
     this.deps.audit.write({
       event: 'grant_created',
@@ -649,8 +661,8 @@ export class ApprovalService {
     return g;
   }
 
-  setGrantMessage(id: string, ref: SlackMessageRef): Promise<void> {
-    return this.deps.store.setGrantMessage(id, ref);
+  setGrantMessage<C extends ChannelName>(id: string, channel: C, ref: MessageRefs[C]): Promise<void> {
+    return this.deps.store.setGrantMessage(id, channel, ref);
   }
 
   listGrants(): Promise<GrantState[]> {
@@ -696,9 +708,10 @@ export class ApprovalService {
     this.deps.store.list({ state: 'pending' }, this.now()).then(
       (pending) => {
         for (const r of pending) {
-          if (r.slack !== null || r.createdAt > before) continue;
+          const missing = this.channels.filter((ch) => !ch.posted(r));
+          if (missing.length === 0 || r.createdAt > before) continue;
           void this.deps.store.claimNotice(r.id, 0).then(
-            (mine) => mine && this.notify('requested', r),
+            (mine) => mine && this.notify('requested', r, missing),
             (err: unknown) => this.deps.log.warn({ err, approval_id: r.id }, 'could not claim a missed approval message'),
           );
         }

@@ -11,7 +11,7 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Grant } from './grants.js';
-import { asDecided, type ApprovalEdit, type ApprovalRecord } from './types.js';
+import { asDecided, type ApprovalEdit, type ApprovalRecord, type Eligible } from './types.js';
 
 /** Shortest accepted key, in bytes: 256 bits, as `openssl rand -base64 32` gives. */
 export const MIN_KEY_BYTES = 32;
@@ -105,10 +105,24 @@ export class StateSealer {
 /** Everything that identifies the request and who decides it; the stored request by its hash. */
 function recordPayload(r: ApprovalRecord): string {
   const request = createHash('sha256').update(JSON.stringify(r.request)).digest('base64url');
-  const escalation = r.escalation === null ? null : [r.escalation.at, r.escalation.eligible.api, r.escalation.eligible.slack];
-  // Identity-provider groups only when named, so records sealed before they existed still verify.
-  const idp = r.eligible.idp?.length ? [r.eligible.idp] : [];
-  return JSON.stringify(['airlock-record-v1', r.id, r.digest, r.identity, r.owner, r.rule, r.required, r.eligible.api, r.eligible.slack, r.createdAt, r.expiresAt, request, escalation, ...idp]);
+  const escalation = r.escalation === null ? null : [r.escalation.at, r.escalation.eligible.api, r.escalation.eligible.slack, ...optional(r.escalation.eligible)];
+  return JSON.stringify(['airlock-record-v1', r.id, r.digest, r.identity, r.owner, r.rule, r.required, r.eligible.api, r.eligible.slack, r.createdAt, r.expiresAt, request, escalation, ...idpOnly(r.eligible), ...teamsOnly(r.eligible)]);
+}
+
+/**
+ * Lists added after the first sealed records are sealed only when named, so records sealed before
+ * they existed still verify; tagged so one cannot pass for the other.
+ */
+function idpOnly(e: Eligible): unknown[] {
+  return e.idp?.length ? [e.idp] : [];
+}
+
+function teamsOnly(e: Eligible): unknown[] {
+  return e.teams?.length ? [{ teams: e.teams }] : [];
+}
+
+function optional(e: Eligible): unknown[] {
+  return [...(e.idp?.length ? [{ idp: e.idp }] : []), ...teamsOnly(e)];
 }
 
 function votePayload(r: ApprovalRecord, approver: string, at: number): string {
@@ -121,8 +135,7 @@ function grantPayload(g: Omit<Grant, 'seal'>): string {
 
 function editPayload(r: ApprovalRecord, e: Omit<ApprovalEdit, 'seal'>): string {
   const request = createHash('sha256').update(JSON.stringify(e.request)).digest('base64url');
-  const idp = e.eligible.idp?.length ? [e.eligible.idp] : [];
-  return JSON.stringify(['airlock-edit-v1', r.id, r.digest, e.digest, e.by, e.at, e.rule, e.required, e.eligible.api, e.eligible.slack, request, ...idp]);
+  return JSON.stringify(['airlock-edit-v1', r.id, r.digest, e.digest, e.by, e.at, e.rule, e.required, e.eligible.api, e.eligible.slack, request, ...idpOnly(e.eligible), ...teamsOnly(e.eligible)]);
 }
 
 /**

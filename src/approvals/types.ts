@@ -65,10 +65,13 @@ export interface ApprovalRecord {
   ruleDescription: string | null;
   /** The agent's stated intent (`X-Airlock-Reason`), or null. */
   reason: string | null;
-  /** Who may decide, resolved from the policy when the request was held: approver names (API) and Slack ids. */
+  /** Who may decide, resolved from the policy when the request was held: approver names (API), Slack and Teams entries. */
   eligible: Eligible;
   required: number;
+  /** Slack channel the request is posted to (the rule's), or null for the default. */
   channel: string | null;
+  /** Teams conversation the card is posted to (the rule's), or null for the default. */
+  teamsConversation: string | null;
   request: StoredRequest;
   createdAt: number;
   /** A pending request nobody decided by then is expired; an approval not spent by then lapses. */
@@ -85,6 +88,8 @@ export interface ApprovalRecord {
   executedBy: string | null;
   /** The Slack message that asks for this approval, once posted (any replica can update it). */
   slack: SlackMessageRef | null;
+  /** The Teams card that asks for this approval, once posted. */
+  teams: TeamsMessageRef | null;
   /** MAC of the immutable part under the state key (state-seal.ts), or null when nothing sealed it. */
   seal: string | null;
   /** Set after an executed approval's request was forwarded; null while executed means it may never have been. */
@@ -109,6 +114,7 @@ export interface Escalation {
   groups: string[];
   eligible: Eligible;
   channel: string | null;
+  teamsConversation: string | null;
 }
 
 /**
@@ -144,22 +150,53 @@ export function asDecided(r: ApprovalRecord): ApprovalRecord {
 
 /**
  * Who may decide, resolved from the policy's approver groups: API approvers (the inbox matches them
- * by email), Slack entries, and identity-provider groups (absent when none are named).
+ * by email), Slack entries, and — absent when none are named — Teams entries (Entra object ids or
+ * principal names, lower-case) and identity-provider groups.
  */
 export interface Eligible {
   api: string[];
   slack: string[];
+  teams?: string[];
   idp?: string[];
 }
 
+/** An Eligible with the optional lists present only when non-empty (how records are stored and sealed). */
+export function eligible(api: readonly string[], slack: readonly string[], teams: readonly string[], idp: readonly string[]): Eligible {
+  const unique = (l: readonly string[]): string[] => [...new Set(l)];
+  return { api: unique(api), slack: unique(slack), ...(teams.length > 0 ? { teams: unique(teams) } : {}), ...(idp.length > 0 ? { idp: unique(idp) } : {}) };
+}
+
 export function mergeEligible(a: Eligible, b: Eligible): Eligible {
-  const idp = [...new Set([...(a.idp ?? []), ...(b.idp ?? [])])];
-  return { api: [...new Set([...a.api, ...b.api])], slack: [...new Set([...a.slack, ...b.slack])], ...(idp.length > 0 ? { idp } : {}) };
+  return eligible([...a.api, ...b.api], [...a.slack, ...b.slack], [...(a.teams ?? []), ...(b.teams ?? [])], [...(a.idp ?? []), ...(b.idp ?? [])]);
 }
 
 export interface SlackMessageRef {
   channel: string;
   ts: string;
+}
+
+/** A posted Teams activity: where it is (its conversation, through which Bot Framework service) and its id. */
+export interface TeamsMessageRef {
+  serviceUrl: string;
+  conversationId: string;
+  activityId: string;
+}
+
+/** Where each channel posted an approval or a grant (recorded so any replica can update it). */
+export interface MessageRefs {
+  slack: SlackMessageRef;
+  teams: TeamsMessageRef;
+}
+export type ChannelName = keyof MessageRefs;
+
+/** The reference's own fields only: what a store keeps of it. */
+export function copyRef<C extends ChannelName>(channel: C, ref: MessageRefs[C]): MessageRefs[C] {
+  if (channel === 'slack') {
+    const r = ref as SlackMessageRef;
+    return { channel: r.channel, ts: r.ts } as MessageRefs[C];
+  }
+  const r = ref as TeamsMessageRef;
+  return { serviceUrl: r.serviceUrl, conversationId: r.conversationId, activityId: r.activityId } as MessageRefs[C];
 }
 
 /** One approver's vote as the store records it (`seal` for an approval: see ApprovalVote). */
@@ -262,8 +299,8 @@ export interface ApprovalStore {
   useGrant(id: string, now: number): Promise<GrantState | null>;
   /** Revoke a grant (it is used no more); null when there is none that can still be used. */
   revokeGrant(id: string, by: string, now: number): Promise<GrantState | null>;
-  /** Record where the grant was announced in Slack. */
-  setGrantMessage(id: string, ref: SlackMessageRef): Promise<void>;
+  /** Record where a channel announced the grant. */
+  setGrantMessage<C extends ChannelName>(id: string, channel: C, ref: MessageRefs[C]): Promise<void>;
   /** Every grant that can still be used at `now`, newest first. */
   listGrants(now: number): Promise<GrantState[]>;
   /** pending or approved (not yet executed) → cancelled (by `by`, with a reason). */
@@ -276,8 +313,8 @@ export interface ApprovalStore {
   setProbes(id: string, results: ProbeResult[]): Promise<void>;
   /** Record what the forwarded request was answered with (not announced: it changes no state). */
   setForwarded(id: string, outcome: ForwardOutcome): Promise<void>;
-  /** Record where the approval was posted in Slack (not announced: it changes no state). */
-  setSlackMessage(id: string, ref: SlackMessageRef): Promise<void>;
+  /** Record where a channel posted the approval (not announced: it changes no state). */
+  setMessage<C extends ChannelName>(id: string, channel: C, ref: MessageRefs[C]): Promise<void>;
   /** Called on every state change made by anyone (this process or another replica). Returns an unsubscribe function. */
   subscribe(listener: (change: StateChange) => void): () => void;
   /**

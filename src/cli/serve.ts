@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { hostname } from 'node:os';
-import { formatHostPort, inboxFromEnv, parseHostPort, parseSize, ROLES, slackFromEnv, storeSecretsFromEnv, type Role, type ServeConfig } from '../config.js';
+import { formatHostPort, inboxFromEnv, parseHostPort, parseSize, ROLES, slackFromEnv, storeSecretsFromEnv, teamsFromEnv, type Role, type ServeConfig } from '../config.js';
 import { createLogger } from '../log.js';
 import { parseDuration } from '../policy/duration.js';
 import { formatPolicyError } from '../policy/errors.js';
@@ -86,6 +86,7 @@ export function toServeConfig(f: ServeFlags): ServeConfig {
     maxTunnelsPerIdentity: positiveInt(f.maxTunnels, '--max-tunnels'),
     replica: f.replica || `${hostname()}-${process.pid}`,
     slack: slackFromEnv(process.env),
+    teams: teamsFromEnv(process.env),
     upstreamCaFile: f.upstreamCa || null,
     allowDestinations: (f.allowDestination ?? '').split(',').map((a) => a.trim()).filter(Boolean),
     ca: { ...(f.caCert ? { certFile: f.caCert } : {}), ...(f.caKey ? { keyFile: f.caKey } : {}) },

@@ -3,7 +3,7 @@
  * secrets and body already redacted). Everything that came from an agent is HTML-escaped; pages load
  * only /inbox/app.css and /inbox/app.js (the Content-Security-Policy allows nothing else).
  */
-import { GRANT_DURATIONS } from '../approvals/grants.js';
+import { grantDurationChoices } from '../approvals/grants.js';
 import type { ApprovalView } from '../approvals/view.js';
 import { describeFinding } from '../inspect/finding.js';
 import { elideMiddle } from '../text/visible.js';
@@ -83,7 +83,7 @@ function approveExtras(caps: { maxDurationMs: number; maxUses: number } | null):
 <label>Editable headers to set (name: value, one per line; -name removes)<textarea name="headers" rows="2"></textarea></label>
 </details>`;
   if (caps === null) return edit;
-  const options = GRANT_DURATIONS.filter(([, ms]) => ms <= caps.maxDurationMs).map(([d]) => `<option>${d}</option>`).join('');
+  const options = grantDurationChoices(caps.maxDurationMs).map((d) => `<option>${d}</option>`).join('');
   return `${edit}<details class="more"><summary>Also grant the same action for a while</summary>
 <label>For <select name="grant_for"><option value="">no grant</option>${options}</select></label>
 <label>Uses (at most ${caps.maxUses}) <input name="grant_uses" type="number" min="1" max="${caps.maxUses}" value="${caps.maxUses}"></label>

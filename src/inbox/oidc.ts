@@ -5,6 +5,7 @@
  * verified email the provider reports, as approver groups name API approvers.
  */
 import * as client from 'openid-client';
+import { isLoopbackHttp } from '../net/secure-url.js';
 
 export interface OidcSettings {
   issuer: string;
@@ -31,7 +32,7 @@ export class OidcSignIn {
     if (this.config === null) {
       const issuer = new URL(this.settings.issuer);
       // Plain http only for a provider on loopback (tests, local development).
-      const insecure = issuer.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(issuer.hostname);
+      const insecure = isLoopbackHttp(issuer);
       this.config = client.discovery(issuer, this.settings.clientId, this.settings.clientSecret, undefined, insecure ? { execute: [client.allowInsecureRequests] } : undefined);
       this.config.catch(() => (this.config = null));
     }

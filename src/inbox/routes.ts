@@ -9,7 +9,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseEdit, type EditSpec } from '../approvals/edit.js';
 import { parseGrant, type GrantAsk } from '../approvals/grants.js';
-import { asVotedOn, refusalToVote, type ApprovalService, type Redecide, type VoteOutcome } from '../approvals/service.js';
+import { approverNameFor, asVotedOn, refusalToVote, type ApprovalService, type Redecide, type VoteOutcome } from '../approvals/service.js';
 import { parseDuration } from '../policy/duration.js';
 import { asDecided, type ApprovalRecord, type ApprovalState } from '../approvals/types.js';
 import { approvalView } from '../approvals/view.js';
@@ -110,11 +110,6 @@ function editFromForm(form: URLSearchParams): EditSpec | null | string {
   return parseEdit(spec);
 }
 
-/** The approver name the policy uses for this email (approver groups name API approvers by email). */
-function approverName(policy: CompiledPolicy, email: string): string {
-  for (const g of policy.approverGroups.values()) for (const a of g.api) if (a.toLowerCase() === email) return a;
-  return email;
-}
 
 export function createInbox(deps: InboxDeps): (req: IncomingMessage, res: ServerResponse, path: string) => Promise<void> {
   const now = deps.now ?? Date.now;
@@ -173,7 +168,7 @@ export function createInbox(deps: InboxDeps): (req: IncomingMessage, res: Server
     const reason = (form.get('reason') ?? '').trim().slice(0, 1000) || null;
     if (verdict === 'deny' && reason === null) return send(res, 400, page('Deny', session, errorPage('A denial needs a reason.')));
     const fail = (status: number, message: string): void => send(res, status, page('Not decided', session, errorPage(message)));
-    const approver = approverName(deps.policy(), session.email);
+    const approver = approverNameFor(deps.policy(), session.email);
     const edit = verdict === 'approve' ? editFromForm(form) : null;
     if (typeof edit === 'string') return fail(400, edit);
     const current = await deps.approvals.get(id);
@@ -238,7 +233,7 @@ export function createInbox(deps: InboxDeps): (req: IncomingMessage, res: Server
       if (req.method === 'GET' && (path === INBOX_PREFIX || path === `${INBOX_PREFIX}/`)) {
         const state = url.searchParams.get('state') ?? 'pending';
         if (!STATES.has(state)) return send(res, 400, page('Inbox', session, errorPage(`No such state: ${state}`)));
-        const approver = approverName(deps.policy(), session.email);
+        const approver = approverNameFor(deps.policy(), session.email);
         let records = await deps.approvals.list({ state: state as ApprovalState, limit: 200 });
         // Pending: what this person may decide. History: everything of the rules they approve for.
         const mayDecide = refusalFor(session);
@@ -255,7 +250,7 @@ export function createInbox(deps: InboxDeps): (req: IncomingMessage, res: Server
           if (r === null) return send(res, 404, page('Not found', session, errorPage(`No approval ${id}.`)));
           const done = url.searchParams.get('done');
           const notice = done === 'approve' ? 'Your approval is recorded.' : done === 'grant' ? 'Your approval and grant are recorded.' : done === 'deny' ? 'Denied.' : null;
-          return send(res, 200, page('Approval', session, detailPage(view(r), session.csrf, refusalFor(session)(r, approverName(deps.policy(), session.email)), notice, r.grantCaps)));
+          return send(res, 200, page('Approval', session, detailPage(view(r), session.csrf, refusalFor(session)(r, approverNameFor(deps.policy(), session.email)), notice, r.grantCaps)));
         }
       }
       send(res, 404, page('Not found', session, errorPage('No such page.')));

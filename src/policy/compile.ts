@@ -267,10 +267,12 @@ function compileApprovers(files: readonly ParsedPolicyFile[], p: Problems): Map<
       }
       sources.set(name, source);
       const slack = [...new Set(def.slack ?? [])];
+      // Object ids and principal names are case-insensitive in Entra ID.
+      const teams = [...new Set((def.teams ?? []).map((t) => t.toLowerCase()))];
       const api = [...new Set(def.api ?? [])];
       const idpGroups = [...new Set(def.idpGroups ?? [])];
-      if (slack.length + api.length + idpGroups.length === 0) p.error(source, `approver group "${name}" has no members (list slack and/or api approvers, or idpGroups)`);
-      groups.set(name, { slack, api, idpGroups });
+      if (slack.length + teams.length + api.length + idpGroups.length === 0) p.error(source, `approver group "${name}" has no members (list slack, teams and/or api approvers, or idpGroups)`);
+      groups.set(name, { slack, teams, api, idpGroups });
     }
   }
   return groups;
@@ -561,7 +563,7 @@ function compileApproval(rule: PolicyRule, at: (...rest: YamlPath) => SourcePosi
       groupsOk = false;
       continue;
     }
-    for (const id of [...def.slack, ...def.api]) members.add(id);
+    for (const id of [...def.slack, ...def.teams, ...def.api]) members.add(id);
     // Identity-provider groups have members Airlock cannot count.
     if (def.idpGroups.length > 0) groupsOk = false;
   }
@@ -583,7 +585,7 @@ function compileApproval(rule: PolicyRule, at: (...rest: YamlPath) => SourcePosi
     if (afterMs !== null && afterMs >= expiresMs) {
       p.error(at('approval', 'escalate', 'after'), `approval.escalate.after (${a.escalate.after}) is not shorter than approval.expires (${a.expires}): nobody would be asked before it expires`);
     }
-    if (afterMs !== null) escalation = { afterMs, approvers: [...new Set(a.escalate.approvers)], ...(a.escalate.channel !== undefined ? { channel: a.escalate.channel } : {}) };
+    if (afterMs !== null) escalation = { afterMs, approvers: [...new Set(a.escalate.approvers)], ...(a.escalate.channel !== undefined ? { channel: a.escalate.channel } : {}), ...(a.escalate.teams !== undefined ? { teams: a.escalate.teams } : {}) };
   }
   const grantMs = a.grants ? parseDuration(a.grants.maxDuration) : null;
   const grants = a.grants && grantMs !== null ? { maxDurationMs: grantMs, maxUses: a.grants.maxUses } : undefined;
@@ -610,7 +612,7 @@ function compileApproval(rule: PolicyRule, at: (...rest: YamlPath) => SourcePosi
   for (const [i, h] of editableHeaders.entries()) {
     if (NEVER_EDITABLE.has(h)) p.error(at('approval', 'editableHeaders', i), `header "${h}" cannot be made editable: it changes where or as whom the request goes, or how it is framed`);
   }
-  return { approvers: [...new Set(a.approvers)], required: a.required, waitMs, expiresMs, editableHeaders, probes, ...(a.channel !== undefined ? { channel: a.channel } : {}), ...(escalation ? { escalation } : {}), ...(grants ? { grants } : {}) };
+  return { approvers: [...new Set(a.approvers)], required: a.required, waitMs, expiresMs, editableHeaders, probes, ...(a.channel !== undefined ? { channel: a.channel } : {}), ...(a.teams !== undefined ? { teams: a.teams } : {}), ...(escalation ? { escalation } : {}), ...(grants ? { grants } : {}) };
 }
 
 function compileBodyMatch(m: PolicyMatch, matchAt: (...rest: YamlPath) => SourcePosition, p: Problems): BodyCriteria | null {

@@ -122,11 +122,13 @@ const ApprovalSchema = z
     wait: duration('wait').default('2m').describe('How long the client connection is held waiting for a decision.'),
     expires: duration('expires').default('1h').describe('How long the pending request and its approval stay valid; at least `wait`.'),
     channel: z.string().min(1).optional().describe('Slack channel the approval request is posted to.'),
+    teams: z.string().min(1).optional().describe('Microsoft Teams conversation (a channel or chat id, 19:…) the approval card is posted to.'),
     escalate: z
       .strictObject({
         after: duration('escalate.after').describe('How long nobody may have decided before the further group is asked; shorter than `expires`.'),
         approvers: z.array(name('an approver group')).min(1).describe('Approver groups asked (and allowed to decide) from then on, besides the rule\'s.'),
         channel: z.string().min(1).optional().describe('Slack channel the escalation is posted to (default: the rule\'s channel).'),
+        teams: z.string().min(1).optional().describe('Teams conversation the escalation is posted to (default: the rule\'s).'),
       })
       .optional()
       .describe('Ask a further group when nobody has decided after a delay. The request still fails closed at `expires`.'),
@@ -166,6 +168,8 @@ const IdentitySchema = z.strictObject({
 
 const ApproverGroupSchema = z.strictObject({
   slack: z.array(z.string().min(1)).optional().describe('Who may decide in Slack: user ids (U…, W…), user groups (S…), or emails matched to Slack profiles.'),
+  teams: z.array(z.string().min(1)).optional()
+    .describe('Who may decide in Microsoft Teams: Entra ID object ids, or user principal names (matched to the clicker\'s Teams account).'),
   api: z.array(z.string().min(1)).optional().describe('Names approvers use with the approvals API.'),
   idpGroups: z.array(z.string().min(1)).optional()
     .describe("Identity-provider groups whose members may decide in the web inbox (the OpenID Connect groups claim, or the authenticating proxy's groups header)."),

@@ -52,9 +52,11 @@ export interface CanonicalRequest {
   exceptions: HostExceptions;
 }
 
-/** Who an approver group names: Slack users, API approvers, and identity-provider groups (the inbox). */
+/** Who an approver group names: Slack users, Teams users, API approvers, and identity-provider groups (the inbox). */
 export interface ApproverGroup {
   slack: readonly string[];
+  /** Entra ID object ids or user principal names (lower-case). */
+  teams: readonly string[];
   api: readonly string[];
   idpGroups: readonly string[];
 }
@@ -78,6 +80,8 @@ export interface ApprovalSettings {
   waitMs: number;
   expiresMs: number;
   channel?: string;
+  /** Teams conversation (channel or chat id) the approval card is posted to. */
+  teams?: string;
   /** Lower-case names of headers an approver may change when approving with edits. */
   editableHeaders: readonly string[];
   /** Impact probes run when a request is held (approvals/probes.ts). */
@@ -85,7 +89,7 @@ export interface ApprovalSettings {
   /** What an approver may grant with an approval (absent: nothing). */
   grants?: { maxDurationMs: number; maxUses: number };
   /** When nobody has decided after `afterMs`, these groups are asked too (and may decide). */
-  escalation?: { afterMs: number; approvers: readonly string[]; channel?: string };
+  escalation?: { afterMs: number; approvers: readonly string[]; channel?: string; teams?: string };
 }
 
 export type RuleMode = 'enforce' | 'report';

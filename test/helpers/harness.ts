@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SlackConfig } from '../../src/approvals/slack/channel.js';
+import type { TeamsConfig } from '../../src/approvals/teams/channel.js';
 import type { InboxConfig, Role, ServeConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { EnvHttpProxyAgent, WebSocket, type Dispatcher } from 'undici';
@@ -82,7 +83,7 @@ export const TEST_STATE_KEY = 'test-state-key-shared-by-every-replica-of-a-test'
 /** Airlock in this process on free loopback ports, with the given policy files in a temp folder. */
 export async function startTestAirlock(
   files: Record<string, string>,
-  options: { identity?: string; upstreamTimeoutMs?: number; redis?: string; replica?: string; maxHeldBodyBytes?: number; maxInspectedBodyBytes?: number; tunnelIdleMs?: number; maxTunnels?: number; clientHeadersTimeoutMs?: number; clientBodyTimeoutMs?: number; policySettleMs?: number; maxConnections?: number; slack?: SlackConfig; upstreamCaFile?: string; caCertFile?: string; caKeyFile?: string; allowDestinations?: string[]; stateKey?: string; auditSigningKey?: string; auditSignIntervalMs?: number; role?: Role; inbox?: InboxConfig } = {},
+  options: { identity?: string; upstreamTimeoutMs?: number; redis?: string; replica?: string; maxHeldBodyBytes?: number; maxInspectedBodyBytes?: number; tunnelIdleMs?: number; maxTunnels?: number; clientHeadersTimeoutMs?: number; clientBodyTimeoutMs?: number; policySettleMs?: number; maxConnections?: number; slack?: SlackConfig; teams?: TeamsConfig; upstreamCaFile?: string; caCertFile?: string; caKeyFile?: string; allowDestinations?: string[]; stateKey?: string; auditSigningKey?: string; auditSignIntervalMs?: number; role?: Role; inbox?: InboxConfig } = {},
 ): Promise<TestAirlock> {
   const dir = await mkdtemp(join(tmpdir(), 'airlock-test-'));
   const policies = join(dir, 'policies');
@@ -117,6 +118,7 @@ export async function startTestAirlock(
     maxTunnelsPerIdentity: options.maxTunnels ?? 256,
     replica: options.replica ?? 'test-replica',
     slack: options.slack ?? null,
+    teams: options.teams ?? null,
     upstreamCaFile: options.upstreamCaFile ?? null,
     // Test upstreams run on loopback, which the destination guard refuses by default.
     allowDestinations: options.allowDestinations ?? ['127.0.0.0/8', '::1'],

@@ -44,6 +44,9 @@ class RecordingChannel implements ApprovalChannel {
     this.escalations.push(r);
   }
   async grantChanged(): Promise<void> {}
+  posted(): boolean {
+    return true;
+  }
 }
 
 describe('escalation', () => {

@@ -24,6 +24,7 @@ describe('missed approval messages', () => {
       changed: async () => {},
       escalated: async () => {},
       grantChanged: async () => {},
+      posted: (r) => r.slack !== null,
     };
     const replicas = [new ApprovalService({ ...deps, replica: 'a' }), new ApprovalService({ ...deps, replica: 'b' })];
     for (const s of replicas) s.addChannel(channel);

@@ -37,6 +37,7 @@ export function makeRecord(base: number, over: Partial<ApprovalRecord> = {}): Ap
     eligible: { api: ['bob@example.com', 'carol@example.com'], slack: ['U024BE7LH'] },
     required: 1,
     channel: '#ai-approvals',
+    teamsConversation: null,
     request: {
       method: 'POST',
       scheme: 'https',
@@ -59,6 +60,7 @@ export function makeRecord(base: number, over: Partial<ApprovalRecord> = {}): Ap
     executedAt: null,
     executedBy: null,
     slack: null,
+    teams: null,
     seal: null,
     forwarded: null,
     edit: null,
@@ -414,7 +416,7 @@ export function approvalStoreContract(name: string, makeStores: () => Promise<St
       it('escalates each pending record once its time has come, once across store instances; decided ones never', () =>
         withStores(async (a, b) => {
           const now = Date.now();
-          const escalation = { at: now + 1000, groups: ['oncall'], eligible: { api: ['erin@example.com'], slack: [] }, channel: '#oncall' };
+          const escalation = { at: now + 1000, groups: ['oncall'], eligible: { api: ['erin@example.com'], slack: [], teams: ['2f6a1b1e-8c3d-4e5f-9a0b-1c2d3e4f5a6b'] }, channel: '#oncall', teamsConversation: '19:oncall@thread.tacv2' };
           const due = makeRecord(now, { escalation });
           const decided = makeRecord(now, { escalation });
           const plain = makeRecord(now);
@@ -450,18 +452,23 @@ export function approvalStoreContract(name: string, makeStores: () => Promise<St
         }));
     });
 
-    describe('setSlackMessage', () => {
-      it('records where the approval was posted, visible from every store instance', () =>
+    describe('setMessage', () => {
+      it('records where each channel posted the approval, visible from every store instance', () =>
         withStores(async (a, b) => {
           const now = Date.now();
-          const rec = makeRecord(now);
+          const rec = makeRecord(now, { teamsConversation: '19:approvals@thread.tacv2' });
           await a.createOrJoin(rec, now);
           assert.equal((await b.get(rec.id, now))?.slack, null);
-          await a.setSlackMessage(rec.id, { channel: 'C123', ts: '1700000000.000100' });
+          assert.equal((await b.get(rec.id, now))?.teams, null);
+          assert.equal((await b.get(rec.id, now))?.teamsConversation, '19:approvals@thread.tacv2');
+          await a.setMessage(rec.id, 'slack', { channel: 'C123', ts: '1700000000.000100' });
+          const teams = { serviceUrl: 'https://smba.trafficmanager.net/emea/', conversationId: '19:approvals@thread.tacv2', activityId: '1700000000123' };
+          await b.setMessage(rec.id, 'teams', { ...teams, extra: 'not kept' } as typeof teams);
           assert.deepEqual((await b.get(rec.id, now))?.slack, { channel: 'C123', ts: '1700000000.000100' });
           assert.ok((await b.decide(rec.id, { approver: 'bob@example.com', verdict: 'approve' }, now + 1)).ok);
           assert.deepEqual((await a.get(rec.id, now + 1))?.slack, { channel: 'C123', ts: '1700000000.000100' });
-          await a.setSlackMessage('no-such-id', { channel: 'C1', ts: '1' });
+          assert.deepEqual((await a.get(rec.id, now + 1))?.teams, teams);
+          await a.setMessage('no-such-id', 'slack', { channel: 'C1', ts: '1' });
         }));
     });
 

@@ -26,6 +26,7 @@ function record(over: Partial<ApprovalRecord> = {}, request: Partial<ApprovalRec
     eligible: { api: ['bob@example.com'], slack: ['U024BE7LH', 'S0123ABCD'] },
     required: 2,
     channel: '#ai-approvals',
+    teamsConversation: null,
     request: {
       method: 'POST',
       scheme: 'https',
@@ -57,6 +58,7 @@ function record(over: Partial<ApprovalRecord> = {}, request: Partial<ApprovalRec
     probes: null,
     grantCaps: null,
     slack: null,
+    teams: null,
     ...over,
   };
 }

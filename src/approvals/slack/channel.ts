@@ -10,6 +10,7 @@ import { parseGrant, type GrantState } from '../grants.js';
 import { parseDuration } from '../../policy/duration.js';
 import { asDecided, type ApprovalRecord } from '../types.js';
 import { SlackHttpReceiver } from './receiver.js';
+import { withRetries } from '../retry.js';
 import {
   APPROVE_ACTION,
   DENY_ACTION,
@@ -37,8 +38,6 @@ export interface SlackConfig {
 /** Slack's own tolerance for request timestamps, in both directions (Bolt checks only the past). */
 const MAX_SKEW_S = 300;
 const CACHE_MS = 10 * 60 * 1000;
-/** Backoff between attempts to post or update a message (the WebClient itself retries only 429s and network errors). */
-const RETRY_DELAYS_MS = [200, 500, 1000, 2000, 4000];
 /** Slack errors that say "try again", as opposed to a mistake that another attempt repeats (channel_not_found, …). */
 const TRANSIENT = new Set(['slack_webapi_http_error', 'slack_webapi_request_error', 'slack_webapi_rate_limited_error']);
 const TRANSIENT_PLATFORM = new Set(['internal_error', 'fatal_error', 'service_unavailable', 'request_timeout', 'ratelimited']);
@@ -47,19 +46,6 @@ function transient(err: unknown): boolean {
   const e = err as { code?: string; data?: { error?: string } };
   if (e.code !== undefined && TRANSIENT.has(e.code)) return true;
   return e.code === 'slack_webapi_platform_error' && TRANSIENT_PLATFORM.has(e.data?.error ?? '');
-}
-
-/** Call Slack, retrying with backoff while it says to try again. */
-async function withRetries<T>(call: () => Promise<T>): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await call();
-    } catch (err) {
-      const delay = RETRY_DELAYS_MS[attempt];
-      if (delay === undefined || !transient(err)) throw err;
-      await new Promise((resolve) => setTimeout(resolve, delay));
-    }
-  }
 }
 
 /** Who clicked: their Slack id and, when Slack tells it, their email (how API approvers are named). */
@@ -153,7 +139,7 @@ export class SlackChannel implements ApprovalChannel {
   /** A call to Slack whose outcome says whether Slack is reachable. */
   private async tracked<T>(call: () => Promise<T>): Promise<T> {
     try {
-      const result = await withRetries(call);
+      const result = await withRetries(call, transient);
       this.reachable = true;
       return result;
     } catch (err) {
@@ -197,7 +183,7 @@ export class SlackChannel implements ApprovalChannel {
     const message = approvalRequestMessage(r, { now: Date.now() });
     // No unfurling and no link_names: nothing an agent wrote may turn into a preview or a mention.
     const posted = await this.tracked(() => this.app.client.chat.postMessage({ channel, ...message, unfurl_links: false, unfurl_media: false }));
-    if (posted.ts && posted.channel) await this.approvals.setSlackMessage(r.id, { channel: posted.channel, ts: posted.ts });
+    if (posted.ts && posted.channel) await this.approvals.setMessage(r.id, 'slack', { channel: posted.channel, ts: posted.ts });
   }
 
   /**
@@ -224,7 +210,11 @@ export class SlackChannel implements ApprovalChannel {
     const channel = (await this.approvals.get(g.approvalId))?.channel ?? this.config.defaultChannel;
     if (!channel) return;
     const posted = await this.tracked(() => this.app.client.chat.postMessage({ channel, ...message, unfurl_links: false, unfurl_media: false }));
-    if (posted.ts && posted.channel) await this.approvals.setGrantMessage(g.id, { channel: posted.channel, ts: posted.ts });
+    if (posted.ts && posted.channel) await this.approvals.setGrantMessage(g.id, 'slack', { channel: posted.channel, ts: posted.ts });
+  }
+
+  posted(r: ApprovalRecord): boolean {
+    return r.slack !== null || (r.channel ?? this.config.defaultChannel) === undefined;
   }
 
   async changed(r: ApprovalRecord): Promise<void> {

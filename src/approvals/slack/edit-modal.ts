@@ -4,7 +4,7 @@
  * becomes an edit (approvals/edit.ts) approved by the person who submitted it.
  */
 import type { types as Slack } from '@slack/bolt';
-import type { EditSpec } from '../edit.js';
+import { queryChanges, type EditSpec } from '../edit.js';
 import type { ApprovalRecord } from '../types.js';
 
 type View = Slack.View;
@@ -75,12 +75,6 @@ export function editModal(r: ApprovalRecord, editableHeaders: readonly string[],
 
 type Values = Record<string, Record<string, { value?: string | null }>>;
 
-function pairsOf(query: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const [k, v] of new URLSearchParams(query)) if (!out.has(k)) out.set(k, v);
-  return out;
-}
-
 /**
  * The edit a submitted modal asks for, or an error for one of its blocks. The query string and
  * headers are compared with what the modal showed: only what changed is edited.
@@ -96,15 +90,8 @@ export function editFromModal(values: Values, privateMetadata: string): { id: st
       return { block: EDIT_BODY_BLOCK, error: 'This is not JSON: give a JSON Patch, an array of operations.' };
     }
   }
-  const query = (values[EDIT_QUERY_BLOCK]?.[INPUT]?.value ?? '').trim().replace(/^\?/, '');
-  if (query !== meta.query) {
-    const before = pairsOf(meta.query);
-    const after = pairsOf(query);
-    const changes: Record<string, string | null> = {};
-    for (const [k, v] of after) if (before.get(k) !== v) changes[k] = v;
-    for (const k of before.keys()) if (!after.has(k)) changes[k] = null;
-    if (Object.keys(changes).length > 0) edit.query = changes;
-  }
+  const query = queryChanges(meta.query, values[EDIT_QUERY_BLOCK]?.[INPUT]?.value ?? '');
+  if (query !== null) edit.query = query;
   const headers: Record<string, string | null> = {};
   meta.headers.forEach((h, i) => {
     const v = values[headerBlock(i)]?.[INPUT]?.value?.trim() ?? '';

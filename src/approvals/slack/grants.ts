@@ -4,7 +4,7 @@
  * is used, revoked or used up.
  */
 import type { types as Slack } from '@slack/bolt';
-import { GRANT_DURATIONS, type GrantState } from '../grants.js';
+import { grantDurationChoices, type GrantState } from '../grants.js';
 import type { ApprovalRecord } from '../types.js';
 import { approverLabel, escapeMrkdwn, slackDate } from './message.js';
 
@@ -20,17 +20,11 @@ export const GRANT_PIN_BLOCK = 'grant_pin';
 const INPUT = 'value';
 
 
-function words(ms: number): string {
-  if (ms % 86_400_000 === 0) return `${ms / 86_400_000}d`;
-  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
-  return `${Math.round(ms / 60_000)}m`;
-}
 
 /** The "Approve & grant…" modal for `r` (its rule's caps in `r.grantCaps`). */
 export function grantModal(r: ApprovalRecord, channel: string): View {
   const caps = r.grantCaps!;
-  const options = GRANT_DURATIONS.filter(([, ms]) => ms <= caps.maxDurationMs).map(([text]) => text);
-  if (!options.includes(words(caps.maxDurationMs))) options.push(words(caps.maxDurationMs));
+  const options = grantDurationChoices(caps.maxDurationMs);
   return {
     type: 'modal',
     callback_id: GRANT_MODAL,

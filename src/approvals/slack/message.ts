@@ -15,14 +15,14 @@
  * The URL's query and the body are shown with secrets redacted (`redactQuery`, `bodyPreview`).
  */
 import type { types as Slack } from '@slack/bolt';
-import { redactQuery } from '../../audit/redact.js';
 import { describeFinding } from '../../inspect/finding.js';
 import { elideMiddle, visibleChar } from '../../text/visible.js';
 import { bodyPreview } from '../redact-body.js';
 import { describeHistory } from '../impact.js';
 import { EDIT_ACTION } from './edit-modal.js';
 import { GRANT_ACTION } from './grants.js';
-import { asDecided, BY_POLICY, type ApprovalRecord, type ApprovalState } from '../types.js';
+import { approvalsSoFar, displayUrl, duration, editChanges, headerOf, hostPort, outcomeSentence, outcomeTitle } from '../present.js';
+import { asDecided, type ApprovalRecord } from '../types.js';
 
 type KnownBlock = Slack.KnownBlock;
 type SectionBlock = Slack.SectionBlock;
@@ -184,32 +184,8 @@ export function slackDate(ms: number): string {
   return `<!date^${Math.floor(ms / 1000)}^{date_short_pretty} at {time}|${fallback}>`;
 }
 
-function duration(ms: number): string {
-  const min = Math.round(ms / 60_000);
-  if (ms < 60_000) return `${Math.max(0, Math.round(ms / 1000))} s`;
-  if (min < 60) return `${min} min`;
-  if (min < 48 * 60) return min % 60 === 0 ? `${min / 60} h` : `${Math.floor(min / 60)} h ${min % 60} min`;
-  return `${Math.round(min / 1440)} days`;
-}
-
 // ---------------------------------------------------------------------------------------------------
 // The request
-
-function header(list: readonly string[], name: string): string | undefined {
-  const lower = name.toLowerCase();
-  for (let i = 0; i + 1 < list.length; i += 2) if (list[i]?.toLowerCase() === lower) return list[i + 1];
-  return undefined;
-}
-
-function hostPort(r: ApprovalRecord['request']): string {
-  const host = r.host.includes(':') ? `[${r.host}]` : r.host;
-  return r.port === (r.scheme === 'https' ? 443 : 80) ? host : `${host}:${r.port}`;
-}
-
-/** The URL as approvers see it: the query's secrets redacted (as in the approvals API). */
-function displayUrl(r: ApprovalRecord['request']): string {
-  return `${r.scheme}://${hostPort(r)}${r.encodedPath}${r.query ? `?${redactQuery(r.query)}` : ''}`;
-}
 
 /** The impact facts (impact.ts) as short lines. */
 function impactLines(r: ApprovalRecord): string[] {
@@ -222,9 +198,8 @@ function impactLines(r: ApprovalRecord): string[] {
   return lines;
 }
 
-function approvalsSoFar(r: ApprovalRecord, max: number): string {
-  const who = r.approvals.length > 0 ? `: ${names(r.approvals.map((v) => approverLabel(v.approver)), max - 40)}` : '';
-  return `${r.approvals.length} of ${r.required} approval${r.required === 1 ? '' : 's'}${who}`;
+function approvalsLine(r: ApprovalRecord, max: number): string {
+  return approvalsSoFar(r, (people) => names(people.map(approverLabel), max - 40));
 }
 
 /**
@@ -252,7 +227,7 @@ function summary(record: ApprovalRecord, title: string, now: number, withDecider
     mrkdwn(fit(`*Data classification*\n${req.classification === null ? '_not declared_' : escapeMrkdwn(req.classification, 200)}`, fieldMax)),
     mrkdwn(fit(`*Rule*\n${code(r.rule)}${description}`, fieldMax)),
     ...(req.findings?.length ? [mrkdwn(fit(`*Found by detectors*\n${req.findings.map((f) => escapeMrkdwn(describeFinding(f), 300)).join('\n')}`, fieldMax))] : []),
-    mrkdwn(fit(`*Approvals*\n${approvalsSoFar(r, fieldMax - 20)}`, fieldMax)),
+    mrkdwn(fit(`*Approvals*\n${approvalsLine(r, fieldMax - 20)}`, fieldMax)),
     mrkdwn(`*Expires*\n${slackDate(r.expiresAt)} (${expiry})`),
     mrkdwn(`*Digest*\n${code(`sha256:${r.digest.slice(0, 12)}…`)}`),
   ];
@@ -284,11 +259,7 @@ function summary(record: ApprovalRecord, title: string, now: number, withDecider
   }
   if (record.edit !== null) {
     const e = record.edit;
-    const changed = [
-      ...(e.changes.body ?? []).map((op) => `${op.op} ${op.path}`),
-      ...Object.entries(e.changes.query ?? {}).map(([k, v]) => (v === null ? `query ${k} removed` : `query ${k}=${v}`)),
-      ...Object.entries(e.changes.headers ?? {}).map(([k, v]) => (v === null ? `header ${k} removed` : `header ${k}: ${v}`)),
-    ];
+    const changed = editChanges(e);
     blocks.push(section(fit(`*Edited by ${escapeMrkdwn(approverLabel(e.by), 200)}* ${slackDate(e.at)}; approvals restarted\n${codeBlock(changed.join('\n'), 2000)}`, LIMIT.section)));
   }
 
@@ -301,7 +272,7 @@ function summary(record: ApprovalRecord, title: string, now: number, withDecider
 
   const body = Buffer.from(req.body, 'base64');
   if (body.length > 0) {
-    const contentType = header(req.headers, 'content-type');
+    const contentType = headerOf(req.headers, 'content-type');
     const preview = bodyPreview(body, contentType, BODY_PREVIEW_BYTES);
     const notes = [
       `${body.length} byte${body.length === 1 ? '' : 's'}`,
@@ -352,37 +323,14 @@ export function approvalRequestMessage(r: ApprovalRecord, opts: { now: number })
   return { text: fallback(r, `Approval needed${count}`), blocks };
 }
 
-const OUTCOME_TITLE: Record<Exclude<ApprovalState, 'pending'>, { text: string; word: string }> = {
-  approved: { text: '✅ Approved', word: 'Approved' },
-  executed: { text: '✅ Approved and sent', word: 'Approved and sent' },
-  denied: { text: '⛔ Denied', word: 'Denied' },
-  expired: { text: '⌛ Expired', word: 'Expired' },
-  cancelled: { text: '↩️ Withdrawn', word: 'Withdrawn' },
-};
-
+/** The outcome sentence in mrkdwn: approvers as mentions, dates in the reader's time zone. */
 function outcomeLine(r: ApprovalRecord, now: number): string {
-  const at = slackDate(r.decidedAt ?? now);
-  const approvers = names(r.approvals.map((v) => approverLabel(v.approver)), 1500);
-  switch (r.state) {
-    case 'approved':
-      return `*Approved* by ${approvers}, ${at}. The request may be sent once, until ${slackDate(r.expiresAt)}.`;
-    case 'executed':
-      // Claimed, then sent: until the answer is recorded it may never have left (its replica stopped).
-      return r.forwarded === null
-        ? `*Approved* by ${approvers}, ${at}. *Sending* since ${slackDate(r.executedAt ?? now)}; no answer recorded yet.`
-        : `*Approved* by ${approvers}, ${at}. *Sent* ${slackDate(r.executedAt ?? now)}; answered ${r.forwarded.status}.`;
-    case 'denied':
-      return `*Denied* by ${r.decidedBy === null ? 'an approver' : approverLabel(r.decidedBy)}, ${at}.`;
-    case 'cancelled':
-      if (r.decidedBy === BY_POLICY) return `*Refused by the policy in force*, ${at}: it was not sent.`;
-      return `*Withdrawn* by ${r.decidedBy === null ? 'the agent' : approverLabel(r.decidedBy)}, ${at}, before anyone decided.`;
-    case 'expired':
-      return r.approvals.length >= r.required
-        ? `*Lapsed*: approved by ${approvers} but not sent before ${slackDate(r.expiresAt)}. The agent must ask again.`
-        : `*Expired* ${slackDate(r.expiresAt)} with nobody deciding (${approvalsSoFar(r, 1500)}). The request was not sent.`;
-    default:
-      return '';
-  }
+  return outcomeSentence(r, now, {
+    date: slackDate,
+    people: (list) => names(list.map(approverLabel), 1500),
+    person: approverLabel,
+    strong: (text) => `*${text}*`,
+  });
 }
 
 /**
@@ -392,7 +340,7 @@ function outcomeLine(r: ApprovalRecord, now: number): string {
  */
 export function approvalOutcomeMessage(r: ApprovalRecord, opts: { now: number }): { text: string; blocks: KnownBlock[] } {
   if (r.state === 'pending') return approvalRequestMessage(r, opts);
-  const title = r.state === 'cancelled' && r.decidedBy === BY_POLICY ? { text: '🛑 Refused by policy', word: 'Refused by policy' } : OUTCOME_TITLE[r.state];
+  const title = outcomeTitle(r);
   const { blocks, context } = summary(r, title.text, opts.now, false);
   blocks.push({ type: 'divider' }, section(outcomeLine(r, opts.now)));
   if (r.decisionReason !== null && r.decisionReason.trim() !== '') {
