@@ -4,6 +4,7 @@
  * Teams) formats these with its own escaping, dates and mentions.
  */
 import { redactQuery } from '../audit/redact.js';
+import { bodyPreview } from './redact-body.js';
 import { BY_POLICY, type ApprovalEdit, type ApprovalRecord } from './types.js';
 
 export function hostPort(r: ApprovalRecord['request']): string {
@@ -21,6 +22,27 @@ export function headerOf(list: readonly string[], name: string): string | undefi
   const lower = name.toLowerCase();
   for (let i = 0; i + 1 < list.length; i += 2) if (list[i]?.toLowerCase() === lower) return list[i + 1];
   return undefined;
+}
+
+/** What approvers see of a body (bytes of UTF-8, before escaping). */
+const BODY_PREVIEW_BYTES = 512;
+
+/**
+ * The body as approvers see it — its first bytes with secrets redacted — and notes on what is shown
+ * (size, content type as `show` writes it, redacted, cut); null for no body.
+ */
+export function bodyShown(req: ApprovalRecord['request'], show: (text: string, max: number) => string): { text: string; notes: string } | null {
+  const body = Buffer.from(req.body, 'base64');
+  if (body.length === 0) return null;
+  const contentType = headerOf(req.headers, 'content-type');
+  const preview = bodyPreview(body, contentType, BODY_PREVIEW_BYTES);
+  const notes = [
+    `${body.length} byte${body.length === 1 ? '' : 's'}`,
+    contentType ? show(contentType, 100) : 'no content type',
+    ...(preview.redacted ? ['secrets redacted'] : []),
+    ...(preview.truncated ? [`first ${BODY_PREVIEW_BYTES} bytes shown`] : []),
+  ];
+  return { text: preview.text, notes: notes.join(' · ') };
 }
 
 export function duration(ms: number): string {

@@ -234,6 +234,30 @@ describe('Teams approvals', () => {
     assert.equal((await third).stdout.split('\n')[1], '403');
   });
 
+  it('answers a message to the bot with the conversation id a rule names to post there', async () => {
+    const from = teams.calls.length;
+    const activity = {
+      type: 'message',
+      id: '1700000009999',
+      channelId: 'msteams',
+      serviceUrl: teams.serviceUrl,
+      text: '<at>Airlock</at> hello',
+      from: { id: USERS.eve.id, name: USERS.eve.name, aadObjectId: USERS.eve.aadObjectId },
+      conversation: { id: '19:finance@thread.tacv2;messageid=1700000009999', conversationType: 'channel', isGroup: true, tenantId: TENANT },
+      recipient: { id: `28:${APP_ID}`, name: 'Airlock' },
+      channelData: { tenant: { id: TENANT }, channel: { id: '19:finance@thread.tacv2' } },
+    };
+    const res = await fetch(bot, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${await teams.sign()}` }, body: JSON.stringify(activity) });
+    assert.equal(res.status, 200);
+    const reply = await teams.waitFor('POST', from);
+    assert.match(String(reply.body.text), /approval\.teams: "19:finance@thread\.tacv2"/);
+    const forged = await fetch(bot, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${await teams.sign({ key: teams.otherKey })}` }, body: JSON.stringify(activity) });
+    assert.equal(forged.status, 401);
+    const notJson = await fetch(bot, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${await teams.sign()}` }, body: 'null' });
+    assert.equal(notJson.status, 400);
+    assert.equal((await fetch(bot)).status, 405);
+  });
+
   it('reports the Teams channel up on /readyz', async () => {
     const res = await fetch(`${al.adminUrl}/readyz`);
     assert.deepEqual(((await res.json()) as { channels: unknown }).channels, { teams: 'up' });

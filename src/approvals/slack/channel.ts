@@ -10,7 +10,7 @@ import { parseGrant, type GrantState } from '../grants.js';
 import { parseDuration } from '../../policy/duration.js';
 import { asDecided, type ApprovalRecord } from '../types.js';
 import { SlackHttpReceiver } from './receiver.js';
-import { withRetries } from '../retry.js';
+import { Reachability } from '../reachability.js';
 import {
   APPROVE_ACTION,
   DENY_ACTION,
@@ -65,8 +65,7 @@ export class SlackChannel implements ApprovalChannel {
   private readonly app: App;
   private readonly receiver: SlackHttpReceiver | null;
   /** Whether Slack answered the last call (auth.test at start, then every post and update). */
-  private reachable = false;
-  private stopped = false;
+  private readonly link: Reachability;
   private readonly emails = new Map<string, { email: string | null; until: number }>();
   private readonly groups = new Map<string, { members: Set<string>; until: number }>();
   /** Signatures of payloads already handled over HTTP: a replay within the timestamp window is ignored. */
@@ -81,6 +80,7 @@ export class SlackChannel implements ApprovalChannel {
     /** Decides an edited request again (Edit & approve). */
     private readonly redecide: Redecide,
   ) {
+    this.link = new Reachability(log, transient);
     const clientOptions = {
       ...(config.apiUrl ? { slackApiUrl: config.apiUrl } : {}),
       // Posting and updating are retried (Slack down, rate limits); a decision never waits on them.
@@ -107,46 +107,19 @@ export class SlackChannel implements ApprovalChannel {
    * through the approvals API meanwhile. `up()` and `airlock_channel_up` tell.
    */
   start(): Promise<void> {
-    void this.connect();
+    this.link.connect(() => (this.receiver ? this.app.client.auth.test() : this.app.start()), 'Slack is not reachable; approvals go on through the API, retrying');
     return Promise.resolve();
   }
 
-  private async connect(): Promise<void> {
-    for (let attempt = 0; !this.stopped; attempt++) {
-      try {
-        if (this.receiver) await this.app.client.auth.test();
-        else await this.app.start();
-        this.reachable = true;
-        return;
-      } catch (err) {
-        this.reachable = false;
-        this.log.warn({ err: { message: (err as Error).message }, attempt }, 'Slack is not reachable; approvals go on through the API, retrying');
-        await new Promise((resolve) => setTimeout(resolve, Math.min(30_000, 500 * 2 ** attempt)).unref());
-      }
-    }
-  }
-
-  /** Whether Slack answered the last call. */
   up(): boolean {
-    return this.reachable;
+    return this.link.up();
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
+    this.link.stop();
     if (!this.receiver) await this.app.stop().catch(() => undefined);
   }
 
-  /** A call to Slack whose outcome says whether Slack is reachable. */
-  private async tracked<T>(call: () => Promise<T>): Promise<T> {
-    try {
-      const result = await withRetries(call, transient);
-      this.reachable = true;
-      return result;
-    } catch (err) {
-      if (transient(err)) this.reachable = false;
-      throw err;
-    }
-  }
 
   /** `POST /slack/events` on the admin listener (HTTP mode). */
   handleHttp(req: IncomingMessage, res: ServerResponse): void {
@@ -182,7 +155,7 @@ export class SlackChannel implements ApprovalChannel {
     }
     const message = approvalRequestMessage(r, { now: Date.now() });
     // No unfurling and no link_names: nothing an agent wrote may turn into a preview or a mention.
-    const posted = await this.tracked(() => this.app.client.chat.postMessage({ channel, ...message, unfurl_links: false, unfurl_media: false }));
+    const posted = await this.link.call(() => this.app.client.chat.postMessage({ channel, ...message, unfurl_links: false, unfurl_media: false }));
     if (posted.ts && posted.channel) await this.approvals.setMessage(r.id, 'slack', { channel: posted.channel, ts: posted.ts });
   }
 
@@ -194,7 +167,7 @@ export class SlackChannel implements ApprovalChannel {
     const channel = r.escalation?.channel ?? r.channel ?? this.config.defaultChannel;
     if (!channel) return;
     const message = approvalRequestMessage(r, { now: Date.now() });
-    await this.tracked(() => this.app.client.chat.postMessage({ channel, ...message, unfurl_links: false, unfurl_media: false }));
+    await this.link.call(() => this.app.client.chat.postMessage({ channel, ...message, unfurl_links: false, unfurl_media: false }));
   }
 
   /** A new grant is announced where its approval was asked; later changes update that message. */
@@ -202,14 +175,14 @@ export class SlackChannel implements ApprovalChannel {
     const message = grantMessage(g, Date.now());
     if (g.slack !== null) {
       const ref = g.slack;
-      await this.tracked(() => this.app.client.chat.update({ channel: ref.channel, ts: ref.ts, ...message }));
+      await this.link.call(() => this.app.client.chat.update({ channel: ref.channel, ts: ref.ts, ...message }));
       return;
     }
     // Only a fresh grant is posted: a use racing its announcement must not post a second message.
     if (g.usesLeft !== g.uses || g.revokedAt !== null) return;
     const channel = (await this.approvals.get(g.approvalId))?.channel ?? this.config.defaultChannel;
     if (!channel) return;
-    const posted = await this.tracked(() => this.app.client.chat.postMessage({ channel, ...message, unfurl_links: false, unfurl_media: false }));
+    const posted = await this.link.call(() => this.app.client.chat.postMessage({ channel, ...message, unfurl_links: false, unfurl_media: false }));
     if (posted.ts && posted.channel) await this.approvals.setGrantMessage(g.id, 'slack', { channel: posted.channel, ts: posted.ts });
   }
 
@@ -221,7 +194,7 @@ export class SlackChannel implements ApprovalChannel {
     const ref = r.slack ?? (await this.approvals.get(r.id))?.slack;
     if (!ref) return;
     const message = r.state === 'pending' ? approvalRequestMessage(r, { now: Date.now() }) : approvalOutcomeMessage(r, { now: Date.now() });
-    await this.tracked(() => this.app.client.chat.update({ channel: ref.channel, ts: ref.ts, ...message }));
+    await this.link.call(() => this.app.client.chat.update({ channel: ref.channel, ts: ref.ts, ...message }));
   }
 
   private registerHandlers(): void {

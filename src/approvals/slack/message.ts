@@ -17,11 +17,10 @@
 import type { types as Slack } from '@slack/bolt';
 import { describeFinding } from '../../inspect/finding.js';
 import { elideMiddle, visibleChar } from '../../text/visible.js';
-import { bodyPreview } from '../redact-body.js';
 import { describeHistory } from '../impact.js';
 import { EDIT_ACTION } from './edit-modal.js';
 import { GRANT_ACTION } from './grants.js';
-import { approvalsSoFar, displayUrl, duration, editChanges, headerOf, hostPort, outcomeSentence, outcomeTitle } from '../present.js';
+import { approvalsSoFar, bodyShown, displayUrl, duration, editChanges, hostPort, outcomeSentence, outcomeTitle } from '../present.js';
 import { asDecided, type ApprovalRecord } from '../types.js';
 
 type KnownBlock = Slack.KnownBlock;
@@ -42,8 +41,6 @@ export const MAX_REASON_CHARS = 1000;
 
 /** Slack's limits (https://api.slack.com/reference/block-kit/blocks). */
 const LIMIT = { section: 3000, field: 2000, header: 150, context: 3000, fallback: 3000, buttonValue: 2000 } as const;
-/** What approvers see of a body (bytes of UTF-8, before escaping). */
-const BODY_PREVIEW_BYTES = 512;
 /** Names listed before "and N more". */
 const MAX_NAMES = 10;
 const ZWSP = '\u200b';
@@ -270,18 +267,10 @@ function summary(record: ApprovalRecord, title: string, now: number, withDecider
     blocks.push(section(label + codeBlock(r.reason, LIMIT.section - label.length)));
   }
 
-  const body = Buffer.from(req.body, 'base64');
-  if (body.length > 0) {
-    const contentType = headerOf(req.headers, 'content-type');
-    const preview = bodyPreview(body, contentType, BODY_PREVIEW_BYTES);
-    const notes = [
-      `${body.length} byte${body.length === 1 ? '' : 's'}`,
-      contentType ? escapeMrkdwn(contentType, 100) : 'no content type',
-      ...(preview.redacted ? ['secrets redacted'] : []),
-      ...(preview.truncated ? [`first ${BODY_PREVIEW_BYTES} bytes shown`] : []),
-    ];
-    const label = `*Body* (${notes.join(' · ')})\n`;
-    blocks.push(section(label + codeBlock(preview.text, LIMIT.section - label.length)));
+  const body = bodyShown(req, (text, max) => escapeMrkdwn(text, max));
+  if (body !== null) {
+    const label = `*Body* (${body.notes})\n`;
+    blocks.push(section(label + codeBlock(body.text, LIMIT.section - label.length)));
   }
 
   const context: KnownBlock = {

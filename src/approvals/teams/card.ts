@@ -16,8 +16,7 @@ import { describeFinding } from '../../inspect/finding.js';
 import { elideMiddle, visibleChar } from '../../text/visible.js';
 import { describeHistory } from '../impact.js';
 import { grantDurationChoices, type GrantState } from '../grants.js';
-import { bodyPreview } from '../redact-body.js';
-import { approvalsSoFar, displayUrl, duration, editChanges, headerOf, hostPort, outcomeSentence, outcomeTitle } from '../present.js';
+import { approvalsSoFar, bodyShown, displayUrl, duration, editChanges, headerOf, hostPort, outcomeSentence, outcomeTitle } from '../present.js';
 import { asDecided, type ApprovalRecord } from '../types.js';
 
 /** The verbs of the card's actions (`activity.value.action.verb`). */
@@ -43,7 +42,6 @@ export const INPUT = {
 } as const;
 
 const MAX = { title: 150, url: 1000, value: 300, text: 1000, reason: 1000, block: 2000 } as const;
-const BODY_PREVIEW_BYTES = 512;
 const MAX_NAMES = 10;
 
 /** Agent text as shown: every invisible character visible, cut with `…` to `max` characters. */
@@ -138,18 +136,8 @@ function summary(record: ApprovalRecord, title: string, now: number, withDecider
       ? rich([run('The agent gave no reason (header X-Airlock-Reason).', { isSubtle: true })])
       : fact("The agent's stated reason (its own words, not checked by Airlock)", shown(r.reason, MAX.reason, true), { block: true }),
   );
-  const body = Buffer.from(req.body, 'base64');
-  if (body.length > 0) {
-    const contentType = headerOf(req.headers, 'content-type');
-    const preview = bodyPreview(body, contentType, BODY_PREVIEW_BYTES);
-    const notes = [
-      `${body.length} byte${body.length === 1 ? '' : 's'}`,
-      contentType ? shown(contentType, 100) : 'no content type',
-      ...(preview.redacted ? ['secrets redacted'] : []),
-      ...(preview.truncated ? [`first ${BODY_PREVIEW_BYTES} bytes shown`] : []),
-    ];
-    blocks.push(fact(`Body (${notes.join(' · ')})`, shown(preview.text, MAX.block, true), { mono: true, block: true }));
-  }
+  const body = bodyShown(req, (text, max) => shown(text, max));
+  if (body !== null) blocks.push(fact(`Body (${body.notes})`, shown(body.text, MAX.block, true), { mono: true, block: true }));
   return blocks;
 }
 

@@ -9,7 +9,7 @@ import type { CompiledPolicy } from '../../policy/types.js';
 import { parseGrant, type GrantState } from '../grants.js';
 import { approverNameFor, asVotedOn, eligibleFor, selfApproval, type ApprovalChannel, type ApprovalService, type Redecide, type VoteOutcome } from '../service.js';
 import { asDecided, type ApprovalRecord, type Eligible } from '../types.js';
-import { withRetries } from '../retry.js';
+import { Reachability } from '../reachability.js';
 import { approvalCard, cardSummary, grantCard, VERB } from './card.js';
 import { editFromCard, grantFromCard } from './card-input.js';
 import { BOT_FRAMEWORK_OPENID_METADATA, BotFrameworkAuth, type ActivityHead } from './inbound-auth.js';
@@ -120,8 +120,7 @@ export class TeamsChannel implements ApprovalChannel {
   private readonly auth: BotFrameworkAuth;
   private readonly credentials: ClientCredentials;
   private route: HttpRouteHandler | null = null;
-  private reachable = false;
-  private stopped = false;
+  private readonly link: Reachability;
   private readonly serviceUrl: string;
   private readonly accounts = new Map<string, { upn: string | null; until: number }>();
 
@@ -138,6 +137,7 @@ export class TeamsChannel implements ApprovalChannel {
     this.auth = new BotFrameworkAuth(config.appId, config.tenantId, metadata);
     this.credentials = new ClientCredentials(config.appId, config.appSecret, config.tokenUrl ?? defaultTokenUrl(config.tenantId));
     this.serviceUrl = config.serviceUrl ?? TEAMS_SERVICE_URL;
+    this.link = new Reachability(log, transient);
     // The admin listener delivers requests; the SDK only registers its handler here.
     const adapter: IHttpServerAdapter = { registerRoute: (_method, _path, handler) => void (this.route = handler) };
     this.app = new App({
@@ -173,41 +173,17 @@ export class TeamsChannel implements ApprovalChannel {
    */
   async start(): Promise<void> {
     await this.app.initialize();
-    void this.connect();
-  }
-
-  private async connect(): Promise<void> {
-    for (let attempt = 0; !this.stopped; attempt++) {
-      try {
-        await this.credentials.token();
-        this.reachable = true;
-        return;
-      } catch (err) {
-        this.reachable = false;
-        this.log.warn({ err: { message: (err as Error).message }, attempt }, 'Teams is not reachable (the bot token could not be had); approvals go on through the API, retrying');
-        await new Promise((resolve) => setTimeout(resolve, Math.min(30_000, 500 * 2 ** attempt)).unref());
-      }
-    }
+    this.link.connect(() => this.credentials.token(), 'Teams is not reachable (the bot token could not be had); approvals go on through the API, retrying');
   }
 
   up(): boolean {
-    return this.reachable;
+    return this.link.up();
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
+    this.link.stop();
   }
 
-  private async tracked<T>(call: () => Promise<T>): Promise<T> {
-    try {
-      const result = await withRetries(call, transient);
-      this.reachable = true;
-      return result;
-    } catch (err) {
-      if (transient(err)) this.reachable = false;
-      throw err;
-    }
-  }
 
   /** `POST /teams/messages` on the admin listener. */
   async handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -251,13 +227,13 @@ export class TeamsChannel implements ApprovalChannel {
   }
 
   private async post(conversationId: string, activity: Record<string, unknown>): Promise<{ serviceUrl: string; conversationId: string; activityId: string } | null> {
-    const sent = await this.tracked(() => this.app.api.conversations.createActivity(conversationId, activity as never));
+    const sent = await this.link.call(() => this.app.api.conversations.createActivity(conversationId, activity as never));
     return sent.id ? { serviceUrl: this.serviceUrl, conversationId, activityId: sent.id } : null;
   }
 
   private async update(ref: { serviceUrl: string; conversationId: string; activityId: string }, activity: Record<string, unknown>): Promise<void> {
     const api = this.app.api.fromServiceUrl({ serviceUrl: ref.serviceUrl });
-    await this.tracked(() => api.conversations.updateActivity(ref.conversationId, ref.activityId, activity as never));
+    await this.link.call(() => api.conversations.updateActivity(ref.conversationId, ref.activityId, activity as never));
   }
 
   posted(r: ApprovalRecord): boolean {
