@@ -2,7 +2,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pipeline } from 'node:stream/promises';
 import { Agent, type Dispatcher } from 'undici';
-import { DEFAULT_UPSTREAM_OPTIONS as o } from '../src/proxy/upstream.js';
+import { DEFAULT_UPSTREAM_OPTIONS as o } from '../src/proxy/upstream-options.js';
 
 // The baseline: a forward proxy in a few lines (a Node http server and undici's Agent.request, with
 // hop-by-hop headers stripped both ways), with no policy, no destination guard, no audit and no

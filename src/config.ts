@@ -3,7 +3,7 @@ import type { TeamsConfig } from './approvals/teams/channel.js';
 import type { StateKeySource } from './approvals/state-seal.js';
 import type { OidcSettings } from './inbox/oidc.js';
 import type { TrustedHeadersConfig } from './inbox/trusted-headers.js';
-import type { UpstreamOptions } from './proxy/upstream.js';
+import type { UpstreamOptions } from './proxy/upstream-options.js';
 
 export interface HostPort {
   host: string;

@@ -244,6 +244,7 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
   guards = new WeakMap();
   proxyUp = proxy !== null;
   proxyServer.on('close', () => (proxyUp = false));
+  holder.started();
 
   return {
     proxy,

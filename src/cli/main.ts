@@ -3,15 +3,12 @@
 // 64 MiB under load, whose pages stay resident: with many connections held for approval that is tens of
 // MiB of RSS for no gain in throughput (measured in docs/architecture.md).
 import { Command } from 'commander';
-import { readFileSync } from 'node:fs';
+import { AIRLOCK_VERSION } from '../version.js';
 import { registerServeCommand } from './serve.js';
-
-// The installed package's own version (dist/cli/main.js → package.json).
-const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 const program = new Command('airlock')
   .description('A policy proxy that puts a human in the loop of what AI agents do over HTTP')
-  .version(version)
+  .version(AIRLOCK_VERSION)
   .showHelpAfterError()
   // Usage errors (an unknown option or command, a missing argument) exit 2, like a malformed value;
   // 1 is kept for a command that ran and failed. Help and --version exit 0.
@@ -19,8 +16,8 @@ const program = new Command('airlock')
 
 registerServeCommand(program);
 // `serve` runs for as long as the sidecar does: it does not load the other commands' modules (YAML
-// and schema parsing, certificate generation), which would only take memory.
-if (process.argv[2] !== 'serve') {
+// and schema parsing, certificate generation), which would only take memory; `--version` loads none.
+if (process.argv[2] !== 'serve' && process.argv[2] !== '--version' && process.argv[2] !== '-V') {
   // `airlock … | head` closes the pipe early: that is the reader's choice, not an error.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(0);

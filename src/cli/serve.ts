@@ -4,8 +4,7 @@ import { formatHostPort, inboxFromEnv, parseHostPort, parseSize, ROLES, slackFro
 import { createLogger } from '../log.js';
 import { parseDuration } from '../policy/duration.js';
 import { formatPolicyError } from '../policy/errors.js';
-import { DEFAULT_UPSTREAM_OPTIONS } from '../proxy/upstream.js';
-import { PolicyLoadError, startAirlock } from '../server.js';
+import { DEFAULT_UPSTREAM_OPTIONS } from '../proxy/upstream-options.js';
 
 interface ServeFlags {
   role: string;
@@ -142,6 +141,8 @@ export function registerServeCommand(program: Command): void {
         process.exitCode = 2;
         return;
       }
+      // Loaded here, not at the top: `airlock --version` and the other commands never pay for it.
+      const { PolicyLoadError, startAirlock } = await import('../server.js');
       try {
         // A failure nothing handled (a library's stray promise) is logged and counted; the proxy goes on.
         const unhandled: { count?: () => void } = {};

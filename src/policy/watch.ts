@@ -17,6 +17,12 @@ export interface PolicyHolder {
   reload(force?: boolean): Promise<ReloadResult>;
   /** Emits `loaded` (policy) when a changed policy takes force and `rejected` (errors) when an edit is refused. */
   events: EventEmitter;
+  /**
+   * Record the first policy in force (audit `policy_loaded`, metrics, log): called once the process
+   * serves, so a start that fails after loading the policy (a port taken, Redis refusing) leaves no
+   * `policy_loaded` line for a policy that was never in force.
+   */
+  started(): void;
   close(): Promise<void>;
 }
 
@@ -46,7 +52,7 @@ export async function createPolicyHolder(dir: string, pollMs: number, deps: Deps
   let policy = first.result.policy;
   const events = new EventEmitter();
   for (const w of first.result.warnings) deps.log.warn({ file: w.file, line: w.line, col: w.col }, `policy warning: ${formatPolicyError(w)}`);
-  announce(policy, deps);
+  let serving = false;
 
   // The same broken content is reported once, however often it is read again (a file that cannot be
   // read is read again at every poll).
@@ -80,7 +86,7 @@ export async function createPolicyHolder(dir: string, pollMs: number, deps: Deps
     policy = result.policy;
     for (const w of result.warnings) deps.log.warn(`policy warning: ${formatPolicyError(w)}`);
     deps.metrics.policyReloads.inc({ result: 'success' });
-    announce(policy, deps);
+    if (serving) announce(policy, deps);
     events.emit('loaded', policy);
     return { ok: true, changed: true, policy };
   };
@@ -124,6 +130,11 @@ export async function createPolicyHolder(dir: string, pollMs: number, deps: Deps
     current: () => policy,
     reload: serialized,
     events,
+    started: () => {
+      if (serving) return;
+      serving = true;
+      announce(policy, deps);
+    },
     close: async () => {
       clearInterval(poll);
       if (timer) clearTimeout(timer);
@@ -160,5 +171,5 @@ function announce(policy: CompiledPolicy, deps: Deps): void {
   deps.metrics.policyLastReloadSuccess.set(Date.now() / 1000);
   deps.metrics.policyLoaded.set(1);
   deps.audit.write({ event: 'policy_loaded', policy_version: policy.version, files: policy.files, rule_count: policy.rules.length });
-  deps.log.info({ version: policy.version, files: policy.files.length, rules: policy.rules.length }, 'policy in force');
+  deps.log.info({ policy_version: policy.version, files: policy.files.length, rules: policy.rules.length }, 'policy in force');
 }

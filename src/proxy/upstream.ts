@@ -1,35 +1,12 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import type { SecureContext } from 'node:tls';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
 import { DESTINATION_REFUSED_CODE, guardConnector, type Guard } from './destination-guard.js';
 import type { CanonicalRequest } from '../policy/types.js';
 import { upstreamHeaders } from '../request/canonicalize.js';
 import { REQUEST_ID_HEADER } from './respond.js';
+import type { UpstreamOptions } from './upstream-options.js';
 
-export interface UpstreamOptions {
-  connectTimeoutMs: number;
-  /** Time allowed until the upstream's response headers arrive. */
-  headersTimeoutMs: number;
-  /** Time allowed between two chunks of the upstream's response body. */
-  bodyTimeoutMs: number;
-  /** Idle keep-alive sockets are closed after this long. */
-  keepAliveTimeoutMs: number;
-  connectionsPerOrigin: number | null;
-  /**
-   * Upstream TLS trust when it differs from Node's defaults (bundled roots plus --upstream-ca), built
-   * once: a context built per connection would parse every root each time (about 20 ms of blocking CPU).
-   */
-  secureContext?: SecureContext;
-}
-
-export const DEFAULT_UPSTREAM_OPTIONS: UpstreamOptions = {
-  connectTimeoutMs: 10_000,
-  headersTimeoutMs: 60_000,
-  bodyTimeoutMs: 60_000,
-  keepAliveTimeoutMs: 10_000,
-  connectionsPerOrigin: null,
-};
 
 /**
  * One keep-alive pool per origin, shared by every forwarded request. Every new connection goes through

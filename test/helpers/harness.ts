@@ -9,7 +9,7 @@ import type { TeamsConfig } from '../../src/approvals/teams/channel.js';
 import type { InboxConfig, Role, ServeConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { EnvHttpProxyAgent, WebSocket, type Dispatcher } from 'undici';
-import { DEFAULT_UPSTREAM_OPTIONS } from '../../src/proxy/upstream.js';
+import { DEFAULT_UPSTREAM_OPTIONS } from '../../src/proxy/upstream-options.js';
 import { startAirlock, type Airlock } from '../../src/server.js';
 
 export interface Recorded {

@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { AIRLOCK_BIN, ROOT, airlockCli, proxyEnv, run, startUpstream } from '../helpers/harness.js';
@@ -88,9 +89,12 @@ describe('airlock serve', () => {
     try {
       const lines = createInterface({ input: child.stderr! });
       let listening: { proxy: string; admin: string } | undefined;
+      const pkgVersion = (JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
       for await (const line of lines) {
-        const rec = JSON.parse(line) as { msg: string; proxy: string; admin: string };
+        const rec = JSON.parse(line) as { msg: string; proxy: string; admin: string; level: unknown; version: unknown };
         if (rec.msg === 'airlock listening') {
+          // Log lines say their level in words and which Airlock wrote them.
+          assert.deepEqual([rec.level, rec.version], ['info', pkgVersion]);
           listening = rec;
           break;
         }
@@ -139,6 +143,25 @@ describe('airlock serve', () => {
       assert.match(r.stderr, /p\.yaml:\d+:\d+ /);
       assert.match(r.stderr, /not started/);
     } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a start that fails after the policy loaded (its port taken) exits 1 and records no policy in force', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'airlock-serve-busy-'));
+    const taken = createServer();
+    taken.listen(0, '127.0.0.1');
+    await once(taken, 'listening');
+    const { port } = taken.address() as { port: number };
+    try {
+      const auditFile = join(dir, 'audit.jsonl');
+      const r = await airlockCli(['serve', '--policies', EXAMPLES, '--listen', `127.0.0.1:${port}`, '--admin', '127.0.0.1:0', '--audit', auditFile]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /EADDRINUSE|address already in use/);
+      const written = await readFile(auditFile, 'utf8').catch(() => '');
+      assert.doesNotMatch(written, /policy_loaded/);
+    } finally {
+      taken.close();
       await rm(dir, { recursive: true, force: true });
     }
   });
