@@ -152,13 +152,13 @@ export function storeSecretsFromEnv(env: NodeJS.ProcessEnv, stateKeyFile: string
   };
 }
 
-const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1000, kib: 1024, mb: 1000 ** 2, mib: 1024 ** 2 };
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1000, kib: 1024, mb: 1000 ** 2, mib: 1024 ** 2, gb: 1000 ** 3, gib: 1024 ** 3 };
 
-/** `1048576`, `512KiB`, `1MiB`, `2MB`. Throws a message naming the flag. */
+/** `1048576`, `512KiB`, `1MiB`, `2MB`, `1GiB`. Throws a message naming the flag. */
 export function parseSize(value: string, what: string): number {
   const m = /^(\d+)\s*([a-z]*)$/i.exec(value.trim());
   const unit = SIZE_UNITS[(m?.[2] ?? '').toLowerCase()];
-  if (!m || unit === undefined) throw new Error(`${what}: expected a size such as 1MiB, 512KiB or 1048576, got "${value}"`);
+  if (!m || unit === undefined) throw new Error(`${what}: expected a size such as 1MiB, 512KiB, 1GiB or 1048576, got "${value}"`);
   return Number(m[1]) * unit;
 }
 

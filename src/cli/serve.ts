@@ -42,7 +42,7 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 
 function duration(value: string, flag: string): number {
   const ms = parseDuration(value);
-  if (ms === null) throw new Error(`${flag}: expected a duration like 500ms, 10s or 2m, got "${value}"`);
+  if (ms === null) throw new Error(`${flag}: expected a duration like 500ms, 10s, 2m or 1m30s, got "${value}"`);
   return ms;
 }
 

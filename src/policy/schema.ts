@@ -18,7 +18,7 @@ const TOKEN_PATTERN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const name = (what: string) =>
   z.string().regex(NAME_PATTERN, `${what} must be letters, digits, '.', '_' or '-' (at most 128), starting with a letter or digit`);
 const duration = (what: string) =>
-  z.string().regex(DURATION_PATTERN, `${what} must be a positive duration such as 30s, 2m, 1h or 1d`);
+  z.string().regex(DURATION_PATTERN, `${what} must be a positive duration such as 30s, 2m, 1m30s, 1h or 1d`);
 const nonEmptyStrings = (what: string) => z.array(z.string().min(1, `${what} must not be empty`)).min(1, `${what} must list at least one entry`);
 
 const ActionSchema = z.enum(['allow', 'deny', 'approve']);

@@ -1,7 +1,8 @@
 /**
- * The deployment files (Dockerfile, compose, Kubernetes) agree with the code: ports, environment
- * variable names, probe paths, the UID, the policy mount. Nothing here runs Docker or a cluster: the
- * files are parsed, and the policies they ship are checked with `airlock policy check|test`.
+ * The deployment files (Dockerfile, compose, Kubernetes, the Teams app package) agree with the code:
+ * ports, environment variable names, probe paths, the UID, the policy mount, the channels' endpoints.
+ * Nothing here runs Docker or a cluster: the files are parsed, and the policies they ship are checked
+ * with `airlock policy check|test`.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -9,6 +10,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { crc32, inflateSync } from 'node:zlib';
 import { parse, parseAllDocuments } from 'yaml';
 
 const ROOT = join(import.meta.dirname, '../..');
@@ -25,7 +27,7 @@ function envNamesFromCode(): Set<string> {
   const names = new Set<string>();
   for (const m of read('src/cli/serve.ts').matchAll(/\.env\('([A-Z0-9_]+)'\)/g)) names.add(m[1]!);
   const config = read('src/config.ts');
-  for (const fn of ['slackFromEnv', 'storeSecretsFromEnv', 'inboxFromEnv']) {
+  for (const fn of ['slackFromEnv', 'teamsFromEnv', 'storeSecretsFromEnv', 'inboxFromEnv']) {
     const start = config.indexOf(`export function ${fn}`);
     assert.ok(start >= 0, `${fn} not found in src/config.ts`);
     const body = config.slice(start, config.indexOf('\n}\n', start));
@@ -371,7 +373,7 @@ describe('deploy/kubernetes', () => {
     assert.deepEqual(np.spec.ingress[0].ports, [{ protocol: 'TCP', port: 6379 }]);
   });
 
-  it('the approvals service: the approvals role, the same policy and secrets, optional Slack and OIDC, reachable through the Ingress on the admin port only', () => {
+  it('the approvals service: the approvals role, the same policy and secrets, optional Slack, Teams and OIDC, reachable through the Ingress on the admin port only', () => {
     const d = kind('Deployment', 'airlock-approvals')[0];
     const c = d.spec.template.spec.containers[0];
     const env = new Map((c.env as Doc[]).map((e) => [e.name as string, e]));
@@ -379,8 +381,13 @@ describe('deploy/kubernetes', () => {
     assertKnownEnv(env.keys(), 'approvals env');
     for (const name of ['AIRLOCK_STATE_KEY', 'REDIS_PASSWORD']) assert.deepEqual(env.get(name)?.valueFrom?.secretKeyRef, { name: 'airlock-state', key: name });
     const secrets = (c.envFrom as Doc[]).filter((e) => e.secretRef).map((e) => [e.secretRef.name, e.secretRef.optional]);
-    assert.deepEqual(secrets, [['airlock-slack', true], ['airlock-oidc', true]]);
-    for (const name of ['airlock-slack', 'airlock-oidc']) assertKnownEnv(Object.keys(kind('Secret', name)[0].stringData), `${name} example`);
+    assert.deepEqual(secrets, [['airlock-slack', true], ['airlock-teams', true], ['airlock-oidc', true]]);
+    for (const name of ['airlock-slack', 'airlock-teams', 'airlock-oidc']) assertKnownEnv(Object.keys(kind('Secret', name)[0].stringData), `${name} example`);
+    const teamsKeys = Object.keys(kind('Secret', 'airlock-teams')[0].stringData);
+    for (const name of ['TEAMS_APP_ID', 'TEAMS_APP_SECRET', 'TEAMS_TENANT_ID']) assert.ok(teamsKeys.includes(name), `the airlock-teams example lacks ${name}, which Teams needs`);
+    for (const file of ['secret-slack.example.yaml', 'secret-teams.example.yaml', 'secret-oidc.example.yaml']) {
+      assert.ok(!(kustomization.resources as string[]).includes(file), `${file}: example secrets are never applied`);
+    }
     const policies = (d.spec.template.spec.volumes as Doc[]).find((v) => v.configMap?.name === 'airlock-policies');
     assert.ok(policies, 'the same policy ConfigMap as the sidecars');
     assert.equal((c.ports as Doc[])[0].containerPort, ADMIN_PORT);
@@ -389,9 +396,14 @@ describe('deploy/kubernetes', () => {
     for (const [k, v] of Object.entries(svc.spec.selector as Record<string, string>)) assert.equal(d.spec.template.metadata.labels[k], v);
     const ingress = kind('Ingress', 'airlock-approvals')[0];
     const paths = (ingress.spec.rules[0].http.paths as Doc[]).map((p) => p.path as string);
-    assert.deepEqual(paths.sort(), ['/inbox', '/slack/events', '/v1']);
+    assert.deepEqual(paths.sort(), ['/inbox', '/slack/events', '/teams/messages', '/v1']);
     assert.ok(!paths.some((p) => p.startsWith('/metrics')), 'metrics are not published');
     for (const p of ingress.spec.rules[0].http.paths as Doc[]) assert.equal(p.backend.service.name, 'airlock-approvals');
+    // The channels' endpoints are published exactly, nothing below them; and they are where the admin server serves them.
+    const exact = (ingress.spec.rules[0].http.paths as Doc[]).filter((p) => p.pathType === 'Exact').map((p) => p.path as string);
+    assert.deepEqual(exact.sort(), ['/slack/events', '/teams/messages']);
+    assert.ok(read('src/approvals/slack/endpoint.ts').includes(`SLACK_EVENTS_PATH = '/slack/events'`), 'the admin server serves Slack at /slack/events');
+    assert.ok(read('src/approvals/teams/endpoint.ts').includes(`TEAMS_MESSAGES_PATH = '/teams/messages'`), 'the admin server serves Teams at /teams/messages');
     const np = kind('NetworkPolicy', 'airlock-approvals')[0];
     for (const [k, v] of Object.entries(np.spec.podSelector.matchLabels as Record<string, string>)) assert.equal(d.spec.template.metadata.labels[k], v);
     assert.ok((np.spec.ingress as Doc[]).every((r) => (r.ports as Doc[]).every((p) => p.port === ADMIN_PORT)));
@@ -438,5 +450,104 @@ describe('deploy/kubernetes', () => {
     assert.ok(policy.identities[configLiterals.get('AIRLOCK_IDENTITY')!]);
     assert.match(await policyCli('check', 'deploy/kubernetes/policies'), /^ok: /);
     assert.match(await policyCli('test', 'deploy/kubernetes/policies'), / 0 failed/);
+  });
+});
+
+// ---- Teams app package --------------------------------------------------------------------------
+
+const TEAMS_APP = join(ROOT, 'deploy/teams-app');
+
+interface Png { width: number; height: number; colorType: number; chunks: string[]; pixels: Buffer; channels: number }
+
+/** A PNG read whole: its chunks (each CRC checked), its header, and its 8-bit pixels unfiltered. */
+function readPng(file: string): Png {
+  const b = readFileSync(file);
+  assert.deepEqual([...b.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], `${file}: not a PNG`);
+  const chunks: string[] = [];
+  const idat: Buffer[] = [];
+  for (let off = 8; off < b.length; ) {
+    const len = b.readUInt32BE(off);
+    const type = b.toString('latin1', off + 4, off + 8);
+    assert.equal(b.readUInt32BE(off + 8 + len), crc32(b.subarray(off + 4, off + 8 + len)), `${file}: bad CRC in ${type}`);
+    if (type === 'IDAT') idat.push(b.subarray(off + 8, off + 8 + len));
+    chunks.push(type);
+    off += 12 + len;
+  }
+  assert.equal(chunks[0], 'IHDR', `${file}: IHDR first`);
+  assert.equal(chunks.at(-1), 'IEND', `${file}: IEND last`);
+  const width = b.readUInt32BE(16);
+  const height = b.readUInt32BE(20);
+  const [depth, colorType, , , interlace] = b.subarray(24, 29);
+  assert.equal(depth, 8, `${file}: 8 bits per sample`);
+  assert.equal(interlace, 0, `${file}: not interlaced`);
+  const channels = ({ 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 } as Record<number, number>)[colorType!];
+  assert.ok(channels, `${file}: colour type ${colorType}`);
+  const raw = inflateSync(Buffer.concat(idat));
+  const stride = width * channels;
+  assert.equal(raw.length, height * (1 + stride), `${file}: image data of the header's size`);
+  const pixels = Buffer.alloc(height * stride);
+  for (let y = 0; y < height; y++) {
+    const filter = raw[y * (1 + stride)]!;
+    for (let x = 0; x < stride; x++) {
+      const v = raw[y * (1 + stride) + 1 + x]!;
+      const a = x >= channels ? pixels[y * stride + x - channels]! : 0;
+      const up = y > 0 ? pixels[(y - 1) * stride + x]! : 0;
+      const c = x >= channels && y > 0 ? pixels[(y - 1) * stride + x - channels]! : 0;
+      const p = a + up - c;
+      const paeth = Math.abs(p - a) <= Math.abs(p - up) && Math.abs(p - a) <= Math.abs(p - c) ? a : Math.abs(p - up) <= Math.abs(p - c) ? up : c;
+      const predictor = [0, a, up, (a + up) >> 1, paeth][filter];
+      assert.ok(predictor !== undefined, `${file}: filter type ${filter}`);
+      pixels[y * stride + x] = (v + predictor) & 0xff;
+    }
+  }
+  return { width, height, colorType: colorType!, chunks, pixels, channels };
+}
+
+describe('deploy/teams-app', () => {
+  const manifest = JSON.parse(readFileSync(join(TEAMS_APP, 'manifest.json'), 'utf8')) as Doc;
+
+  it('manifest.json: a v1.19 Teams app manifest with one bot, for teams and group chats, whose ids are the placeholder replaced with TEAMS_APP_ID', () => {
+    assert.equal(manifest.manifestVersion, '1.19');
+    assert.match(manifest.$schema, /\/teams\/v1\.19\/MicrosoftTeams\.schema\.json$/);
+    assert.match(manifest.version, /^\d+\.\d+\.\d+$/);
+    const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+    assert.match(manifest.id, GUID);
+    assert.equal(manifest.bots.length, 1);
+    const [bot] = manifest.bots as Doc[];
+    assert.equal(bot.botId, manifest.id, 'the app id and the bot id are both the Azure Bot\'s app id');
+    assert.equal(manifest.id, '00000000-0000-0000-0000-000000000000', 'a placeholder, documented as such');
+    assert.ok((bot.scopes as string[]).includes('team'));
+    assert.ok((bot.scopes as string[]).includes('groupChat'));
+    for (const s of bot.scopes as string[]) assert.ok(['team', 'groupChat', 'personal'].includes(s), s);
+    assert.equal(bot.supportsFiles, false);
+    assert.equal(bot.isNotificationOnly, false, 'people write to the bot to learn a conversation\'s id, and click its cards');
+    assert.deepEqual(manifest.validDomains, []);
+    assert.ok(manifest.name.short.length > 0 && manifest.name.short.length <= 30);
+    assert.ok(manifest.description.short.length > 0 && manifest.description.short.length <= 80);
+    assert.ok(manifest.description.full.length > 0 && manifest.description.full.length <= 4000);
+    assert.match(manifest.accentColor, /^#[0-9a-f]{6}$/i);
+    assert.ok(manifest.developer.name);
+    for (const k of ['websiteUrl', 'privacyUrl', 'termsOfUseUrl']) assert.match(manifest.developer[k], /^https:\/\//, k);
+  });
+
+  it('the icons are PNG files in the package folder: color 192×192, outline 32×32 white on transparent', () => {
+    const color = readPng(join(TEAMS_APP, manifest.icons.color as string));
+    assert.deepEqual([color.width, color.height], [192, 192]);
+    const outline = readPng(join(TEAMS_APP, manifest.icons.outline as string));
+    assert.deepEqual([outline.width, outline.height], [32, 32]);
+    assert.equal(outline.colorType, 6, 'RGBA: white on a transparent background');
+    let opaque = 0;
+    let clear = 0;
+    for (let i = 0; i < outline.pixels.length; i += 4) {
+      const [r, g, bl, alpha] = outline.pixels.subarray(i, i + 4);
+      if (alpha === 0) clear++;
+      else {
+        opaque++;
+        assert.deepEqual([r, g, bl], [255, 255, 255], `outline pixel ${i / 4} is not white`);
+      }
+    }
+    assert.ok(opaque > 0 && clear > 0, 'a white shape on transparency');
+    const files = readdirSync(TEAMS_APP).sort();
+    assert.deepEqual(files, ['color.png', 'manifest.json', 'outline.png'], 'the package is exactly these three files');
   });
 });

@@ -37,7 +37,7 @@ describe('policy errors point at the offending node', () => {
     ['missing key', [file('version: 1\nrules:\n  - id: x\n    action: deny\n')], 'p.yaml:3:5', /rules\[0\]: missing required key "match"/],
     ['missing version', [file('rules: []\n')], 'p.yaml:1:1', /missing required key "version"/],
     ['empty match value', [file('version: 1\nrules:\n  - id: x\n    match:\n    action: deny\n')], 'p.yaml:4:5', /rules\[0\]\.match: expected object, received null/],
-    ['bad duration', [file(`version: 1\n${APPROVERS}rules:\n  - id: x\n    match: {}\n    action: approve\n    approval: { approvers: [owners], wait: 2 minutes }\n`)], 'p.yaml:8:44', /wait must be a positive duration such as 30s, 2m, 1h or 1d \(got "2 minutes"\)/],
+    ['bad duration', [file(`version: 1\n${APPROVERS}rules:\n  - id: x\n    match: {}\n    action: approve\n    approval: { approvers: [owners], wait: 2 minutes }\n`)], 'p.yaml:8:44', /wait must be a positive duration such as 30s, 2m, 1m30s, 1h or 1d \(got "2 minutes"\)/],
     ['zero duration', [file(`version: 1\n${APPROVERS}rules:\n  - id: x\n    match: {}\n    action: approve\n    approval: { approvers: [owners], expires: 0s }\n`)], 'p.yaml:8:47', /expires must be a positive duration/],
     ['bad glob', [file('version: 1\nrules:\n  - id: x\n    match:\n      paths: ["/ok/**", "/a**"]\n    action: deny\n')], 'p.yaml:5:25', /"\*\*" must be a whole segment/],
     ['glob without a leading slash', [file('version: 1\nrules:\n  - id: x\n    match: { paths: ["v1/**"] }\n    action: deny\n')], 'p.yaml:4:22', /must start with "\/"/],
