@@ -254,9 +254,21 @@ export type PolicyRule = z.infer<typeof RuleSchema>;
 export type PolicyMatch = z.infer<typeof MatchSchema>;
 
 /** The JSON Schema of a policy file (draft-07: what editors' YAML plugins support best), as written to policies/schema.json. */
+/** A stable identifier of the policy file's schema (a URN: nothing has to be served at it). */
+export const POLICY_SCHEMA_ID = 'urn:airlock:schema:policy-file:1';
+
 export function policyJsonSchema(): Record<string, unknown> {
-  const schema = z.toJSONSchema(PolicyFileSchema, { target: 'draft-7', io: 'input' });
-  return { ...schema, title: 'Airlock policy file' };
+  const schema = z.toJSONSchema(PolicyFileSchema, {
+    target: 'draft-7',
+    io: 'input',
+    // zod writes `startsWith` as a `format` of its own besides the pattern; strict validators refuse
+    // unknown formats, and the pattern already says it.
+    override: (ctx) => {
+      if (ctx.jsonSchema.format === 'starts_with') delete ctx.jsonSchema.format;
+    },
+  });
+  const { $schema, ...rest } = schema;
+  return { $schema, $id: POLICY_SCHEMA_ID, title: 'Airlock policy file', ...rest };
 }
 
 export function policyJsonSchemaText(): string {

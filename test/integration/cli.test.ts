@@ -77,7 +77,8 @@ describe('airlock serve', () => {
     assert.equal(node, 'node');
     // The same V8 flags as the installed command's own start line (src/cli/main.ts).
     const flags = /^#!\/usr\/bin\/env -S node (.*)$/m.exec(await readFile(join(ROOT, 'src/cli/main.ts'), 'utf8'))![1]!.split(' ');
-    assert.deepEqual(startArgs, [...flags, 'dist/cli/main.js', 'serve', '--policies', 'policies']);
+    // The trail goes to a file of its own: npm prints its banner on stdout, which would break the chain.
+    assert.deepEqual(startArgs, [...flags, 'dist/cli/main.js', 'serve', '--policies', 'policies', '--audit', 'airlock-audit.jsonl']);
     const dir = await mkdtemp(join(tmpdir(), 'airlock-serve-'));
     const auditFile = join(dir, 'audit.jsonl');
     const up = await startUpstream();

@@ -98,12 +98,25 @@ describe('Dockerfile', () => {
     assert.match(build, /npm run build/);
   });
 
-  it('runtime: production dependencies only, dist/ from the build stage, a fixed numeric non-root USER', () => {
-    const runs = all('RUN').map((i) => i.args).join('\n');
-    assert.match(runs, /npm ci\b[^\n]*--omit=dev/);
-    assert.match(runs, /--ignore-scripts/, 'prepare would run tsc, which is a dev dependency');
+  it('runtime: production dependencies only (installed in a stage of their own), dist/ from the build stage, no npm, a fixed numeric non-root USER', () => {
+    const deps = stages.slice(0, -1).find((st) => st.some((i) => i.op === 'RUN' && /npm ci\b[^\n]*--omit=dev/.test(i.args)));
+    assert.ok(deps, 'no stage installs production dependencies only');
+    assert.ok(deps.some((i) => i.op === 'RUN' && /--ignore-scripts/.test(i.args)), 'prepare would run tsc, which is a dev dependency');
+    const depsName = /\bAS\s+(\S+)/i.exec(deps[0]!.args)?.[1];
+    assert.ok(all('COPY').some((i) => new RegExp(`--from=${depsName}\\s+\\S*node_modules`).test(i.args)), 'node_modules is not copied from the deps stage');
     assert.ok(all('COPY').some((i) => /--from=\S+\s+\S*dist\/?\s/.test(i.args)), 'dist/ is not copied from the build stage');
+    const runs = all('RUN').map((i) => i.args).join('\n');
+    assert.doesNotMatch(runs, /npm (ci|install)/, 'the runtime stage runs no npm');
+    for (const path of ['/usr/local/bin/npm', '/usr/local/bin/npx', '/usr/local/lib/node_modules']) assert.ok(runs.includes(path), `the runtime stage removes ${path}`);
     assert.ok(Number.isInteger(UID) && UID > 0, `USER must be a numeric UID, got "${one('USER')}"`);
+  });
+
+  it('carries OCI labels: title, the version given at build time, the package\'s licence', () => {
+    const labels = new Map([...all('LABEL').map((i) => i.args).join(' ').matchAll(/(org\.opencontainers\.image\.[a-z.]+)="([^"]*)"/g)].map((m) => [m[1]!, m[2]!]));
+    assert.equal(labels.get('org.opencontainers.image.title'), 'Airlock');
+    assert.equal(labels.get('org.opencontainers.image.version'), '${VERSION}');
+    assert.ok(all('ARG').some((i) => /^VERSION\b/.test(i.args)));
+    assert.equal(labels.get('org.opencontainers.image.licenses'), (JSON.parse(read('package.json')) as { license: string }).license);
   });
 
   it('sets the listeners and policy folder in the environment, and they are variables serve reads', () => {
@@ -113,18 +126,20 @@ describe('Dockerfile', () => {
     assert.match(DOCKER_ENV.get('AIRLOCK_ADMIN_LISTEN')!, /^0\.0\.0\.0:/);
   });
 
-  it('ships the default policies in the policy folder, declared as a volume', () => {
+  it('ships the default policies in the policy folder, with no VOLUME (which would leave anonymous volumes behind)', () => {
     assert.equal(POLICY_DIR, '/etc/airlock/policies');
     assert.ok(all('COPY').some((i) => i.args.startsWith('policies/') && i.args.trim().endsWith(`${POLICY_DIR}/`)));
-    assert.equal(one('VOLUME'), POLICY_DIR);
+    assert.equal(all('VOLUME').length, 0);
   });
 
-  it('health-checks /healthz with node and starts dist/cli/main.js serve', () => {
+  it('health-checks /readyz with node (as compose does) and starts dist/cli/main.js serve', () => {
     const hc = one('HEALTHCHECK');
     assert.match(hc, /CMD \["node", "-e",/);
-    assert.match(hc, /\/healthz/);
+    assert.match(hc, /\/readyz/);
     assert.match(hc, /':9090'/);
-    assertAdminServes('/healthz');
+    assertAdminServes('/readyz');
+    const compose = (parse(read('deploy/docker-compose.yml')) as { services: Record<string, { healthcheck?: { test: string[] } }> }).services.airlock!;
+    assert.match(compose.healthcheck!.test.join(' '), /\/readyz/, 'the image and compose check the same endpoint');
     assert.deepEqual(JSON.parse(one('ENTRYPOINT')), ['node', '/app/dist/cli/main.js']);
     // The image runs node itself, not the bin's start line: it must pass the same V8 flags.
     const binFlags = /^#!\/usr\/bin\/env -S node (.*)$/m.exec(read('src/cli/main.ts'))?.[1];

@@ -6,6 +6,8 @@ import { formatPolicyError } from '../../src/policy/errors.js';
 import { loadPolicyDir, loadPolicySources } from '../../src/policy/load.js';
 import { policyJsonSchemaText } from '../../src/policy/schema.js';
 import { runTestCases } from '../../src/policy/testcases.js';
+import { Ajv } from 'ajv';
+import { parse as parseYaml } from 'yaml';
 
 const POLICIES = join(import.meta.dirname, '../../policies');
 
@@ -26,6 +28,16 @@ describe('example policies', () => {
 
   it('ship a schema.json generated from the current zod schema (run `npm run schema`)', async () => {
     assert.equal(await readFile(join(POLICIES, 'schema.json'), 'utf8'), policyJsonSchemaText());
+  });
+
+  it('schema.json is standard JSON Schema (draft-07, an $id, no unknown formats or keywords) that a strict validator compiles, and the examples satisfy it', async () => {
+    const schema = JSON.parse(await readFile(join(POLICIES, 'schema.json'), 'utf8')) as { $schema: string; $id: string };
+    assert.equal(schema.$schema, 'http://json-schema.org/draft-07/schema#');
+    assert.match(schema.$id, /^urn:airlock:/);
+    const validate = new Ajv({ strict: true, allowUnionTypes: true, allErrors: true }).compile(schema);
+    const example = parseYaml(await readFile(join(POLICIES, 'example.yaml'), 'utf8')) as unknown;
+    assert.ok(validate(example), JSON.stringify(validate.errors));
+    assert.ok(!validate({ version: 1, rules: [{ id: 'x', match: { paths: ['no-slash'] }, action: 'allow' }] }), 'a path glob must start with "/"');
   });
 });
 
