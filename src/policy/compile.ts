@@ -7,7 +7,7 @@ import { compileCondition, type ValueCondition } from '../inspect/conditions.js'
 import { parseRange } from '../net/address.js';
 import type { DetectorId } from '../inspect/detector-ids.js';
 import { parseJsonPath } from '../inspect/json.js';
-import { parseDuration } from './duration.js';
+import { formatDuration, parseDuration } from './duration.js';
 import { compileGlob } from './glob.js';
 import { compileExceptions } from './exceptions.js';
 import { compileHost } from './host-pattern.js';
@@ -146,6 +146,9 @@ export function compilePolicy(files: readonly ParsedPolicyFile[], version: strin
 }
 
 /** Files that disagree on the default get the most restrictive one: splitting policy into files must never loosen it. */
+/** The longest `wait` the docs call safe: under the MCP SDK's default request timeout (60 s). */
+export const SAFE_WAIT_MS = 60_000;
+
 function compileDefaults(files: readonly ParsedPolicyFile[], p: Problems): Action {
   const declared: Defined<Action>[] = [];
   for (const f of files) {
@@ -575,6 +578,11 @@ function compileApproval(rule: PolicyRule, at: (...rest: YamlPath) => SourcePosi
   if (waitMs === null || expiresMs === null) return null; // the schema already reported the bad duration
   if (waitMs > expiresMs) {
     p.error(at('approval', 'wait'), `approval.wait (${a.wait}) is longer than approval.expires (${a.expires}); a held request would outlive its approval`);
+  } else if (waitMs > SAFE_WAIT_MS) {
+    p.warn(
+      at('approval', 'wait'),
+      `approval.wait (${a.wait}) holds clients longer than many wait for an answer (the MCP SDK 60 s, httpx 5 s; docs/approvals.md#client-timeouts): keep it at ${formatDuration(SAFE_WAIT_MS)} or less and let agents repeat the request, or have them send Prefer: respond-async`,
+    );
   }
   let escalation: ApprovalSettings['escalation'];
   if (a.escalate) {

@@ -119,7 +119,7 @@ const ApprovalSchema = z
   .strictObject({
     approvers: z.array(name('an approver group')).min(1).describe('Approver groups (top-level `approvers:`) who may decide.'),
     required: z.int().min(1).default(1).describe('Distinct approvals needed.'),
-    wait: duration('wait').default('2m').describe('How long the client connection is held waiting for a decision.'),
+    wait: duration('wait').default('55s').describe('How long the client connection is held waiting for a decision (at most 60s keeps clients such as the MCP SDK waiting: see docs/approvals.md#client-timeouts).'),
     expires: duration('expires').default('1h').describe('How long the pending request and its approval stay valid; at least `wait`.'),
     channel: z.string().min(1).optional().describe('Slack channel the approval request is posted to.'),
     teams: z.string().min(1).optional().describe('Microsoft Teams conversation (a channel or chat id, 19:…) the approval card is posted to.'),

@@ -19,6 +19,17 @@ export const GRANT_ID_HEADER = 'airlock-grant-id';
 
 /** Where an agent polls an approval it is waiting for, on the proxy listener itself. */
 export const STATUS_PREFIX = '/.airlock/approvals/';
+/**
+ * The host of absolute status URLs. `.invalid` never resolves (RFC 2606): through the proxy
+ * (HTTP_PROXY) Airlock answers it itself and never dials it; without the proxy it fails at once
+ * instead of reaching some other server. The path alone works on the proxy listener directly.
+ */
+export const STATUS_HOST = 'airlock.invalid';
+
+/** Where an agent polls (or withdraws) its approval: absolute, so a client resolving it against the upstream's URL still lands here. */
+export function statusUrl(id: string): string {
+  return `http://${STATUS_HOST}${STATUS_PREFIX}${encodeURIComponent(id)}`;
+}
 
 function wantsAsync(prefer: string | string[] | undefined): boolean {
   const values = Array.isArray(prefer) ? prefer : prefer === undefined ? [] : [prefer];
@@ -208,9 +219,10 @@ function accepted(x: Exchange, record: ApprovalRecord, rule: string | null): voi
       request_id: x.requestId,
       rule,
       approval_id: record.id,
-      status_url: `${STATUS_PREFIX}${record.id}`,
+      status_url: statusUrl(record.id),
+      status_path: `${STATUS_PREFIX}${record.id}`,
       expires_at: new Date(record.expiresAt).toISOString(),
     },
-    { 'preference-applied': 'respond-async', location: `${STATUS_PREFIX}${record.id}`, 'airlock-request-id': x.requestId },
+    { 'preference-applied': 'respond-async', location: statusUrl(record.id), 'airlock-request-id': x.requestId },
   );
 }

@@ -2,12 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { handleApprovalStatus } from './approval-status.js';
+import { handleApprovalStatus, statusTarget } from './approval-status.js';
 import { handleConnect, type TunnelInfo } from './connect.js';
 import type { ProxyContext } from './context.js';
 import type { Entry } from './exchange.js';
 import { handleRequest } from './handle-request.js';
-import { STATUS_PREFIX } from './hold.js';
 import { sendError, writeSocketError } from './respond.js';
 import { handleUpgrade } from './websocket.js';
 
@@ -104,8 +103,9 @@ export function createProxyServer(ctx: ProxyContext): ProxyServer {
 
   const proxied = serve((req) => (req.url?.startsWith('/') ? { via: 'route' } : { via: 'proxy' }), ctx);
   const server = createServer(options, (req, res) => {
-    if (req.url?.startsWith(STATUS_PREFIX)) {
-      handleApprovalStatus(req, res, ctx).catch((err: unknown) => ctx.log.error({ err }, 'approval status failed'));
+    const status = statusTarget(req.url);
+    if (status !== null) {
+      handleApprovalStatus(req, res, ctx, status).catch((err: unknown) => ctx.log.error({ err }, 'approval status failed'));
       return;
     }
     proxied(req, res);

@@ -104,12 +104,22 @@ describe('approvals: hold, return, retry', () => {
     const first = await send();
     const [body, code] = first.stdout.split('\n');
     assert.equal(code, '202');
-    const accepted = JSON.parse(body!) as { error: string; approval_id: string; status_url: string };
+    const accepted = JSON.parse(body!) as { error: string; approval_id: string; status_url: string; status_path: string };
     assert.equal(accepted.error, 'approval_pending');
-    assert.match(accepted.status_url, /^\/\.airlock\/approvals\//);
+    assert.equal(accepted.status_url, `http://airlock.invalid/.airlock/approvals/${accepted.approval_id}`);
 
-    const polled = await run('curl', ['-sS', '-H', `Proxy-Authorization: Basic ${Buffer.from(`billing-bot:${BOT_TOKEN}`).toString('base64')}`, `${al.proxyUrl}${accepted.status_url}`]);
+    // Through the proxy, as the agent sends everything else; and on the proxy listener directly.
+    const polled = await run('curl', ['-sS', '-x', proxy, accepted.status_url]);
     assert.equal((JSON.parse(polled.stdout) as { state: string }).state, 'pending');
+    const direct = await run('curl', ['-sS', '-H', `Proxy-Authorization: Basic ${Buffer.from(`billing-bot:${BOT_TOKEN}`).toString('base64')}`, `${al.proxyUrl}${accepted.status_path}`]);
+    assert.equal((JSON.parse(direct.stdout) as { state: string }).state, 'pending');
+    // Python requests with HTTP_PROXY, following the 202's Location as a client resolves it.
+    const py = await run(
+      'python3',
+      ['-c', 'import requests,sys; r=requests.post(sys.argv[1], data=b\'{"id":7}\', headers={"Prefer":"respond-async","Content-Type":"application/json"}); s=requests.get(requests.compat.urljoin(sys.argv[1], r.headers["Location"])); print(r.status_code, s.status_code, s.json()["state"])', `${up.origin}/exports/invoices`],
+      { ...process.env, HTTP_PROXY: proxy, http_proxy: proxy, NO_PROXY: '', no_proxy: '' },
+    );
+    assert.equal(py.stdout.trim(), '202 200 pending', py.stderr);
 
     const again = await send();
     assert.equal(again.stdout.split('\n')[1], '202');
@@ -210,10 +220,10 @@ describe('approvals: hold, return, retry', () => {
   it('the agent can withdraw its pending request (cancelled); asking again makes a new approval', async () => {
     const ask = () => run('curl', ['-sS', '-x', proxy, '-d', 'withdraw me', '-H', 'Prefer: respond-async', `${up.origin}/exports/withdrawn`]);
     const first = JSON.parse((await ask()).stdout) as { approval_id: string; status_url: string };
-    const auth = `Proxy-Authorization: Basic ${Buffer.from(`billing-bot:${BOT_TOKEN}`).toString('base64')}`;
-    const del = await run('curl', ['-sS', '-X', 'DELETE', '-H', auth, `${al.proxyUrl}${first.status_url}`]);
+    // Through the proxy, at the absolute status URL.
+    const del = await run('curl', ['-sS', '-x', proxy, '-X', 'DELETE', first.status_url]);
     assert.equal((JSON.parse(del.stdout) as { state: string }).state, 'cancelled');
-    const again = await run('curl', ['-sS', '-X', 'DELETE', '-H', auth, '-w', '\n%{http_code}', `${al.proxyUrl}${first.status_url}`]);
+    const again = await run('curl', ['-sS', '-x', proxy, '-X', 'DELETE', '-w', '\n%{http_code}', first.status_url]);
     assert.equal(again.stdout.split('\n').at(-1), '409');
     const shown = await api('GET', `/v1/approvals/${first.approval_id}`, TOKENS.bob);
     assert.equal((shown.json.approval as View).state, 'cancelled');
@@ -296,6 +306,12 @@ describe('approvals: hold, return, retry', () => {
     const id = (JSON.parse(r.stdout) as { approval_id: string }).approval_id;
     const anon = await run('curl', ['-sS', '-w', '\n%{http_code}', `${al.proxyUrl}/.airlock/approvals/${id}`]);
     assert.equal(anon.stdout.split('\n').at(-1), '404', 'another caller (here anonymous) does not learn it exists');
+    const other = await run('curl', ['-sS', '-w', '\n%{http_code}', '-x', al.proxyUrl, `http://AIRLOCK.invalid./.airlock/approvals/${id}`]);
+    assert.equal(other.stdout.split('\n').at(-1), '404', 'nor through the proxy, however the host is spelled');
+    // Anything else on the reserved host is answered by Airlock, never forwarded.
+    const elsewhere = await run('curl', ['-sS', '-w', '\n%{http_code}', '-x', proxy, 'http://airlock.invalid/v1/anything']);
+    assert.equal(elsewhere.stdout.split('\n').at(-1), '404');
+    assert.match(elsewhere.stdout, /"error":"not_found"/);
   });
 });
 

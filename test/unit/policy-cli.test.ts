@@ -85,7 +85,7 @@ describe('airlock policy commands', () => {
     assert.equal(code, 0, io.stderr.join('\n'));
     const out = io.stdout.join('\n');
     assert.match(out, /^decision: approve by rule confidential-export /m);
-    assert.match(out, /^approval: 2 of \[data-owners\]; wait 2m; expires 30m; channel #ai-approvals$/m);
+    assert.match(out, /^approval: 2 of \[data-owners\]; wait 55s; expires 30m; channel #ai-approvals$/m);
     assert.match(out, /\+ host eu\.data\.internal matches \*\.data\.internal/);
     assert.match(out, /\+ classification confidential at least confidential/);
   });

@@ -109,6 +109,15 @@ describe('policy warnings', () => {
     assert.match(w[1] ?? '', /no identity is in group "ghosts"/);
     assert.match(w[2] ?? '', /"FETCH"/);
   });
+
+  it('warns about a wait longer than clients such as the MCP SDK hold on (60 s); the default and 1m are fine', () => {
+    const rule = (approval: string) => file(`version: 1\n${APPROVERS}rules:\n  - id: x\n    match: { hosts: [a.example] }\n    action: approve\n    approval: { approvers: [owners]${approval} }\n`);
+    const w = warningsOf(rule(', wait: 2m, expires: 1h'));
+    assert.equal(w.length, 1);
+    assert.match(w[0]!, /^p\.yaml:8:\d+ .*approval\.wait \(2m\) holds clients longer than many wait.*MCP SDK 60 s.*client-timeouts.*respond-async/);
+    assert.deepEqual(warningsOf(rule('')), []);
+    assert.deepEqual(warningsOf(rule(', wait: 1m')), []);
+  });
 });
 
 describe('compiled values', () => {

@@ -21,7 +21,7 @@ describe('docs/policy-reference.md', () => {
     const top = Object.keys((policyJsonSchema() as { properties: Record<string, unknown> }).properties);
     for (const key of top) assert.match(text, new RegExp(`^\\| \\[?\`${key}\``, 'm'), key);
     assert.match(text, /^\| `mode` \| string \| `enforce` \| `enforce`, `report` \|/m);
-    assert.match(text, /^\| `wait` \| string \| `2m` \|/m);
+    assert.match(text, /^\| `wait` \| string \| `55s` \|/m);
   });
 
   it('shows types, defaults, enums and descriptions, and escapes table cells', () => {
