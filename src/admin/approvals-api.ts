@@ -32,6 +32,18 @@ export function approverFor(authorization: string | undefined, policy: CompiledP
   return found;
 }
 
+/** Why a caller is not an approver: no token at all, or one the policy in force does not know. */
+export function unauthorized(authorization: string | undefined): ApiError {
+  const sent = /^Bearer\s+\S+\s*$/i.test(authorization ?? '');
+  return {
+    status: 401,
+    error: 'unauthorized',
+    message: sent
+      ? 'this token is no approver\'s: its SHA-256 is in no approverTokens entry of the policy in force (`airlock approvals token NAME --write policies/NAME.local.yaml` makes one that is)'
+      : 'no approver token was sent: Authorization: Bearer <token> (`airlock approvals token NAME` makes one)',
+  };
+}
+
 type JsonBody = { ok: true; value: Record<string, unknown> } | { ok: false; error: ApiError };
 
 function readJson(req: IncomingMessage): Promise<JsonBody> {
@@ -72,9 +84,7 @@ export async function handleApprovalsApi(
   redecide: Redecide,
 ): Promise<void> {
   const approver = approverFor(req.headers.authorization, policy);
-  if (approver === null) {
-    return fail(res, { status: 401, error: 'unauthorized', message: 'an approver token is required: Authorization: Bearer <token>' });
-  }
+  if (approver === null) return fail(res, unauthorized(req.headers.authorization));
   const rest = path.slice(API_PREFIX.length).split('/').filter(Boolean);
   const [id, action] = rest;
   try {

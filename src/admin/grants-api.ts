@@ -8,15 +8,13 @@ import { eligibleFor, type ApprovalService } from '../approvals/service.js';
 import { grantView } from '../approvals/view.js';
 import type { CompiledPolicy } from '../policy/types.js';
 import { sendJson } from '../proxy/respond.js';
-import { approverFor, fail } from './approvals-api.js';
+import { approverFor, fail, unauthorized } from './approvals-api.js';
 
 export const GRANTS_PREFIX = '/v1/grants';
 
 export async function handleGrantsApi(req: IncomingMessage, res: ServerResponse, path: string, approvals: ApprovalService, policy: CompiledPolicy): Promise<void> {
   const approver = approverFor(req.headers.authorization, policy);
-  if (approver === null) {
-    return fail(res, { status: 401, error: 'unauthorized', message: 'an approver token is required: Authorization: Bearer <token>' });
-  }
+  if (approver === null) return fail(res, unauthorized(req.headers.authorization));
   const rest = path.slice(GRANTS_PREFIX.length).split('/').filter(Boolean);
   try {
     if (req.method === 'GET' && rest.length === 0) {

@@ -8,6 +8,8 @@
  * terminal escapes or bidi controls in front of the person deciding on it.
  */
 import { randomBytes } from 'node:crypto';
+import { link, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { request } from 'undici';
 import type { ApprovalView } from '../approvals/view.js';
@@ -205,11 +207,32 @@ export function registerApprovalCommands(program: Command, io: ApprovalsCliIo = 
     .command('token')
     .description('make a random approver token; prints the policy line (approverTokens:) and AIRLOCK_APPROVER_TOKEN')
     .argument('<name>', 'approver name, as listed under approvers.<group>.api in the policy (e.g. bob@example.com)')
-    .action((name: string) => {
+    .option('--write <file>', 'write the approverTokens entry as a policy file of its own (in the policy folder, Airlock loads it within seconds) and print only `export AIRLOCK_APPROVER_TOKEN=…`, for eval')
+    .action(async (name: string, opts: { write?: string }) => {
       const secret = randomBytes(32).toString('base64url');
+      const entry = `approverTokens: { ${JSON.stringify(name)}: ["${hashToken(secret)}"] }`;
+      if (opts.write !== undefined) {
+        const file = `# The approver token of ${JSON.stringify(name)} (only its SHA-256: the token itself is not stored).\nversion: 1\n${entry}\n`;
+        // Written whole, then linked into place: Airlock never reads half a file, and the link fails
+        // rather than replace an existing file (it may hold someone's policy).
+        const tmp = join(dirname(opts.write), `.${basename(opts.write)}.${process.pid}.tmp`);
+        try {
+          await writeFile(tmp, file, { flag: 'wx' });
+          await link(tmp, opts.write);
+        } catch (err) {
+          io.err(`airlock: cannot write ${opts.write}: ${(err as NodeJS.ErrnoException).code === 'EEXIST' ? 'it exists already' : (err as Error).message}`);
+          process.exitCode = 1;
+          return;
+        } finally {
+          await rm(tmp, { force: true });
+        }
+        io.err(`wrote ${opts.write}; ${JSON.stringify(name)} must be listed under approvers.<group>.api to decide anything`);
+        io.out(`export AIRLOCK_APPROVER_TOKEN=${secret}`);
+        return;
+      }
       io.out(`# policy file, top level (merge into an existing approverTokens: map); ${JSON.stringify(name)} must also be`);
       io.out('# listed under approvers.<group>.api to decide anything:');
-      io.out(`approverTokens: { ${JSON.stringify(name)}: ["${hashToken(secret)}"] }`);
+      io.out(entry);
       io.out('# approver environment (keep it secret):');
       io.out(`AIRLOCK_APPROVER_TOKEN=${secret}`);
     });

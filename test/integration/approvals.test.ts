@@ -166,8 +166,10 @@ describe('approvals: hold, return, retry', () => {
     assert.equal(outsider.status, 403);
     const anonymous = await fetch(`${al.adminUrl}/v1/approvals/${id}/approve`, { method: 'POST' });
     assert.equal(anonymous.status, 401);
+    assert.match(((await anonymous.json()) as { message: string }).message, /^no approver token was sent/);
     const wrong = await api('GET', '/v1/approvals', 'not-a-token');
     assert.equal(wrong.status, 401);
+    assert.match(String(wrong.json.message), /^this token is no approver's: its SHA-256 is in no approverTokens entry/, 'a token that was sent is not called missing');
     const refused = (await al.audit()).filter((e) => e.event === 'approval_vote_refused' && e.approval_id === id);
     assert.equal(refused.length, 2);
   });
