@@ -3,7 +3,8 @@
  * running or any request sent. Each command is also exported as a function returning its exit code.
  */
 import { Option, type Command } from 'commander';
-import { explain, type Explanation, type RuleExplanation } from '../policy/explain.js';
+import { explain, explainTunnel, type Explanation, type RuleExplanation } from '../policy/explain.js';
+import { canonicalizeAuthority } from '../request/canonicalize.js';
 import { readFile } from 'node:fs/promises';
 import { formatPolicyError } from '../policy/errors.js';
 import { describeFinding } from '../inspect/finding.js';
@@ -25,7 +26,9 @@ const processIo: PolicyCliIo = {
 };
 
 export interface ExplainOptions {
-  policies: string;
+  policies?: string;
+  /** An interception CA is configured (AIRLOCK_CA_CERT): what a CONNECT to an inspected host gets. */
+  ca?: boolean;
   method: string;
   url: string;
   header?: string[];
@@ -47,17 +50,19 @@ export function registerPolicyCommands(program: Command, io: PolicyCliIo = proce
     });
   policy
     .command('explain')
-    .description('the decision for a request and every rule that matched, without sending anything')
-    .addOption(new Option('--policies <dir>', 'policy folder').env('AIRLOCK_POLICIES').makeOptionMandatory())
-    .option('--method <method>', 'HTTP method', 'GET')
-    .requiredOption('--url <url>', 'absolute URL, as an agent would send it through the proxy')
+    .description('the decision for a request (or a CONNECT tunnel) and every rule that matched, without sending anything')
+    .argument('[dir]', 'policy folder (as for check and test)')
+    .addOption(new Option('--policies <dir>', 'policy folder, instead of the argument').env('AIRLOCK_POLICIES'))
+    .option('--method <method>', 'HTTP method, or CONNECT (then --url is host:port)', 'GET')
+    .requiredOption('--url <url>', 'absolute URL, as an agent would send it through the proxy; host:port for CONNECT')
+    .addOption(new Option('--ca', 'as if an interception CA is configured (what a CONNECT to an inspected host gets)').env('AIRLOCK_CA_CERT'))
     .option('--header <header>', "request header 'Name: value' (repeatable)", (v: string, prev: string[] = []) => [...prev, v])
     .option('--identity <id>', 'identity of the caller (default: anonymous)')
     .option('--data <body>', 'request body, or @file to read it from a file (rules that inspect the body see it)')
     .option('--json', 'machine-readable output, with every rule and why it did or did not match')
     .option('--all', 'also show the rules that did not match, with the first criterion that failed')
-    .action(async (opts: ExplainOptions) => {
-      process.exitCode = await policyExplain(opts, io);
+    .action(async (dir: string | undefined, opts: ExplainOptions) => {
+      process.exitCode = await policyExplain({ ...opts, ...(dir !== undefined ? { policies: dir } : {}) }, io);
     });
   policy
     .command('test')
@@ -107,9 +112,14 @@ export async function policyTest(dir: string, io: PolicyCliIo = processIo): Prom
 }
 
 export async function policyExplain(opts: ExplainOptions, io: PolicyCliIo = processIo): Promise<number> {
+  if (!opts.policies) {
+    io.err('airlock policy explain: name the policy folder (airlock policy explain policies --url …) or set --policies / AIRLOCK_POLICIES');
+    return 2;
+  }
   const result = await loadPolicyDir(opts.policies);
   if (!reportLoad(result, io)) return 1;
   const policy = result.policy;
+  if (opts.method.toUpperCase() === 'CONNECT') return explainConnect(opts, policy, io);
 
   const headers: string[] = [];
   for (const h of opts.header ?? []) {
@@ -145,6 +155,47 @@ export async function policyExplain(opts: ExplainOptions, io: PolicyCliIo = proc
   if (opts.json) io.out(JSON.stringify(explainJson(given.request, explanation), null, 2));
   else printExplanation(given.request, explanation, policy, opts.all === true, io);
   return 0;
+}
+
+function explainConnect(opts: ExplainOptions, policy: CompiledPolicy, io: PolicyCliIo): number {
+  // A URL names the tunnel a client would open for it (https://h/ → h:443), as curl and others do.
+  const authority = /^[a-z][a-z0-9+.-]*:\/\//i.test(opts.url) ? urlAuthority(opts.url) : opts.url;
+  const target = authority === null ? { ok: false as const, message: `cannot read ${opts.url} as a URL` } : canonicalizeAuthority(authority);
+  if (!target.ok) {
+    io.err(`400 bad_request: ${target.message}`);
+    return 1;
+  }
+  const identity = resolveIdentity(opts.identity ?? null, policy);
+  if (identity !== null && 'error' in identity) {
+    io.err(`--identity: ${identity.error} (known: ${[...policy.identities.keys()].join(', ') || 'none'})`);
+    return 1;
+  }
+  const t = explainTunnel(identity, target.host, target.port, policy, opts.ca === true);
+  if (opts.json) {
+    io.out(JSON.stringify({ request: { method: 'CONNECT', host: target.host, port: target.port, identity: identity?.id ?? null }, tunnel: t }, null, 2));
+    return 0;
+  }
+  const host = target.host.includes(':') ? `[${target.host}]` : target.host;
+  io.out(`request: CONNECT ${host}:${target.port} (${identity ? `identity ${identity.id}` : 'anonymous'})`);
+  io.out(`tunnel: ${t.outcome} (${t.status})${t.passthrough ? ', a passthrough host: never intercepted' : ''}`);
+  io.out(`reason: ${t.why}`);
+  if (t.outcome === 'intercept') {
+    io.out(`inspected by: ${t.rules.join(', ')} (explain each request inside with --method and a URL)`);
+  } else {
+    const decider = t.decision.rule === null ? null : policy.rules.find((r) => r.id === t.decision.rule);
+    io.out(`decision: ${t.decision.action}${decider ? ` by rule ${decider.id} (${at(decider.source)})` : ' (policy default)'}`);
+    if (t.decision.matched.length > 0) io.out(`matching rules (most restrictive first): ${t.decision.matched.join(', ')}`);
+  }
+  return 0;
+}
+
+function urlAuthority(url: string): string | null {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || (u.protocol === 'https:' ? '443' : '80')}`;
+  } catch {
+    return null;
+  }
 }
 
 function requestSummary(req: CanonicalRequest): Record<string, unknown> {

@@ -6,8 +6,8 @@
 import { hostMatches } from './host-pattern.js';
 import { conditionHolds, quantifierFor } from '../inspect/conditions.js';
 import { valuesAt } from '../inspect/json.js';
-import { bodyMatches, evaluate, graphqlValues, headerMatches, identityMatches, rpcValues, valuesOf } from './evaluate.js';
-import type { Action, CanonicalRequest, CompiledPolicy, CompiledRule, Decision, HostPattern, RuleMode, SourcePosition } from './types.js';
+import { bodyMatches, evaluate, evaluateTunnel, graphqlValues, headerMatches, identityMatches, isPassthrough, rpcValues, valuesOf } from './evaluate.js';
+import type { Action, CanonicalRequest, CompiledPolicy, CompiledRule, Decision, HostPattern, Identity, RuleMode, SourcePosition } from './types.js';
 
 export type Criterion = 'method' | 'host' | 'port' | 'path' | 'header' | 'query' | 'body' | 'classification' | 'identity';
 
@@ -38,6 +38,32 @@ export function explain(req: CanonicalRequest, policy: CompiledPolicy): Explanat
     decision: evaluate(req, policy),
     rules: policy.index.rules.map((rule) => explainRule(rule, req)),
   };
+}
+
+/** What the proxy does with `CONNECT host:port`, as connect.ts decides it. */
+export type TunnelExplanation =
+  | { outcome: 'tunnel' | 'refuse'; status: 200 | 403 | 503; decision: Decision; passthrough: boolean; why: string }
+  | { outcome: 'intercept'; status: 200 | 403; rules: readonly string[]; passthrough: false; why: string };
+
+/**
+ * A CONNECT decided before any byte is tunnelled: host-level rules decide it (open, refuse), or rules
+ * that need the request make Airlock look inside (plain HTTP request by request; TLS only with the
+ * interception CA). `intercepting`: whether an interception CA is configured.
+ */
+export function explainTunnel(identity: Identity | null, host: string, port: number, policy: CompiledPolicy, intercepting: boolean): TunnelExplanation {
+  const passthrough = isPassthrough(host, policy);
+  const verdict = evaluateTunnel(identity, host, port, policy, passthrough);
+  if (verdict.kind === 'decided') {
+    const d = verdict.decision;
+    if (d.action === 'deny') return { outcome: 'refuse', status: 403, decision: d, passthrough, why: d.reason };
+    if (d.action === 'approve') return { outcome: 'refuse', status: 503, decision: d, passthrough, why: 'tunnels cannot be held for approval; send the request as plain HTTP or through TLS interception' };
+    return { outcome: 'tunnel', status: 200, decision: d, passthrough, why: 'opened; what goes through it is not looked at (every rule for this host decides on host, port and identity alone)' };
+  }
+  const rules = verdict.rules;
+  if (port === 443 && !intercepting) {
+    return { outcome: 'intercept', status: 403, rules, passthrough: false, why: `rules ${rules.join(', ')} inspect requests to ${host}; HTTPS to it is refused without TLS interception (airlock ca init)` };
+  }
+  return { outcome: 'intercept', status: 200, rules, passthrough: false, why: `opened, and each request inside is decided on its own (rules ${rules.join(', ')} look at method, path, headers or body)${intercepting ? '; TLS is intercepted with the Airlock CA' : '; TLS inside it is refused (no interception CA)'}` };
 }
 
 const list = (items: Iterable<string | number>): string => `[${[...items].join(', ')}]`;

@@ -4,10 +4,10 @@ import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
-import { AIRLOCK_BIN, ROOT, airlockCli, proxyEnv, run, startUpstream } from '../helpers/harness.js';
+import { AIRLOCK_BIN, ROOT, airlockCli, proxyEnv, run, startTestAirlock, startUpstream } from '../helpers/harness.js';
 
 const EXAMPLES = join(ROOT, 'policies');
 
@@ -66,6 +66,57 @@ describe('airlock policy', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /approve/);
     assert.match(r.stdout, /confidential-export/);
+  });
+});
+
+describe('airlock policy explain for CONNECT', () => {
+  /** The status line a CONNECT gets from a running Airlock. */
+  async function connectStatus(proxy: string, authority: string): Promise<number> {
+    const { port } = new URL(proxy);
+    const socket = connect(Number(port), '127.0.0.1');
+    socket.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`);
+    const [chunk] = (await once(socket, 'data')) as [Buffer];
+    socket.destroy();
+    return Number(/^HTTP\/1\.1 (\d{3})/.exec(chunk.toString('latin1'))?.[1]);
+  }
+
+  it('says what the proxy does with a tunnel (refuse, open, inspect inside), as a running proxy does it; the folder as an argument', async () => {
+    const up = await startUpstream();
+    const text = `version: 1
+rules:
+  - { id: no-iam, match: { hosts: [iam.amazonaws.com] }, action: deny, reason: no IAM }
+  - { id: ssh-ish, match: { hosts: [127.0.0.1], ports: [${up.port}] }, action: allow }
+  - { id: ec2-terminate, match: { hosts: [ec2.example], query: { Action: { equals: TerminateInstances } } }, action: approve, approval: { approvers: [ops] } }
+  - { id: held-host, match: { hosts: [held.example] }, action: approve, approval: { approvers: [ops] } }
+approvers:
+  ops: { api: [ops@example.com] }
+`;
+    const al = await startTestAirlock({ 'p.yaml': text }, { allowDestinations: ['127.0.0.1/32'] });
+    try {
+      const cases: [string, string, number][] = [
+        ['iam.amazonaws.com:443', 'refuse', 403],
+        [`127.0.0.1:${up.port}`, 'tunnel', 200],
+        ['ec2.example:443', 'intercept', 403],
+        ['ec2.example:80', 'intercept', 200],
+        ['held.example:443', 'refuse', 503],
+      ];
+      for (const [authority, outcome, status] of cases) {
+        const r = await airlockCli(['policy', 'explain', al.dir, '--method', 'CONNECT', '--url', authority, '--json']);
+        assert.equal(r.code, 0, r.stderr);
+        const t = (JSON.parse(r.stdout) as { tunnel: { outcome: string; status: number } }).tunnel;
+        assert.deepEqual([t.outcome, t.status], [outcome, status], authority);
+        assert.equal(await connectStatus(al.proxyUrl, authority), status, `the proxy answers CONNECT ${authority} as explained`);
+      }
+      const text2 = await airlockCli(['policy', 'explain', al.dir, '--method', 'connect', '--url', 'https://iam.amazonaws.com/']);
+      assert.match(text2.stdout, /^tunnel: refuse \(403\)$/m);
+      assert.match(text2.stdout, /^decision: deny by rule no-iam /m);
+      const none = await airlockCli(['policy', 'explain', '--url', 'http://x.example/'], { ...process.env, AIRLOCK_POLICIES: '' });
+      assert.equal(none.code, 2);
+      assert.match(none.stderr, /name the policy folder/);
+    } finally {
+      await al.close();
+      await up.close();
+    }
   });
 });
 
