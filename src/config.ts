@@ -44,6 +44,10 @@ export interface ServeConfig {
   inbox: InboxConfig | null;
   /** REDIS_PASSWORD: Redis's password kept out of the URL (from a Secret), or null. */
   redisPassword: string | null;
+  /** Prefix of every key Airlock writes in Redis (several deployments can share one Redis). */
+  redisKeyPrefix: string;
+  /** CA certificates (PEM file) trusted for a rediss:// Redis, or null for the system's. */
+  redisCaFile: string | null;
   /** Where the key that seals approval state comes from (required with Redis; see approvals/state-seal.ts). */
   stateKey: StateKeySource;
   /** Largest body of a request held for approval (buffered and stored with it). */

@@ -88,9 +88,16 @@ function closeServer(server: Server, graceMs: number, forceAlso: () => void = ()
  * Redis is waited for briefly at start. If it doesn't answer, Airlock starts anyway with a store that
  * keeps reconnecting: requests that need approval fail closed until it answers, everything else flows.
  */
-async function openRedisStore(url: string, password: string | null, replica: string, log: Logger): Promise<ApprovalStore> {
+async function openRedisStore(config: ServeConfig, url: string, log: Logger): Promise<ApprovalStore> {
   const { RedisStore } = await import('./approvals/redis-store.js');
-  const opts = { replica, logger: log, ...(password === null ? {} : { password }) };
+  const tlsCa = config.redisCaFile === null ? undefined : await readFile(config.redisCaFile, 'utf8');
+  const opts = {
+    replica: config.replica,
+    logger: log,
+    keyPrefix: config.redisKeyPrefix,
+    ...(config.redisPassword === null ? {} : { password: config.redisPassword }),
+    ...(tlsCa === undefined ? {} : { tlsCa }),
+  };
   try {
     return await RedisStore.connect(url, opts);
   } catch (err) {
@@ -175,7 +182,7 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
   const passThrough = createPassThrough(agents, { connectTimeoutMs: config.upstream.connectTimeoutMs, upstreamTimeoutMs: config.upstream.headersTimeoutMs });
   // Without a CA, HTTPS to hosts whose rules inspect requests is refused (it can't be inspected).
   const interception = await openInterception(config);
-  const store: ApprovalStore = config.redis ? await openRedisStore(config.redis, config.redisPassword, config.replica, log) : new MemoryStore();
+  const store: ApprovalStore = config.redis ? await openRedisStore(config, config.redis, log) : new MemoryStore();
   metrics.watchApprovalStore(() => store.ready());
   // Proxies (sidecars) hold and forward; sweeping for expiry and escalation, and the channels, are
   // the approvals service's (or a single Airlock's, in the role `all`).

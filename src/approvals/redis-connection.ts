@@ -21,7 +21,7 @@ export type RedisClient = Redis | Cluster;
 export type RedisRole = 'command' | 'subscriber';
 
 export type RedisTarget =
-  | { kind: 'standalone'; url: string; password?: string }
+  | { kind: 'standalone'; url: string; password?: string; tls: boolean }
   | {
       kind: 'sentinel';
       sentinels: SentinelAddress[];
@@ -42,6 +42,8 @@ export interface RedisClientOptions {
   commandTimeoutMs?: number;
   /** TCP connect timeout (ms). Default 2000. */
   connectTimeoutMs?: number;
+  /** CA certificates (PEM) trusted for TLS (`rediss…` URLs) instead of the system's: a private CA. */
+  tlsCa?: string;
 }
 
 const URL_RE = /^([a-z][a-z0-9+.-]*):\/\/(?:([^@/?#]*)@)?([^/?#]*)(\/[^?#]*)?(?:\?([^#]*))?(?:#.*)?$/i;
@@ -92,7 +94,7 @@ export function parseRedisUrl(url: string, password?: string): RedisTarget {
     case 'redis':
     case 'rediss':
       if (hosts.includes(',')) throw new Error(`several hosts in ${redactRedisUrl(url)}: use redis+sentinel:// or redis+cluster://`);
-      return { kind: 'standalone', url: url.trim(), ...(auth.password !== undefined && password ? { password: auth.password } : {}) };
+      return { kind: 'standalone', url: url.trim(), tls: scheme === 'rediss', ...(auth.password !== undefined && password ? { password: auth.password } : {}) };
     case 'redis+sentinel':
     case 'rediss+sentinel': {
       const [name, dbText] = path.split('/');
@@ -169,10 +171,13 @@ function roleOptions(role: RedisRole, opts: RedisClientOptions): RedisOptions {
 /** A new ioredis client for `url` (a string or a parsed target) in the given role. It connects at once. */
 export function createRedisClient(url: string | RedisTarget, role: RedisRole, opts: RedisClientOptions = {}): RedisClient {
   const target = typeof url === 'string' ? parseRedisUrl(url) : url;
+  if (opts.tlsCa !== undefined && !target.tls) throw new Error('a Redis CA is for TLS: use a rediss:// (or rediss+sentinel://, rediss+cluster://) URL');
   const options = roleOptions(role, opts);
+  // Node verifies the server's certificate (and name) in every case; a CA given replaces the system's roots.
+  const tls = opts.tlsCa === undefined ? {} : { ca: opts.tlsCa };
   switch (target.kind) {
     case 'standalone':
-      return new Redis(target.url, target.password === undefined ? options : { ...options, password: target.password });
+      return new Redis(target.url, { ...options, ...(target.password === undefined ? {} : { password: target.password }), ...(target.tls ? { tls } : {}) });
     case 'sentinel': {
       const o: RedisOptions = {
         ...options,
@@ -187,8 +192,8 @@ export function createRedisClient(url: string | RedisTarget, role: RedisRole, op
       if (target.sentinelUsername !== undefined) o.sentinelUsername = target.sentinelUsername;
       if (target.sentinelPassword !== undefined) o.sentinelPassword = target.sentinelPassword;
       if (target.tls) {
-        o.tls = {};
-        o.sentinelTLS = {};
+        o.tls = tls;
+        o.sentinelTLS = tls;
         o.enableTLSForSentinelMode = true;
       }
       return new Redis(o);
@@ -197,7 +202,7 @@ export function createRedisClient(url: string | RedisTarget, role: RedisRole, op
       const { enableOfflineQueue, ...nodeOptions } = options;
       if (target.username !== undefined) nodeOptions.username = target.username;
       if (target.password !== undefined) nodeOptions.password = target.password;
-      if (target.tls) nodeOptions.tls = {};
+      if (target.tls) nodeOptions.tls = tls;
       const o: ClusterOptions = {
         enableOfflineQueue: enableOfflineQueue ?? true,
         enableReadyCheck: true,

@@ -66,6 +66,8 @@ export interface RedisStoreConnectOptions extends RedisStoreOptions {
   commandTimeoutMs?: number;
   /** The password, when not in the URL (REDIS_PASSWORD). */
   password?: string;
+  /** CA certificates (PEM) for a `rediss…` URL whose server certificate a private CA signed. */
+  tlsCa?: string;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -478,9 +480,9 @@ export class RedisStore implements ApprovalStore {
    */
   static async connect(url: string, opts: RedisStoreConnectOptions): Promise<RedisStore> {
     const target = parseRedisUrl(url, opts.password);
-    const clientOpts = { commandTimeoutMs: opts.commandTimeoutMs };
-    const command = createRedisClient(target, 'command', { ...clientOpts, connectionName: `airlock:${opts.replica}:cmd` });
-    const subscriber = createRedisClient(target, 'subscriber', { connectionName: `airlock:${opts.replica}:sub` });
+    const tls = opts.tlsCa === undefined ? {} : { tlsCa: opts.tlsCa };
+    const command = createRedisClient(target, 'command', { commandTimeoutMs: opts.commandTimeoutMs, connectionName: `airlock:${opts.replica}:cmd`, ...tls });
+    const subscriber = createRedisClient(target, 'subscriber', { connectionName: `airlock:${opts.replica}:sub`, ...tls });
     const store = new RedisStore(command, subscriber, opts);
     const timeout = opts.readyTimeoutMs ?? 5000;
     if (timeout > 0) {

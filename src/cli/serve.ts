@@ -22,6 +22,8 @@ interface ServeFlags {
   shutdownGrace: string;
   logLevel: string;
   redis?: string;
+  redisKeyPrefix: string;
+  redisCa?: string;
   stateKeyFile?: string;
   maxHeldBody: string;
   maxInspectedBody: string;
@@ -74,6 +76,8 @@ export function toServeConfig(f: ServeFlags): ServeConfig {
     policySettleMs: duration(f.policySettle, '--policy-settle'),
     shutdownGraceMs: duration(f.shutdownGrace, '--shutdown-grace'),
     redis: f.redis || null,
+    redisKeyPrefix: redisKeyPrefix(f.redisKeyPrefix),
+    redisCaFile: redisCa(f.redisCa, f.redis),
     ...storeSecretsFromEnv(process.env, f.stateKeyFile),
     inbox: inboxFromEnv(process.env),
     maxHeldBodyBytes: parseSize(f.maxHeldBody, '--max-held-body'),
@@ -90,6 +94,17 @@ export function toServeConfig(f: ServeFlags): ServeConfig {
     allowDestinations: (f.allowDestination ?? '').split(',').map((a) => a.trim()).filter(Boolean),
     ca: { ...(f.caCert ? { certFile: f.caCert } : {}), ...(f.caKey ? { keyFile: f.caKey } : {}) },
   };
+}
+
+function redisKeyPrefix(prefix: string): string {
+  if (!/^[A-Za-z0-9._:-]{1,64}$/.test(prefix)) throw new Error(`--redis-key-prefix: 1 to 64 letters, digits, '.', '_', ':' or '-', got "${prefix}"`);
+  return prefix;
+}
+
+function redisCa(file: string | undefined, url: string | undefined): string | null {
+  if (!file) return null;
+  if (!url || !/^rediss(\+sentinel|\+cluster)?:\/\//i.test(url)) throw new Error('--redis-ca: the CA is for TLS: use a rediss:// (or rediss+sentinel://, rediss+cluster://) URL in --redis');
+  return file;
 }
 
 export function registerServeCommand(program: Command): void {
@@ -110,6 +125,8 @@ export function registerServeCommand(program: Command): void {
     .addOption(new Option('--policy-settle <duration>', 'how long a changed policy file must have been left alone before it is put in force (write files by rename to skip the wait)').env('AIRLOCK_POLICY_SETTLE').default('1s'))
     .addOption(new Option('--shutdown-grace <duration>', 'on SIGTERM, how long requests in flight get to finish (keep it under the orchestrator\'s kill timeout)').env('AIRLOCK_SHUTDOWN_GRACE').default('10s'))
     .addOption(new Option('--redis <url>', 'share approvals through Redis (redis://, rediss://); default: in memory, one instance').env('REDIS_URL'))
+    .addOption(new Option('--redis-key-prefix <prefix>', 'prefix of every key in Redis, so several deployments can share one').env('AIRLOCK_REDIS_KEY_PREFIX').default('airlock'))
+    .addOption(new Option('--redis-ca <file>', 'CA certificates (PEM) trusted for a rediss:// Redis, instead of the system\'s').env('AIRLOCK_REDIS_CA'))
     .addOption(new Option('--state-key-file <file>', 'key(s) sealing approval state, one per line, the first signing (or AIRLOCK_STATE_KEY); required with --redis').env('AIRLOCK_STATE_KEY_FILE'))
     .addOption(new Option('--max-held-body <size>', 'largest body of a request held for approval').env('AIRLOCK_MAX_HELD_BODY').default('1MiB'))
     .addOption(

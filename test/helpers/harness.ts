@@ -83,7 +83,7 @@ export const TEST_STATE_KEY = 'test-state-key-shared-by-every-replica-of-a-test'
 /** Airlock in this process on free loopback ports, with the given policy files in a temp folder. */
 export async function startTestAirlock(
   files: Record<string, string>,
-  options: { identity?: string; upstreamTimeoutMs?: number; redis?: string; replica?: string; maxHeldBodyBytes?: number; maxInspectedBodyBytes?: number; tunnelIdleMs?: number; maxTunnels?: number; clientHeadersTimeoutMs?: number; clientBodyTimeoutMs?: number; policySettleMs?: number; maxConnections?: number; slack?: SlackConfig; teams?: TeamsConfig; upstreamCaFile?: string; caCertFile?: string; caKeyFile?: string; allowDestinations?: string[]; stateKey?: string; auditSigningKey?: string; auditSignIntervalMs?: number; role?: Role; inbox?: InboxConfig } = {},
+  options: { identity?: string; upstreamTimeoutMs?: number; redis?: string; replica?: string; maxHeldBodyBytes?: number; maxInspectedBodyBytes?: number; tunnelIdleMs?: number; maxTunnels?: number; clientHeadersTimeoutMs?: number; clientBodyTimeoutMs?: number; policySettleMs?: number; maxConnections?: number; slack?: SlackConfig; teams?: TeamsConfig; upstreamCaFile?: string; caCertFile?: string; caKeyFile?: string; allowDestinations?: string[]; stateKey?: string; auditSigningKey?: string; auditSignIntervalMs?: number; role?: Role; inbox?: InboxConfig; redisKeyPrefix?: string; redisCaFile?: string } = {},
 ): Promise<TestAirlock> {
   const dir = await mkdtemp(join(tmpdir(), 'airlock-test-'));
   const policies = join(dir, 'policies');
@@ -106,6 +106,8 @@ export async function startTestAirlock(
     shutdownGraceMs: 0,
     redis: options.redis ?? null,
     redisPassword: null,
+    redisKeyPrefix: options.redisKeyPrefix ?? 'airlock',
+    redisCaFile: options.redisCaFile ?? null,
     inbox: options.inbox ?? null,
     // Replicas of one test share the key, as a deployment's replicas share a Secret.
     stateKey: { value: options.stateKey ?? TEST_STATE_KEY },

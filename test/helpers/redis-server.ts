@@ -14,6 +14,8 @@ export interface RedisServer {
   /** `redis://127.0.0.1:PORT` */
   url: string;
   port: number;
+  /** With `tls`: `rediss://127.0.0.1:TLSPORT`, the same server over TLS. */
+  tlsUrl?: string;
   /** SIGTERM, and wait until the process exited. */
   stop(): Promise<void>;
   /** Start again on the same port (after stop/kill), and wait until it answers PING. */
@@ -120,14 +122,22 @@ async function launchOnFreePort(extra: (port: number) => string[] = () => [], pa
   throw lastError instanceof Error ? lastError : new Error(String(lastError));
 }
 
-/** With `password`, the server requires it (`--requirepass`), as a deployment's Redis should. */
-export async function startRedisServer(opts: { password?: string } = {}): Promise<RedisServer> {
-  const withPassword = opts.password === undefined ? [] : ['--requirepass', opts.password];
-  const started = await launchOnFreePort(() => withPassword, opts.password);
+/**
+ * With `password`, the server requires it (`--requirepass`), as a deployment's Redis should. With
+ * `tls` (certificate and key files), it also listens with TLS on a second port (`tlsUrl`).
+ */
+export async function startRedisServer(opts: { password?: string; tls?: { certFile: string; keyFile: string } } = {}): Promise<RedisServer> {
+  const tlsPort = opts.tls === undefined ? null : await freePort();
+  const extra = [
+    ...(opts.password === undefined ? [] : ['--requirepass', opts.password]),
+    ...(opts.tls === undefined ? [] : ['--tls-port', String(tlsPort), '--tls-cert-file', opts.tls.certFile, '--tls-key-file', opts.tls.keyFile, '--tls-auth-clients', 'no']),
+  ];
+  const started = await launchOnFreePort(() => extra, opts.password);
   const port = started.port;
   let child: ChildProcess | null = started.child;
   return {
     url: `redis://127.0.0.1:${port}`,
+    ...(tlsPort === null ? {} : { tlsUrl: `rediss://127.0.0.1:${tlsPort}` }),
     port,
     async stop() {
       await terminate(child, 'SIGTERM');
@@ -139,7 +149,7 @@ export async function startRedisServer(opts: { password?: string } = {}): Promis
     },
     async start() {
       if (child !== null && child.exitCode === null && child.signalCode === null) return;
-      child = await launch(port, withPassword, opts.password);
+      child = await launch(port, extra, opts.password);
     },
   };
 }

@@ -195,10 +195,10 @@ describe('RedisStore', () => {
 
 describe('parseRedisUrl', () => {
   it('passes redis:// and rediss:// through', () => {
-    assert.deepEqual(parseRedisUrl('redis://:pw@localhost:6380/2'), { kind: 'standalone', url: 'redis://:pw@localhost:6380/2' });
-    assert.equal(parseRedisUrl('rediss://cache.example.com').kind, 'standalone');
+    assert.deepEqual(parseRedisUrl('redis://:pw@localhost:6380/2'), { kind: 'standalone', url: 'redis://:pw@localhost:6380/2', tls: false });
+    assert.deepEqual(parseRedisUrl('rediss://cache.example.com'), { kind: 'standalone', url: 'rediss://cache.example.com', tls: true });
     assert.throws(() => parseRedisUrl('redis://a:1,b:2'), /redis\+sentinel/);
-    assert.deepEqual(parseRedisUrl('redis://cache:6379', 'pw'), { kind: 'standalone', url: 'redis://cache:6379', password: 'pw' });
+    assert.deepEqual(parseRedisUrl('redis://cache:6379', 'pw'), { kind: 'standalone', url: 'redis://cache:6379', tls: false, password: 'pw' });
     assert.equal((parseRedisUrl('redis+cluster://n1:7000', 'pw') as { password: string }).password, 'pw');
     assert.throws(() => parseRedisUrl('redis://:hunter2@cache', 'pw'), (err: Error) => !err.message.includes('hunter2') && /give it once/.test(err.message));
   });
