@@ -9,6 +9,8 @@ import { Counter, type Registry } from 'prom-client';
 interface Slot<L extends string> {
   labels: Record<L, string>;
   value: number;
+  /** Exported even at 0 (see `expose`). */
+  shown: boolean;
 }
 
 /**
@@ -64,20 +66,30 @@ export class FastCounter<L extends string> {
   private readonly slots: Slots<L, Slot<L>>;
 
   constructor(config: CounterConfig<L>) {
-    this.slots = new Slots(config.labelNames, (labels) => ({ labels, value: 0 }));
+    this.slots = new Slots(config.labelNames, (labels) => ({ labels, value: 0, shown: false }));
     const slots = this.slots;
     new Counter<L>({
       ...config,
       labelNames: [...config.labelNames],
       collect() {
         this.reset();
-        for (const s of slots.values()) if (s.value > 0) this.inc(s.labels, s.value);
+        for (const s of slots.values()) if (s.value > 0 || s.shown) this.inc(s.labels, s.value);
       },
     });
   }
 
   inc(labels: Record<L, string>, n = 1): void {
     this.slots.get(labels).value += n;
+  }
+
+  /**
+   * Export these label sets at 0 before anything is counted: rate() and increase() only see a first
+   * event on a series that existed before it. Replaces the sets given before: those still at 0 stop
+   * being exported, those counted stay (they are history).
+   */
+  expose(sets: Iterable<Record<L, string>>): void {
+    for (const s of this.slots.values()) s.shown = false;
+    for (const labels of sets) this.slots.get(labels).shown = true;
   }
 }
 
@@ -107,10 +119,13 @@ export class FastHistogram<L extends string> {
   readonly help: string;
   readonly type = 'histogram';
   readonly aggregator = 'sum';
+  /** As prom-client's metrics have: lets the registry's metrics be checked against queries using them. */
+  readonly labelNames: readonly L[];
 
   constructor(config: HistogramConfig<L>) {
     this.name = config.name;
     this.help = config.help;
+    this.labelNames = config.labelNames;
     this.bounds = Float64Array.from(config.buckets);
     const size = this.bounds.length + 1;
     this.slots = new Slots(config.labelNames, (labels) => ({ labels, counts: new Float64Array(size), sum: 0, count: 0 }));

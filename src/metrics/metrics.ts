@@ -1,12 +1,20 @@
 /**
  * Prometheus metrics. Every instance owns its registry (tests and embedded uses create many);
- * labels are bounded sets only: no hosts, paths, identities or request ids.
+ * labels are bounded sets only: no hosts, paths, identities or request ids. Counters whose label sets
+ * are known up front (fixed ones at creation, the policy's rules when it comes into force) are
+ * exported at 0 before their first event, so rate() and increase() alerts fire on that event.
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics, exponentialBuckets } from 'prom-client';
+import type { ApprovalState } from '../approvals/types.js';
+import type { CompiledPolicy } from '../policy/types.js';
+import type { ErrorCode } from '../proxy/respond.js';
+import { AIRLOCK_VERSION } from '../version.js';
 import { FastCounter, FastHistogram } from './labelled.js';
 
 export interface Metrics {
   registry: Registry;
+  /** airlock_build_info{version,node}: always 1; Airlock's version and the Node.js runtime. */
+  buildInfo: Gauge<'version' | 'node'>;
   /** airlock_decisions_total{action,rule,mode}: rule is the deciding rule id or "(default)"; mode enforce|report. */
   decisions: FastCounter<'action' | 'rule' | 'mode'>;
   /** airlock_request_duration_seconds{action}: from receipt of the request to the end of the response. */
@@ -19,6 +27,13 @@ export interface Metrics {
   policyReloads: FastCounter<'result'>;
   /** airlock_policy_rules: rules in the policy in force. */
   policyRules: Gauge;
+  /** airlock_policy_info{version}: 1 for the version hash of the policy in force, and no other series. */
+  policyInfo: Gauge<'version'>;
+  /**
+   * A policy came into force: its version, rule count, and the label sets its rules can count
+   * (exported at 0 until they do).
+   */
+  policyInForce(policy: Pick<CompiledPolicy, 'version' | 'defaultAction' | 'rules'>): void;
   /** airlock_policy_last_reload_success_timestamp_seconds. */
   policyLastReloadSuccess: Gauge;
   /** airlock_policy_loaded_ok: 1 when the last load attempt succeeded (on failure the old policy stays in force). */
@@ -52,20 +67,92 @@ export interface Metrics {
 /** 0.5 ms doubling to ~16 s: a policy decision is sub-millisecond, a slow upstream takes seconds. */
 const LATENCY_BUCKETS = exponentialBuckets(0.0005, 2, 16);
 
+// Label values known before anything happens, exported at 0 so that the first event moves a series
+// alerts already see. A Record over the union type: a code added to ErrorCode must be listed here.
+const ERROR_CODES: Record<ErrorCode, null> = {
+  denied: null,
+  approval_denied: null,
+  approval_expired: null,
+  approval_pending: null,
+  approval_unavailable: null,
+  bad_request: null,
+  proxy_auth_required: null,
+  body_too_large: null,
+  too_many_requests: null,
+  upstream_error: null,
+};
+const OUTCOMES: readonly Exclude<ApprovalState, 'pending'>[] = ['approved', 'denied', 'expired', 'cancelled', 'executed'];
+/** Refused tunnels count under their error code; only `denied` is common enough to start at 0. */
+const TUNNEL_DECISIONS = ['allow', 'inspect', 'denied'] as const;
+
 export function createMetrics(): Metrics {
   const registry = new Registry();
   let storeReady: () => boolean = () => false;
   let channelHealth: () => ReadonlyMap<string, boolean> = () => new Map();
   const registers = [registry];
   collectDefaultMetrics({ register: registry, prefix: 'airlock_' });
+  const buildInfo = new Gauge({
+    name: 'airlock_build_info',
+    help: 'Always 1: the Airlock version and Node.js runtime of this process, as labels.',
+    labelNames: ['version', 'node'] as const,
+    registers,
+  });
+  buildInfo.set({ version: AIRLOCK_VERSION, node: process.version }, 1);
+  const decisions = new FastCounter({
+    name: 'airlock_decisions_total',
+    help: 'Policy decisions, by action, deciding rule ("(default)" when none matched) and mode (enforce or report).',
+    labelNames: ['action', 'rule', 'mode'] as const,
+    registers,
+  });
+  const policyRules = new Gauge({
+    name: 'airlock_policy_rules',
+    help: 'Number of rules in the policy in force.',
+    registers,
+  });
+  const policyInfo = new Gauge({
+    name: 'airlock_policy_info',
+    help: 'Always 1, for the version (content hash) of the policy in force; the series of the previous version is removed.',
+    labelNames: ['version'] as const,
+    registers,
+  });
+  const approvalsRequested = new FastCounter({
+    name: 'airlock_approvals_requested_total',
+    help: 'Requests held for approval (new approvals; identical requests that join one are not counted), by rule.',
+    labelNames: ['rule'] as const,
+    registers,
+  });
+  const proxyResponses = new FastCounter({
+    name: 'airlock_proxy_errors_total',
+    help: 'Responses Airlock made itself instead of forwarding, by error code (denied, bad_request, ...).',
+    labelNames: ['code'] as const,
+    registers,
+  });
+  proxyResponses.expose(Object.keys(ERROR_CODES).map((code) => ({ code })));
+  const policyReloads = new FastCounter({
+    name: 'airlock_policy_reloads_total',
+    help: 'Policy load attempts, by result (success or failure).',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  policyReloads.expose([{ result: 'success' }, { result: 'failure' }]);
+  const tunnels = new FastCounter({
+    name: 'airlock_tunnels_total',
+    help: 'CONNECT tunnels, by decision.',
+    labelNames: ['decision'] as const,
+    registers,
+  });
+  tunnels.expose(TUNNEL_DECISIONS.map((decision) => ({ decision })));
+  const approvalOutcomes = new FastCounter({
+    name: 'airlock_approval_outcomes_total',
+    help: 'Approvals leaving pending (approved, denied, expired, cancelled) and approvals spent (executed).',
+    labelNames: ['state'] as const,
+    registers,
+  });
+  approvalOutcomes.expose(OUTCOMES.map((state) => ({ state })));
   return {
     registry,
-    decisions: new FastCounter({
-      name: 'airlock_decisions_total',
-      help: 'Policy decisions, by action, deciding rule ("(default)" when none matched) and mode (enforce or report).',
-      labelNames: ['action', 'rule', 'mode'] as const,
-      registers,
-    }),
+    buildInfo,
+    decisions,
     requestDuration: new FastHistogram({
       name: 'airlock_request_duration_seconds',
       help: 'Time from receiving a proxied request to the end of its response, by decided action.',
@@ -80,23 +167,23 @@ export function createMetrics(): Metrics {
       buckets: LATENCY_BUCKETS,
       registers,
     }),
-    proxyResponses: new FastCounter({
-      name: 'airlock_proxy_errors_total',
-      help: 'Responses Airlock made itself instead of forwarding, by error code (denied, bad_request, ...).',
-      labelNames: ['code'] as const,
-      registers,
-    }),
-    policyReloads: new FastCounter({
-      name: 'airlock_policy_reloads_total',
-      help: 'Policy load attempts, by result (success or failure).',
-      labelNames: ['result'] as const,
-      registers,
-    }),
-    policyRules: new Gauge({
-      name: 'airlock_policy_rules',
-      help: 'Number of rules in the policy in force.',
-      registers,
-    }),
+    proxyResponses,
+    policyReloads,
+    policyRules,
+    policyInfo,
+    policyInForce(policy) {
+      policyRules.set(policy.rules.length);
+      // One series: the old version's is removed, so sum() and count by (version) see what is in force.
+      policyInfo.reset();
+      policyInfo.set({ version: policy.version }, 1);
+      // A rule only ever counts under its own action (and mode).
+      decisions.expose([
+        { action: policy.defaultAction, rule: '(default)', mode: 'enforce' },
+        ...policy.rules.map((r) => ({ action: r.action, rule: r.id, mode: r.mode })),
+      ]);
+      // Only enforcing approve rules hold requests.
+      approvalsRequested.expose(policy.rules.filter((r) => r.action === 'approve' && r.mode === 'enforce').map((r) => ({ rule: r.id })));
+    },
     policyLastReloadSuccess: new Gauge({
       name: 'airlock_policy_last_reload_success_timestamp_seconds',
       help: 'Unix time of the last successful policy load.',
@@ -107,12 +194,7 @@ export function createMetrics(): Metrics {
       help: '1 if the last policy load attempt succeeded, 0 if it failed (the previous policy stays in force).',
       registers,
     }),
-    tunnels: new FastCounter({
-      name: 'airlock_tunnels_total',
-      help: 'CONNECT tunnels, by decision.',
-      labelNames: ['decision'] as const,
-      registers,
-    }),
+    tunnels,
     auditEvents: new FastCounter({
       name: 'airlock_audit_events_total',
       help: 'Events written to the audit trail, by event type.',
@@ -124,12 +206,7 @@ export function createMetrics(): Metrics {
       help: 'Audit writes that failed: the audit trail is missing events.',
       registers,
     }),
-    approvalsRequested: new FastCounter({
-      name: 'airlock_approvals_requested_total',
-      help: 'Requests held for approval (new approvals; identical requests that join one are not counted), by rule.',
-      labelNames: ['rule'] as const,
-      registers,
-    }),
+    approvalsRequested,
     approvalsHeld: new Gauge({
       name: 'airlock_approvals_held',
       help: 'Client connections this replica holds open while a human decides.',
@@ -140,12 +217,7 @@ export function createMetrics(): Metrics {
       help: 'Approved requests not forwarded because their record or votes lacked a valid seal: approval state written by something other than Airlock.',
       registers,
     }),
-    approvalOutcomes: new FastCounter({
-      name: 'airlock_approval_outcomes_total',
-      help: 'Approvals leaving pending (approved, denied, expired, cancelled) and approvals spent (executed).',
-      labelNames: ['state'] as const,
-      registers,
-    }),
+    approvalOutcomes,
     approvalDecisionSeconds: new FastHistogram({
       name: 'airlock_approval_decision_seconds',
       help: 'Time from a request being held to the decision, by outcome.',

@@ -167,7 +167,7 @@ function loadFailure(dir: string, err: unknown): LoadOutcome {
 }
 
 function announce(policy: CompiledPolicy, deps: Deps): void {
-  deps.metrics.policyRules.set(policy.rules.length);
+  deps.metrics.policyInForce(policy);
   deps.metrics.policyLastReloadSuccess.set(Date.now() / 1000);
   deps.metrics.policyLoaded.set(1);
   deps.audit.write({ event: 'policy_loaded', policy_version: policy.version, files: policy.files, rule_count: policy.rules.length });
