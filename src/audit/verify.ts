@@ -20,6 +20,11 @@ export interface VerifyResult {
   ok: boolean;
   /** Lines checked: every line when ok, otherwise up to the line where checking stopped. */
   lines: number;
+  /**
+   * The last line checked (its seq and hash): the checkpoint from which the next file of a rotated
+   * trail is verified on its own (`--after SEQ:HASH`). Absent for an empty file.
+   */
+  head?: Checkpoint;
   /** The first problem. */
   problem?: VerifyProblem;
   /**
@@ -65,9 +70,26 @@ async function findLater(lines: AsyncGenerator<Buffer>, from: number, low: numbe
   return undefined;
 }
 
+/** A line of the chain, by its seq and hash: where a file is known to continue from. */
+export interface Checkpoint {
+  seq: number;
+  hash: string;
+}
+
+/** `SEQ:HASH` as `audit verify` prints a file's head; null when malformed. */
+export function parseCheckpoint(text: string): Checkpoint | null {
+  const m = /^(\d{1,15}):([0-9a-f]{64})$/.exec(text.trim());
+  return m ? { seq: Number(m[1]), hash: m[2]! } : null;
+}
+
 export interface VerifyOptions {
   /** Ed25519 public keys: every `chain_signed` line must verify with one, and at least one must be present. */
   keys?: readonly KeyObject[];
+  /**
+   * The file continues a chain from this line (the previous file's head, from a verification you
+   * trust): its first line must follow it. Without it a file must start its chain (seq 0).
+   */
+  after?: Checkpoint;
 }
 
 /** Why a `chain_signed` line fails, or null when it signs the line before it with one of `keys` (unchecked without keys). */
@@ -84,6 +106,7 @@ export async function verifyAuditFile(file: string, opts: VerifyOptions = {}): P
   const lines = readLines(file);
   let lineNo = 0;
   let previous: ChainLine | undefined;
+  const head = (): Checkpoint | undefined => (previous === undefined ? undefined : { seq: previous.seq, hash: previous.hash });
   const fail = (line: number, kind: VerifyProblem['kind'], message: string): VerifyResult => {
     problems.push({ line, kind, message });
     return { ok: false, lines: lineNo, problem: problems[0], problems, notes };
@@ -135,13 +158,22 @@ export async function verifyAuditFile(file: string, opts: VerifyOptions = {}): P
         return fail(lineNo, 'edited', `the line's content does not match its hash (seq ${current.seq})`);
       }
 
-      if (previous === undefined) {
+      const after = previous === undefined && !isChainRestart(current) ? opts.after : undefined;
+      if (after !== undefined) {
+        if (current.seq !== after.seq + 1) {
+          const how = current.seq > after.seq + 1 ? `${events(current.seq - after.seq - 1)} missing between the checkpoint and line ${lineNo}` : `line ${lineNo} does not follow the checkpoint`;
+          return fail(lineNo, current.seq > after.seq + 1 ? 'removed' : 'reordered', `${how}: the checkpoint is seq ${after.seq}, the file starts at seq ${current.seq}`);
+        }
+        if (current.prev !== after.hash) {
+          return fail(lineNo, 'edited', `the first line expects the line before it to hash to ${short(current.prev)}…, but the checkpoint says ${short(after.hash)}… (the previous file was changed, or this is not its continuation)`);
+        }
+      } else if (previous === undefined) {
         if (current.seq > 0) {
           return fail(
             lineNo,
             'removed',
             `${events(current.seq)} missing before line ${lineNo}: the file starts at seq ${current.seq} ` +
-              '(if it was rotated, verify the files concatenated in order: cat old new | airlock audit verify -)',
+              '(if it was rotated, give the previous file\'s head: airlock audit verify FILE --after SEQ:HASH, or verify the files concatenated in order: cat old new | airlock audit verify -)',
           );
         }
         if (current.prev !== GENESIS) {
@@ -190,5 +222,6 @@ export async function verifyAuditFile(file: string, opts: VerifyOptions = {}): P
     notes.push({ line: unsignedFrom, message: `lines ${unsignedFrom}–${lineNo} ${verb}: chained, not yet signed (written since the last signing interval, or before a crash)` });
   }
   if (opts.keys === undefined && signatures > 0) notes.push({ line: lineNo, message: `${signatures} chain signature(s) not checked: give --public-key to check them` });
-  return problems.length > 0 ? { ok: false, lines: lineNo, problem: problems[0], problems, notes } : { ok: true, lines: lineNo, problems, notes };
+  const last = head();
+  return problems.length > 0 ? { ok: false, lines: lineNo, problem: problems[0], problems, notes } : { ok: true, lines: lineNo, ...(last ? { head: last } : {}), problems, notes };
 }

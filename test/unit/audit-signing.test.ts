@@ -71,7 +71,7 @@ describe('signed audit chain heads', () => {
     const last = JSON.parse(lines[3]!) as Record<string, unknown>;
     assert.equal(last.event, 'chain_signed');
     assert.equal(last.signed_seq, 2);
-    assert.deepEqual(await verifyAuditFile(file, { keys: await keys(pubFile) }), { ok: true, lines: 4, problems: [], notes: [] });
+    assert.deepEqual(await verifyAuditFile(file, { keys: await keys(pubFile) }), { ok: true, lines: 4, head: { seq: 3, hash: (JSON.parse((await readFile(file, 'utf8')).trimEnd().split('\n').at(-1)!) as { hash: string }).hash }, problems: [], notes: [] });
     const unchecked = await verifyAuditFile(file);
     assert.equal(unchecked.ok, true);
     assert.match(unchecked.notes.map((x) => x.message).join('\n'), /1 chain signature\(s\) not checked/);

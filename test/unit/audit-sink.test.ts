@@ -10,6 +10,9 @@ import { createAuditSink } from '../../src/audit/sink.js';
 import { verifyAuditFile } from '../../src/audit/verify.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
 
+/** The hash of a trail's last line: the head `verify` reports. */
+const lastHash = (text: string): string => (JSON.parse(text.trimEnd().split('\n').at(-1)!) as { hash: string }).hash;
+
 let dir: string;
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'airlock-audit-sink-'));
@@ -60,7 +63,7 @@ describe('audit sink', () => {
     const all = await lines(file);
     assert.deepEqual(all.map((l) => l.seq), [0, 1, 2, 3]);
     assert.equal(all[3]?.prev, all[2]?.hash);
-    assert.deepEqual(await verifyAuditFile(file), { ok: true, lines: 4, problems: [], notes: [] });
+    assert.deepEqual(await verifyAuditFile(file), { ok: true, lines: 4, head: { seq: 4 - 1, hash: lastHash(await readFile(file, 'utf8')) }, problems: [], notes: [] });
   });
 
   it('finds the last line of a file larger than one tail read', async () => {
@@ -72,7 +75,7 @@ describe('audit sink', () => {
     const two = await createAuditSink({ destination: file });
     two.write({ event: 'response' });
     await two.close();
-    assert.deepEqual(await verifyAuditFile(file), { ok: true, lines: 42, problems: [], notes: [] });
+    assert.deepEqual(await verifyAuditFile(file), { ok: true, lines: 42, head: { seq: 42 - 1, hash: lastHash(await readFile(file, 'utf8')) }, problems: [], notes: [] });
   });
 
   it('starts a new chain with chain_restarted when the last line is damaged', async () => {
@@ -181,7 +184,7 @@ describe('audit sink', () => {
     await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
       env: { ...process.env, AUDIT_FILE: file },
     });
-    assert.deepEqual(await verifyAuditFile(file), { ok: true, lines: 2000, problems: [], notes: [] });
+    assert.deepEqual(await verifyAuditFile(file), { ok: true, lines: 2000, head: { seq: 2000 - 1, hash: lastHash(await readFile(file, 'utf8')) }, problems: [], notes: [] });
   });
 
   it('reports a failing disk on every attempt, and flush and close reject instead of hanging', async () => {

@@ -6,7 +6,7 @@ import { after, afterEach, before, describe, it, mock } from 'node:test';
 import { Command } from 'commander';
 import { sealLine } from '../../src/audit/chain.js';
 import { createAuditSink } from '../../src/audit/sink.js';
-import { verifyAuditFile } from '../../src/audit/verify.js';
+import { parseCheckpoint, verifyAuditFile } from '../../src/audit/verify.js';
 import { registerAuditCommands } from '../../src/cli/audit.js';
 
 let dir: string;
@@ -39,8 +39,26 @@ async function fileOf(lines: string[], trailingNewline = true): Promise<string> 
 const line = (n: number): string => good[n - 1] as string;
 
 describe('verifyAuditFile', () => {
-  it('accepts an intact chain', async () => {
-    assert.deepEqual(await verifyAuditFile(await fileOf(good)), { ok: true, lines: 5, problems: [], notes: [] });
+  it('accepts an intact chain, and says its head (the checkpoint the next file continues from)', async () => {
+    const last = JSON.parse(line(5)) as { seq: number; hash: string };
+    assert.deepEqual(await verifyAuditFile(await fileOf(good)), { ok: true, lines: 5, head: { seq: last.seq, hash: last.hash }, problems: [], notes: [] });
+  });
+
+  it('verifies a rotated file alone from the previous file\'s head (--after), and names a gap or a wrong checkpoint', async () => {
+    const first = await verifyAuditFile(await fileOf(good.slice(0, 2)));
+    assert.ok(first.ok && first.head);
+    const rest = await fileOf(good.slice(2));
+    assert.equal((await verifyAuditFile(rest)).problem?.kind, 'removed', 'alone, it starts mid-chain');
+    const continued = await verifyAuditFile(rest, { after: first.head });
+    assert.equal(continued.ok, true, JSON.stringify(continued.problems));
+    assert.equal(continued.head?.seq, 4);
+    const gap = await verifyAuditFile(await fileOf(good.slice(3)), { after: first.head });
+    assert.deepEqual([gap.problem?.line, gap.problem?.kind], [1, 'removed']);
+    assert.match(gap.problem?.message ?? '', /1 event missing between the checkpoint and line 1/);
+    const wrong = await verifyAuditFile(rest, { after: { seq: first.head.seq, hash: 'f'.repeat(64) } });
+    assert.deepEqual([wrong.problem?.line, wrong.problem?.kind], [1, 'edited']);
+    assert.equal(parseCheckpoint(`${first.head.seq}:${first.head.hash}`)?.hash, first.head.hash);
+    assert.equal(parseCheckpoint('12:xyz'), null);
   });
 
   it('accepts an empty file as 0 events', async () => {
@@ -139,7 +157,7 @@ describe('verifyAuditFile', () => {
     );
     const next = sealLine(JSON.stringify({ time: '2025-01-01T00:00:00.001Z', event: 'request' }), 1, restart.hash);
     const result = await verifyAuditFile(await fileOf([line(1), line(2), restart.line, next.line]));
-    assert.deepEqual(result, { ok: true, lines: 4, problems: [], notes: [{ line: 3, message: 'chain restarted: testing' }] });
+    assert.deepEqual(result, { ok: true, lines: 4, head: { seq: 1, hash: next.hash }, problems: [], notes: [{ line: 3, message: 'chain restarted: testing' }] });
   });
 
   it('rejects when the file cannot be read', async () => {
@@ -153,14 +171,14 @@ describe('airlock audit verify', () => {
     mock.restoreAll();
   });
 
-  async function run(file: string): Promise<{ out: string; err: string; code: number | string | undefined }> {
+  async function run(file: string, ...extra: string[]): Promise<{ out: string; err: string; code: number | string | undefined }> {
     const out: string[] = [];
     const err: string[] = [];
     mock.method(console, 'log', (s: string) => out.push(s));
     mock.method(console, 'error', (s: string) => err.push(s));
     const program = new Command('airlock').exitOverride();
     registerAuditCommands(program);
-    await program.parseAsync(['audit', 'verify', file], { from: 'user' });
+    await program.parseAsync(['audit', 'verify', file, ...extra], { from: 'user' });
     const code = process.exitCode ?? undefined;
     process.exitCode = undefined;
     return { out: out.join('\n'), err: err.join('\n'), code };
@@ -168,8 +186,22 @@ describe('airlock audit verify', () => {
 
   it('prints ok and leaves the exit code at 0 for an intact chain', async () => {
     const { out, code } = await run(await fileOf(good));
-    assert.equal(out, 'ok: 5 events, chain intact');
+    const head = JSON.parse(line(5)) as { hash: string };
+    assert.equal(out, `ok: 5 events, chain intact\nhead: 4:${head.hash} (verify the next file with --after 4:${head.hash})`);
     assert.equal(code, undefined);
+  });
+
+  it('verifies a rotated file from the head printed for the one before it (--after)', async () => {
+    const first = await run(await fileOf(good.slice(0, 3)));
+    const checkpoint = /--after (\S+)\)/.exec(first.out)?.[1];
+    assert.ok(checkpoint);
+    const rest = await fileOf(good.slice(3));
+    const alone = await run(rest);
+    assert.equal(alone.code, 1);
+    assert.match(alone.out, /--after SEQ:HASH/, 'the message says how to verify it alone');
+    const continued = await run(rest, '--after', checkpoint);
+    assert.match(continued.out, /^ok: 2 events, chain intact/);
+    assert.equal(continued.code, undefined);
   });
 
   it('says so for an empty file', async () => {
