@@ -25,6 +25,7 @@ import { redecider } from './proxy/policy-in-force.js';
 import { createGuardedAgents } from './proxy/guarded-agents.js';
 import { createPassThrough } from './proxy/pass-through.js';
 import { createUpstreamAgent } from './proxy/upstream.js';
+import { openTracing } from './tracing/tracing.js';
 
 export interface Airlock {
   /** The proxy listener; null in the approvals role, which has none. */
@@ -184,9 +185,11 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
   const interception = await openInterception(config);
   const store: ApprovalStore = config.redis ? await openRedisStore(config, config.redis, log) : new MemoryStore();
   metrics.watchApprovalStore(() => store.ready());
+  // The OpenTelemetry SDK is loaded only when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set.
+  const tracing = await openTracing(process.env, config.replica, log);
   // Proxies (sidecars) hold and forward; sweeping for expiry and escalation, and the channels, are
   // the approvals service's (or a single Airlock's, in the role `all`).
-  const approvals = new ApprovalService({ store, replica: config.replica, audit, metrics, log, sealer, probe: probeRunner(agent, process.env), sweeps: role !== 'proxy' });
+  const approvals = new ApprovalService({ store, replica: config.replica, audit, metrics, log, sealer, probe: probeRunner(agent, process.env), sweeps: role !== 'proxy', tracing });
   const redecide = redecider(holder.current, config.maxInspectedBodyBytes);
   if (role === 'proxy' && config.slack) log.warn({}, 'Slack settings are ignored in the proxy role: the approvals service posts to Slack');
   if (role === 'proxy' && config.teams) log.warn({}, 'Teams settings are ignored in the proxy role: the approvals service posts to Teams');
@@ -209,6 +212,7 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
     agent,
     passThrough,
     approvals,
+    tracing,
     maxHeldBodyBytes: config.maxHeldBodyBytes,
     maxInspectedBodyBytes: config.maxInspectedBodyBytes,
     connectTimeoutMs: config.upstream.connectTimeoutMs,
@@ -270,6 +274,8 @@ export async function startAirlock(config: ServeConfig, log: Logger): Promise<Ai
       agents.destroy();
       await store.close();
       await audit.close();
+      // Every request has ended: their spans go with the rest (last: a collector that is down must not delay the audit trail).
+      await tracing?.close();
     },
   };
 }

@@ -8,6 +8,7 @@ import { grantCovers, pinsOf, type Grant, type GrantAsk, type GrantState } from 
 import { impactOf, type History } from './impact.js';
 import type { ProbeRunner } from './probes.js';
 import type { StateSealer } from './state-seal.js';
+import type { Tracing } from '../tracing/tracing.js';
 import { asDecided, BY_POLICY, type ApprovalEdit, type ApprovalRecord, type Notice, type ApprovalStore, type ClaimResult, type ChannelName, type DecideResult, eligible, type MessageRefs, type StateChange, type StoredRequest } from './types.js';
 
 export interface ApprovalServiceDeps {
@@ -26,6 +27,8 @@ export interface ApprovalServiceDeps {
   now?: () => number;
   /** How often held requests re-read their approval, in case an announcement was lost (default 5 s). */
   recheckMs?: number;
+  /** Votes become `airlock.vote` spans when tracing is on. */
+  tracing?: Tracing | null;
 }
 
 /** Why `approver` may not vote because of who asked (the requesting identity or its owner), or null. */
@@ -458,6 +461,17 @@ export class ApprovalService {
     reason: string | null,
     mayVote: (record: ApprovalRecord, approver: string) => string | null = (r, a) => refusalToVote(asDecided(r), a),
   ): Promise<VoteOutcome> {
+    const cast = (): Promise<VoteOutcome> => this.castVote(id, approver, verdict, reason, mayVote);
+    return this.deps.tracing ? this.deps.tracing.vote({ approvalId: id, approver, verdict, edited: false }, cast) : cast();
+  }
+
+  private async castVote(
+    id: string,
+    approver: string,
+    verdict: 'approve' | 'deny',
+    reason: string | null,
+    mayVote: (record: ApprovalRecord, approver: string) => string | null,
+  ): Promise<VoteOutcome> {
     const now = this.now();
     const record = await this.deps.store.get(id, now);
     if (record === null) return { ok: false, status: 404, message: `no approval ${id}`, record: null };
@@ -504,6 +518,18 @@ export class ApprovalService {
    * own approval counts when they may decide the edited request (`mayVote` on it).
    */
   async approveWithEdit(
+    id: string,
+    approver: string,
+    spec: EditSpec,
+    policy: CompiledPolicy,
+    redecide: Redecide,
+    mayVote: (record: ApprovalRecord, approver: string) => string | null,
+  ): Promise<VoteOutcome> {
+    const cast = (): Promise<VoteOutcome> => this.editAndApprove(id, approver, spec, policy, redecide, mayVote);
+    return this.deps.tracing ? this.deps.tracing.vote({ approvalId: id, approver, verdict: 'approve', edited: true }, cast) : cast();
+  }
+
+  private async editAndApprove(
     id: string,
     approver: string,
     spec: EditSpec,

@@ -9,6 +9,7 @@ import type { AuditSink } from '../audit/sink.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { CompiledPolicy } from '../policy/types.js';
+import type { Tracing } from '../tracing/tracing.js';
 
 /** Everything the proxy listeners share. The policy is read through `policy()` so a reload swaps it atomically. */
 export interface ProxyContext {
@@ -32,6 +33,8 @@ export interface ProxyContext {
   metrics: Metrics;
   log: Logger;
   approvals: ApprovalService;
+  /** Spans for each request when an OTLP endpoint is configured; null (no tracing code runs) otherwise. */
+  tracing: Tracing | null;
   /** Largest body a request held for approval may carry (it is buffered and stored with the approval). */
   maxHeldBodyBytes: number;
   /** Most of a body read for rules that inspect it; a larger body gets the most restrictive outcome they could give. */

@@ -78,6 +78,7 @@ export function prepare(x: Exchange): CanonicalRequest | null {
  */
 export function settle(x: Exchange, canon: CanonicalRequest, decision: Decision): { canon: CanonicalRequest; decision: Decision } | null {
   const { req, entry, ctx, policy } = x;
+  x.trace?.decided(canon, decision);
   ctx.metrics.decisions.inc({ action: decision.action, rule: decision.rule ?? '(default)', mode: 'enforce' });
   for (const r of decision.report) ctx.metrics.decisions.inc({ action: r.action, rule: r.rule, mode: 'report' });
   const refusal = decision.action === 'deny' ? { status: 403, code: 'denied' as const, message: decision.reason } : null;

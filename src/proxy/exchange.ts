@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { CanonicalRequest, CompiledPolicy, Decision, Identity, ReverseRoute } from '../policy/types.js';
+import type { RequestTrace } from '../tracing/tracing.js';
 import { identify } from '../request/identify.js';
 import type { ProxyContext } from './context.js';
 import { sendError, writeSocketError, type ProxyError } from './respond.js';
@@ -27,6 +28,8 @@ export class Exchange {
   readonly requestId = randomUUID();
   /** The reverse route an origin-form request was mapped onto (decide.ts), which answers are rewritten for. */
   route: ReverseRoute | null = null;
+  /** This request's spans, or null when tracing is off. */
+  readonly trace: RequestTrace | null;
 
   constructor(
     readonly req: IncomingMessage,
@@ -36,7 +39,9 @@ export class Exchange {
     readonly ctx: ProxyContext,
     /** Read once: a reload never changes the rules halfway through a request. */
     readonly policy: CompiledPolicy,
-  ) {}
+  ) {
+    this.trace = ctx.tracing === null ? null : ctx.tracing.request(req, answer, this.requestId, entry.via);
+  }
 
   /** The HTTP response (an upgrade request has none: Airlock answers on its socket). */
   get res(): ServerResponse {
@@ -50,6 +55,7 @@ export class Exchange {
    */
   refuse(e: Omit<ProxyError, 'requestId'>, canon?: CanonicalRequest, decision?: Decision): void {
     const { ctx } = this;
+    this.trace?.refused(e.status, e.code, canon);
     ctx.metrics.proxyResponses.inc({ code: e.code });
     if (!decision) {
       ctx.audit.write({
@@ -116,17 +122,20 @@ export class Exchange {
    */
   async forward(canon: CanonicalRequest, body: ForwardBody, decision: Decision, rewriter: ResponseRewriter | null = null): Promise<number> {
     const { ctx, res } = this;
+    // With tracing on, what goes out carries a traceparent naming the forward span.
+    const sent = this.trace ? this.trace.forwarding(canon) : canon;
     const upstreamStarted = performance.now();
     const upstreamTime = (): number => (performance.now() - upstreamStarted) / 1000;
     const onHeaders = (status: number): void => ctx.metrics.upstreamDuration.observe({ status_class: statusClass(status) }, upstreamTime());
     const result = this.route
-      ? await ctx.passThrough.route(this.req, res, canon, this.route, body, this.requestId, onHeaders)
-      : await forward(canon, body, res, ctx.agent, this.requestId, onHeaders, rewriter);
+      ? await ctx.passThrough.route(this.req, res, sent, this.route, body, this.requestId, onHeaders)
+      : await forward(sent, body, res, ctx.agent, this.requestId, onHeaders, rewriter);
     if (!result.ok) {
       if (result.status !== 403 && !result.headersSent) ctx.metrics.upstreamDuration.observe({ status_class: 'error' }, upstreamTime());
       this.upstreamFailed(result, canon, decision);
       return result.status;
     }
+    this.trace?.forwarded(result.status);
     ctx.metrics.requestDuration.observe({ action: decision.action }, (performance.now() - this.started) / 1000);
     return result.status;
   }
@@ -138,6 +147,7 @@ export class Exchange {
    */
   upstreamFailed(result: Extract<ForwardResult, { ok: false }>, canon: CanonicalRequest, decision: Decision): void {
     const { ctx } = this;
+    this.trace?.forwarded(result.status, true);
     if (result.status === 403) {
       ctx.audit.write({ event: 'destination_refused', request_id: this.requestId, host: canon.host, port: canon.port, reason: result.message });
       this.refuse({ status: 403, code: 'denied', message: result.message, rule: decision.rule }, canon, decision);

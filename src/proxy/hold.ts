@@ -55,6 +55,7 @@ export async function holdForApproval(x: Exchange, canon: CanonicalRequest, deci
   const { ctx, req, res } = x;
   const approvals = ctx.approvals;
   const rule = decision.rule;
+  x.trace?.hold();
   const unavailable = (why: string): void =>
     x.refuse({ status: 503, code: 'approval_unavailable', message: `this request needs approval and ${why}: refused (fail closed)`, rule }, canon, decision);
   if (!approvals.available()) return unavailable('the approval store is unreachable');
@@ -98,6 +99,7 @@ export async function holdForApproval(x: Exchange, canon: CanonicalRequest, deci
     return unavailable('the approval store failed');
   }
   if (granted !== null) {
+    x.trace?.approval(granted.approvalId, granted.id);
     res.setHeader(GRANT_ID_HEADER, granted.id);
     await x.forward(canon, body.body, decision);
     return;
@@ -112,6 +114,7 @@ export async function holdForApproval(x: Exchange, canon: CanonicalRequest, deci
       policy: x.policy,
       reason: statedReason(canon.headers.get(REASON_HEADER)),
     }));
+    x.trace?.approval(record.id);
     if (record.state === 'pending') {
       if (rpc !== null) {
         // An MCP client gives up after about a minute: the model is told now, and calls again later.

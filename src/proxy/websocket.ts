@@ -30,7 +30,7 @@ export function handleUpgrade(req: IncomingMessage, socket: Duplex, bodyHead: Bu
     return;
   }
 
-  ctx.passThrough.websocket(req, socket, bodyHead, canon, x.requestId, {
+  ctx.passThrough.websocket(req, socket, bodyHead, x.trace ? x.trace.forwarding(canon) : canon, x.requestId, {
     failed: (r) => x.upstreamFailed(r, canon, decision),
     closed: (bytesUp, bytesDown) => ctx.audit.write({ event: 'websocket_closed', request_id: x.requestId, bytes_up: bytesUp, bytes_down: bytesDown }),
   });
