@@ -84,6 +84,8 @@ export function asVotedOn(policy: CompiledPolicy, r: ApprovalRecord): ApprovalRe
 
 /** Where approvers are told about approvals (Slack), and told again whenever one changes. */
 export interface ApprovalChannel {
+  /** `slack`, `teams`: the label of its metrics. */
+  readonly name: string;
   /** A new approval needs deciding (called on the replica that created it). */
   requested(record: ApprovalRecord): Promise<void>;
   /** A vote, a decision, an expiry, a withdrawal or the execution (called on the replica that made it). */
@@ -151,14 +153,10 @@ export class ApprovalService {
     return this.deps.store.subscribe(listener);
   }
 
-  addChannel(channel: ApprovalChannel): void {
-    this.channels.push(channel);
-  }
-
   /** Channels never hold up or change an approval: a failure is logged, and the API still decides. */
   private notifyGrant(grant: GrantState): void {
     for (const ch of this.channels) {
-      ch.grantChanged(grant).catch((err: unknown) => this.deps.log.warn({ err, grant_id: grant.id }, 'approval channel failed (grant)'));
+      ch.grantChanged(grant).catch((err: unknown) => this.channelFailed(ch, err, { grant_id: grant.id }, 'grant'));
     }
   }
 
@@ -185,8 +183,19 @@ export class ApprovalService {
 
   private notify(kind: 'requested' | 'changed' | 'escalated', record: ApprovalRecord, channels: readonly ApprovalChannel[] = this.channels): void {
     for (const ch of channels) {
-      ch[kind](record).catch((err: unknown) => this.deps.log.warn({ err, approval_id: record.id }, `approval channel failed (${kind})`));
+      ch[kind](record).catch((err: unknown) => this.channelFailed(ch, err, { approval_id: record.id }, kind));
     }
+  }
+
+  private channelFailed(ch: ApprovalChannel, err: unknown, ids: Record<string, string>, kind: string): void {
+    this.deps.metrics.channelErrors.inc({ channel: ch.name });
+    this.deps.log.warn({ err, channel: ch.name, ...ids }, `approval channel failed (${kind})`);
+  }
+
+  /** Channels are counted from the start: a first failure is an increase an alert can see. */
+  addChannel(channel: ApprovalChannel): void {
+    this.deps.metrics.channelErrors.inc({ channel: channel.name }, 0);
+    this.channels.push(channel);
   }
 
   get replica(): string {

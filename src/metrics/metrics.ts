@@ -57,11 +57,13 @@ export interface Metrics {
   /** airlock_approval_store_up: 1 when the approval store answers; read at scrape time from what `watchApprovalStore` was given. */
   approvalStoreUp: Gauge;
   watchApprovalStore(ready: () => boolean): void;
-  /** airlock_channel_up{channel}: 1 when an approval channel (Slack) reaches its service; read at scrape time. */
+  /** airlock_channel_up{channel}: 1 when an approval channel (Slack, Teams) reaches its service; read at scrape time. */
   channelUp: Gauge;
   watchChannels(health: () => ReadonlyMap<string, boolean>): void;
   /** airlock_unhandled_rejections_total: failures nothing handled, logged and counted instead of ending the process. */
   unhandledRejections: Counter;
+  /** airlock_channel_errors_total{channel}: posts and updates a channel failed (after its retries); approvals are not affected. */
+  channelErrors: Counter<'channel'>;
 }
 
 /** 0.5 ms doubling to ~16 s: a policy decision is sub-millisecond, a slow upstream takes seconds. */
@@ -251,6 +253,12 @@ export function createMetrics(): Metrics {
     unhandledRejections: new Counter({
       name: 'airlock_unhandled_rejections_total',
       help: 'Failures that nothing handled: logged and counted; the proxy goes on.',
+      registers,
+    }),
+    channelErrors: new Counter({
+      name: 'airlock_channel_errors_total',
+      help: 'Posts and updates of an approval channel that failed after their retries: approvers there were not told (approvals themselves are unaffected).',
+      labelNames: ['channel'] as const,
       registers,
     }),
   };

@@ -37,6 +37,7 @@ const now = (): number => clock;
 
 /** Records what the service tells its channels, as Slack would be told. */
 class RecordingChannel implements ApprovalChannel {
+  readonly name = 'recording';
   readonly escalations: ApprovalRecord[] = [];
   async requested(): Promise<void> {}
   async changed(): Promise<void> {}

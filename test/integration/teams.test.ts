@@ -258,9 +258,10 @@ describe('Teams approvals', () => {
     assert.equal((await fetch(bot)).status, 405);
   });
 
-  it('reports the Teams channel up on /readyz', async () => {
+  it('reports the Teams channel up on /readyz, and its failures counted (none here) from the start', async () => {
     const res = await fetch(`${al.adminUrl}/readyz`);
     assert.deepEqual(((await res.json()) as { channels: unknown }).channels, { teams: 'up' });
+    assert.match(await (await fetch(`${al.adminUrl}/metrics`)).text(), /^airlock_channel_errors_total\{channel="teams"\} 0$/m);
   });
 });
 
@@ -281,6 +282,10 @@ describe('Teams misconfigured or down', () => {
       assert.equal((await fetch(`${al.adminUrl}/v1/approvals/${id}/approve`, { method: 'POST', headers: { authorization: `Bearer ${BOB_TOKEN}` } })).status, 200);
       const retried = await run('curl', ['-sS', '-x', al.proxyUrl, '-d', 'x', '-w', '\n%{http_code}', `${up.origin}/exports/while-down`]);
       assert.equal(retried.stdout.split('\n')[1], '200');
+      // The card that could not be posted is counted (the post fails asynchronously: read until it shows, within a bound).
+      let metrics = '';
+      for (let i = 0; i < 100 && !/airlock_channel_errors_total\{channel="teams"\} [1-9]/.test(metrics); i++) metrics = await (await fetch(`${al.adminUrl}/metrics`)).text();
+      assert.match(metrics, /^airlock_channel_errors_total\{channel="teams"\} [1-9]\d*$/m);
       assert.equal(teams.calls.length, 0, 'nothing reached the connector without a token');
     } finally {
       await al.close();

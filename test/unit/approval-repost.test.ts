@@ -20,6 +20,7 @@ describe('missed approval messages', () => {
     await store.createOrJoin(rec, clock);
     const told: string[] = [];
     const channel: ApprovalChannel = {
+      name: 'recording',
       requested: async (r) => void told.push(r.id),
       changed: async () => {},
       escalated: async () => {},

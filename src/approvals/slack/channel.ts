@@ -62,6 +62,7 @@ interface Clicker {
  * through the approval service, so double clicks, replays and racing replicas are harmless.
  */
 export class SlackChannel implements ApprovalChannel {
+  readonly name = 'slack';
   private readonly app: App;
   private readonly receiver: SlackHttpReceiver | null;
   /** Whether Slack answered the last call (auth.test at start, then every post and update). */

@@ -116,6 +116,7 @@ function readBody(req: IncomingMessage): Promise<Buffer | null> {
  * approval service with the same rules as everywhere else.
  */
 export class TeamsChannel implements ApprovalChannel {
+  readonly name = 'teams';
   private readonly app: App;
   private readonly auth: BotFrameworkAuth;
   private readonly credentials: ClientCredentials;
