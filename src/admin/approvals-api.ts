@@ -1,10 +1,9 @@
 import { hash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseEdit } from '../approvals/edit.js';
-import { parseGrant, type GrantAsk } from '../approvals/grants.js';
+import type { GrantAsk } from '../approvals/grants.js';
 import { asDecided } from '../approvals/types.js';
-import { parseDuration } from '../policy/duration.js';
-import { asVotedOn, refusalToVote, type ApprovalService, type Redecide } from '../approvals/service.js';
+import { grantAsk, asVotedOn, refusalToVote, type ApprovalService, type Redecide } from '../approvals/service.js';
 import type { ApprovalState } from '../approvals/types.js';
 import { approvalView, grantView } from '../approvals/view.js';
 import type { CompiledPolicy } from '../policy/types.js';
@@ -118,12 +117,8 @@ export async function handleApprovalsApi(
         if (action !== 'approve') return fail(res, { status: 400, error: 'bad_request', message: 'only an approval can carry a grant' });
         const current = await approvals.get(id);
         if (!current) return fail(res, { status: 404, error: 'not_found', message: `no approval ${id}` });
-        const d = asDecided(current);
-        const parsed = parseGrant(body.value.grant, policy.rules.find((r) => r.id === d.rule)?.approval?.grants, parseDuration);
-        if (typeof parsed === 'string') return fail(res, { status: 400, error: 'bad_request', message: parsed });
-        if (body.value.edit === undefined && current.state === 'pending' && d.approvals.length + 1 < d.required) {
-          return fail(res, { status: 400, error: 'bad_request', message: `a grant comes with the approval that completes it: this one is ${d.approvals.length + 1} of ${d.required}` });
-        }
+        const parsed = grantAsk(policy, current, body.value.grant, body.value.edit !== undefined);
+        if ('error' in parsed) return fail(res, { status: 400, error: 'bad_request', message: parsed.error });
         ask = parsed;
       }
       let outcome;

@@ -4,7 +4,8 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { ApproverGroup, CompiledPolicy, Decision, Identity, ProbeSpec } from '../policy/types.js';
 import { applyEdit, type EditSpec } from './edit.js';
-import { grantCovers, pinsOf, type Grant, type GrantAsk, type GrantState } from './grants.js';
+import { grantCovers, parseGrant, pinsOf, type Grant, type GrantAsk, type GrantState } from './grants.js';
+import { parseDuration } from '../policy/duration.js';
 import { impactOf, type History } from './impact.js';
 import type { ProbeRunner } from './probes.js';
 import type { StateSealer } from './state-seal.js';
@@ -55,6 +56,22 @@ export function refusalToVote(record: ApprovalRecord, approver: string, idpGroup
 export function approverNameFor(policy: CompiledPolicy, email: string): string {
   for (const g of policy.approverGroups.values()) for (const a of g.api) if (a.toLowerCase() === email) return a;
   return email;
+}
+
+/**
+ * The grant an approver asks for with their approval of `record` (untrusted input, as every channel
+ * reads it): within its rule's caps, and only with the approval that completes the request (an
+ * approval with an edit restarts the count, so it is not held to that here). `incomplete` tells
+ * that second refusal from a malformed ask.
+ */
+export function grantAsk(policy: CompiledPolicy, record: ApprovalRecord, raw: unknown, withEdit = false): GrantAsk | { error: string; incomplete: boolean } {
+  const d = asDecided(record);
+  const ask = parseGrant(raw, policy.rules.find((r) => r.id === d.rule)?.approval?.grants, parseDuration);
+  if (typeof ask === 'string') return { error: ask, incomplete: false };
+  if (!withEdit && record.state === 'pending' && d.approvals.length + 1 < d.required) {
+    return { error: `a grant comes with the approval that completes it: this one is ${d.approvals.length + 1} of ${d.required}; approve without a grant`, incomplete: true };
+  }
+  return ask;
 }
 
 /** Everyone in the approver groups of `settings`. */

@@ -8,10 +8,9 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseEdit, type EditSpec } from '../approvals/edit.js';
-import { parseGrant, type GrantAsk } from '../approvals/grants.js';
-import { approverNameFor, asVotedOn, refusalToVote, type ApprovalService, type Redecide, type VoteOutcome } from '../approvals/service.js';
-import { parseDuration } from '../policy/duration.js';
-import { asDecided, type ApprovalRecord, type ApprovalState } from '../approvals/types.js';
+import type { GrantAsk } from '../approvals/grants.js';
+import { approverNameFor, grantAsk, asVotedOn, refusalToVote, type ApprovalService, type Redecide, type VoteOutcome } from '../approvals/service.js';
+import type { ApprovalRecord, ApprovalState } from '../approvals/types.js';
 import { approvalView } from '../approvals/view.js';
 import type { Logger } from '../log.js';
 import type { CompiledPolicy } from '../policy/types.js';
@@ -175,11 +174,8 @@ export function createInbox(deps: InboxDeps): (req: IncomingMessage, res: Server
     if (current === null) return fail(404, `No approval ${id}.`);
     let ask: GrantAsk | null = null;
     if (verdict === 'approve' && (form.get('grant_for') ?? '') !== '') {
-      const caps = deps.policy().rules.find((r) => r.id === asDecided(current).rule)?.approval?.grants;
-      const parsed = parseGrant({ for: form.get('grant_for'), uses: Number(form.get('grant_uses')), pin: lines(form.get('grant_pin')) }, caps, parseDuration);
-      if (typeof parsed === 'string') return fail(400, parsed);
-      const d = asDecided(current);
-      if (edit === null && d.approvals.length + 1 < d.required) return fail(400, `A grant comes with the approval that completes it: yours would be ${d.approvals.length + 1} of ${d.required}.`);
+      const parsed = grantAsk(deps.policy(), current, { for: form.get('grant_for'), uses: Number(form.get('grant_uses')), pin: lines(form.get('grant_pin')) }, edit !== null);
+      if ('error' in parsed) return fail(400, parsed.error);
       ask = parsed;
     }
     const outcome: VoteOutcome =

@@ -49,6 +49,8 @@ export interface ClickOptions {
   /** The activity's serviceUrl (default: this fake's). */
   serviceUrl?: string;
   tenantId?: string;
+  /** The tenant in channelData, when it should differ from the conversation's. */
+  channelDataTenantId?: string;
   /** No Authorization header at all. */
   unsigned?: boolean;
   conversationId?: string;
@@ -222,7 +224,7 @@ export async function startFakeTeams(): Promise<FakeTeams> {
         recipient: { id: `28:${APP_ID}`, name: 'Airlock' },
         replyToId: opts.replyToId ?? '1700000000001',
         entities: [{ type: 'clientInfo', locale: 'en-GB', country: 'GB', platform: 'Web', timezone: 'Europe/London' }],
-        channelData: { tenant: { id: opts.tenantId ?? TENANT }, source: { name: 'message' }, legacy: { replyToId: 'legacy' } },
+        channelData: { tenant: { id: opts.channelDataTenantId ?? opts.tenantId ?? TENANT }, source: { name: 'message' }, legacy: { replyToId: 'legacy' } },
         value: { action: { type: 'Action.Execute', verb, data: { approvalId, ...opts.data } }, trigger: 'manual' },
         locale: 'en-GB',
       };

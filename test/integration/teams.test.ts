@@ -145,6 +145,7 @@ describe('Teams approvals', () => {
       ['signed by another key', teams.click(bot, USERS.carl, 'airlock.approve', id, { key: teams.otherKey }), 401],
       ['serviceUrl not the one in its token', teams.click(bot, USERS.carl, 'airlock.approve', id, { serviceUrlClaim: 'https://smba.trafficmanager.net/emea/' }), 401],
       ['another tenant', teams.click(bot, USERS.carl, 'airlock.approve', id, { tenantId: '11111111-2222-3333-4444-555555555555' }), 403],
+      ['our tenant in the conversation, another in channelData', teams.click(bot, USERS.carl, 'airlock.approve', id, { channelDataTenantId: '11111111-2222-3333-4444-555555555555' }), 403],
     ];
     for (const [what, answer, status] of refused) {
       const res = await answer;

@@ -3,11 +3,10 @@ import { App, LogLevel, type BlockAction, type ButtonAction } from '@slack/bolt'
 import type { WebClient } from '@slack/web-api';
 import type { Logger } from '../../log.js';
 import type { CompiledPolicy } from '../../policy/types.js';
-import { asVotedOn, eligibleFor, selfApproval, type ApprovalChannel, type ApprovalService, type Redecide } from '../service.js';
+import { grantAsk, asVotedOn, eligibleFor, selfApproval, type ApprovalChannel, type ApprovalService, type Redecide } from '../service.js';
 import { EDIT_ACTION, EDIT_BODY_BLOCK, EDIT_MODAL, editFromModal, editModal } from './edit-modal.js';
 import { GRANT_ACTION, GRANT_FOR_BLOCK, GRANT_MODAL, GRANT_USES_BLOCK, grantFromModal, grantMessage, grantModal, REVOKE_GRANT_ACTION } from './grants.js';
-import { parseGrant, type GrantState } from '../grants.js';
-import { parseDuration } from '../../policy/duration.js';
+import type { GrantState } from '../grants.js';
 import { asDecided, type ApprovalRecord } from '../types.js';
 import { SlackHttpReceiver } from './receiver.js';
 import { Reachability } from '../reachability.js';
@@ -267,14 +266,9 @@ export class SlackChannel implements ApprovalChannel {
         await ack({ response_action: 'errors', errors: { [GRANT_FOR_BLOCK]: `This request is already ${record?.state ?? 'gone'}.` } });
         return;
       }
-      const decided = asDecided(record);
-      const ask = parseGrant(asked.grant, this.policy().rules.find((r) => r.id === decided.rule)?.approval?.grants, parseDuration);
-      if (typeof ask === 'string') {
-        await ack({ response_action: 'errors', errors: { [GRANT_USES_BLOCK]: ask } });
-        return;
-      }
-      if (decided.approvals.length + 1 < decided.required) {
-        await ack({ response_action: 'errors', errors: { [GRANT_FOR_BLOCK]: `A grant comes with the approval that completes it: yours would be ${decided.approvals.length + 1} of ${decided.required}. Approve instead.` } });
+      const ask = grantAsk(this.policy(), record, asked.grant);
+      if ('error' in ask) {
+        await ack({ response_action: 'errors', errors: { [ask.incomplete ? GRANT_FOR_BLOCK : GRANT_USES_BLOCK]: ask.error } });
         return;
       }
       const clicker = await this.clicker(client, body.user.id);

@@ -4,10 +4,11 @@ import type { IAdaptiveCard } from '@microsoft/teams.cards';
 import { App, type IHttpServerAdapter, type HttpRouteHandler } from '@microsoft/teams.apps';
 import type { ILogger } from '@microsoft/teams.common';
 import type { Logger } from '../../log.js';
-import { parseDuration } from '../../policy/duration.js';
+import { sendJson } from '../../proxy/respond.js';
+import { readBody } from '../../request/body.js';
 import type { CompiledPolicy } from '../../policy/types.js';
-import { parseGrant, type GrantState } from '../grants.js';
-import { approverNameFor, asVotedOn, eligibleFor, selfApproval, type ApprovalChannel, type ApprovalService, type Redecide, type VoteOutcome } from '../service.js';
+import type { GrantState } from '../grants.js';
+import { approverNameFor, grantAsk, asVotedOn, eligibleFor, selfApproval, type ApprovalChannel, type ApprovalService, type Redecide, type VoteOutcome } from '../service.js';
 import { asDecided, type ApprovalRecord, type Eligible } from '../types.js';
 import { Reachability } from '../reachability.js';
 import { approvalCard, cardSummary, grantCard, VERB } from './card.js';
@@ -36,6 +37,7 @@ export interface TeamsConfig {
 export const TEAMS_SERVICE_URL = 'https://smba.trafficmanager.net/teams/';
 /** Teams activities are small; a larger body is refused before it is read whole. */
 const BODY_LIMIT = 256 * 1024;
+const BODY_DEADLINE_MS = 10_000;
 const CACHE_MS = 10 * 60 * 1000;
 
 /** Who clicked: their Entra object id (from the authenticated activity) and principal name (from Teams). */
@@ -81,30 +83,6 @@ function sdkLogger(log: Logger): ILogger {
     child: () => logger,
   };
   return logger;
-}
-
-function json(res: ServerResponse, status: number, body: unknown): void {
-  const text = body === undefined ? '' : JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
-function readBody(req: IncomingMessage): Promise<Buffer | null> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > BODY_LIMIT) {
-        resolve(null);
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
 }
 
 /**
@@ -189,29 +167,36 @@ export class TeamsChannel implements ApprovalChannel {
   /** `POST /teams/messages` on the admin listener. */
   async handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
-      if (req.method !== 'POST') return json(res, 405, { error: 'method_not_allowed', message: 'use POST' });
-      const raw = await readBody(req);
-      if (raw === null) return json(res, 413, { error: 'too_large', message: `an activity is at most ${BODY_LIMIT} bytes` });
+      if (req.method !== 'POST') return sendJson(res, 405, { error: 'method_not_allowed', message: 'use POST' });
+      // The Bot Framework sends small bodies at once: a slow or large one is refused, never waited for.
+      const raw = await readBody(req, BODY_LIMIT, BODY_DEADLINE_MS);
+      if (!raw.ok) {
+        if (raw.reason === 'too_large') return sendJson(res, 413, { error: 'too_large', message: `an activity is at most ${BODY_LIMIT} bytes` });
+        if (raw.reason === 'timeout') return sendJson(res, 408, { error: 'request_timeout', message: 'the activity did not arrive in time' });
+        return void req.destroy();
+      }
       let body: unknown;
       try {
-        body = JSON.parse(raw.toString('utf8'));
+        body = JSON.parse(raw.body.toString('utf8'));
       } catch {
         body = undefined;
       }
-      if (body === null || typeof body !== 'object' || Array.isArray(body)) return json(res, 400, { error: 'bad_request', message: 'an activity is a JSON object' });
+      if (body === null || typeof body !== 'object' || Array.isArray(body)) return sendJson(res, 400, { error: 'bad_request', message: 'an activity is a JSON object' });
       const checked = await this.auth.check(req.headers.authorization, body as ActivityHead);
       if (!checked.ok) {
         this.log.warn({ why: checked.why, status: checked.status }, 'a Teams activity was refused');
-        return json(res, checked.status, { error: checked.status === 401 ? 'unauthorized' : 'forbidden', message: checked.why });
+        return sendJson(res, checked.status, { error: checked.status === 401 ? 'unauthorized' : 'forbidden', message: checked.why });
       }
-      if (this.route === null) return json(res, 503, { error: 'not_ready', message: 'the Teams bot is starting' });
+      if (this.route === null) return sendJson(res, 503, { error: 'not_ready', message: 'the Teams bot is starting' });
       const headers: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k] = v;
       const answer = await this.route({ body, headers });
-      json(res, answer.status, answer.body);
+      // Only invokes have a body to answer with; other activities are acknowledged.
+      if (answer.body === undefined) res.writeHead(answer.status).end();
+      else sendJson(res, answer.status, answer.body);
     } catch (err) {
       this.log.warn({ err }, 'a Teams activity could not be handled');
-      if (!res.headersSent) json(res, 500, { error: 'internal', message: 'the activity could not be handled' });
+      if (!res.headersSent) sendJson(res, 500, { error: 'internal', message: 'the activity could not be handled' });
     }
   }
 
@@ -345,10 +330,8 @@ export class TeamsChannel implements ApprovalChannel {
   }
 
   private async approveAndGrant(record: ApprovalRecord, name: string, data: Record<string, unknown>, refusal: (r: ApprovalRecord, approver: string) => string | null): Promise<InvokeAnswer> {
-    const d = asDecided(record);
-    const ask = parseGrant(grantFromCard(data), this.policy().rules.find((r) => r.id === d.rule)?.approval?.grants, parseDuration);
-    if (typeof ask === 'string') return errorAnswer(400, ask);
-    if (d.approvals.length + 1 < d.required) return errorAnswer(400, `A grant comes with the approval that completes it: yours would be ${d.approvals.length + 1} of ${d.required}. Approve instead.`);
+    const ask = grantAsk(this.policy(), record, grantFromCard(data));
+    if ('error' in ask) return errorAnswer(400, ask.error);
     const outcome = await this.approvals.vote(record.id, name, 'approve', null, refusal);
     if (!outcome.ok) return errorAnswer(outcome.status, outcome.message);
     const made = await this.approvals.grant(outcome.record, name, ask);

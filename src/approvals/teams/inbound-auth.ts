@@ -86,9 +86,12 @@ export class BotFrameworkAuth {
     const { kid } = decodeProtectedHeader(token);
     const key = keys.jwks()?.keys.find((k) => k.kid === kid) as { endorsements?: unknown } | undefined;
     if (Array.isArray(key?.endorsements) && !key.endorsements.includes('msteams')) return { ok: false, status: 401, why: 'the signing key is not endorsed for Teams' };
-    const tenant = activity.conversation?.tenantId ?? activity.channelData?.tenant?.id;
-    if (typeof tenant !== 'string' || tenant.toLowerCase() !== this.tenantId.toLowerCase()) {
-      return { ok: false, status: 403, why: `the activity comes from tenant ${String(tenant)}, not this bot's (${this.tenantId})` };
+    // Every place the activity names its tenant must name this bot's: one field right and the other
+    // wrong is refused, whichever of them a reader looks at.
+    const named = [activity.conversation?.tenantId, activity.channelData?.tenant?.id].filter((t) => t !== undefined && t !== null);
+    const ours = this.tenantId.toLowerCase();
+    if (named.length === 0 || named.some((t) => typeof t !== 'string' || t.toLowerCase() !== ours)) {
+      return { ok: false, status: 403, why: `the activity comes from tenant ${named.map(String).join(' / ') || '(none)'}, not this bot's (${this.tenantId})` };
     }
     return { ok: true, claims };
   }

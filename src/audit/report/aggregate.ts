@@ -294,6 +294,16 @@ function bucketStart(t: number, size: 'hour' | 'day' | 'week'): number {
   return Math.floor((t - 4 * DAY) / WEEK) * WEEK + 4 * DAY;
 }
 
+/** The row for `key`, made on first use. */
+function row<T>(rows: Map<string, T>, key: string, make: () => T): T {
+  let found = rows.get(key);
+  if (found === undefined) {
+    found = make();
+    rows.set(key, found);
+  }
+  return found;
+}
+
 export function createAggregator(opts: AggregateOptions = {}): Aggregator {
   const since = opts.since ?? -Infinity;
   const until = opts.until ?? Infinity;
@@ -346,80 +356,62 @@ export function createAggregator(opts: AggregateOptions = {}): Aggregator {
   let inForceAtStart: string | null = null;
   const rejections: PolicyRejection[] = [];
 
-  const approvalRow = (id: string): ApprovalRow => {
-    let row = approvals.get(id);
-    if (row === undefined) {
-      row = {
-        approval_id: id,
-        request_id: null,
-        identity: null,
-        owner: null,
-        rule: null,
-        method: null,
-        host: null,
-        path: null,
-        reason: null,
-        required: null,
-        policy_version: null,
-        requested_at: null,
-        joined: 0,
-        escalations: [],
-        votes: [],
-        refused_votes: [],
-        edits: [],
-        state: 'pending',
-        decided_at: null,
-        decided_by: null,
-        decision_reason: null,
-        time_to_decide_ms: null,
-        ended_at: null,
-        executed_at: null,
-        executed_request_id: null,
-        replica: null,
-        forwarded_answer: null,
-        grants: [],
-        forged_reason: null,
-      };
-      approvals.set(id, row);
-    }
-    return row;
-  };
+  const approvalRow = (id: string): ApprovalRow =>
+    row(approvals, id, () => ({
+      approval_id: id,
+      request_id: null,
+      identity: null,
+      owner: null,
+      rule: null,
+      method: null,
+      host: null,
+      path: null,
+      reason: null,
+      required: null,
+      policy_version: null,
+      requested_at: null,
+      joined: 0,
+      escalations: [],
+      votes: [],
+      refused_votes: [],
+      edits: [],
+      state: 'pending',
+      decided_at: null,
+      decided_by: null,
+      decision_reason: null,
+      time_to_decide_ms: null,
+      ended_at: null,
+      executed_at: null,
+      executed_request_id: null,
+      replica: null,
+      forwarded_answer: null,
+      grants: [],
+      forged_reason: null,
+    }));
 
-  const grantRow = (id: string): GrantRow => {
-    let row = grants.get(id);
-    if (row === undefined) {
-      row = {
-        grant_id: id,
-        approval_id: null,
-        identity: null,
-        rule: null,
-        method: null,
-        host: null,
-        port: null,
-        pins: [],
-        uses: null,
-        expires_at: null,
-        created_at: null,
-        created_by: null,
-        used: 0,
-        last_used_at: null,
-        uses_left: null,
-        revoked_at: null,
-        revoked_by: null,
-      };
-      grants.set(id, row);
-    }
-    return row;
-  };
+  const grantRow = (id: string): GrantRow =>
+    row(grants, id, () => ({
+      grant_id: id,
+      approval_id: null,
+      identity: null,
+      rule: null,
+      method: null,
+      host: null,
+      port: null,
+      pins: [],
+      uses: null,
+      expires_at: null,
+      created_at: null,
+      created_by: null,
+      used: 0,
+      last_used_at: null,
+      uses_left: null,
+      revoked_at: null,
+      revoked_by: null,
+    }));
 
-  const policyRow = (version: string): PolicyRow => {
-    let row = policies.get(version);
-    if (row === undefined) {
-      row = { version, loaded_at: [], files: [], rule_count: null, in_force_at_start: false, decisions: 0 };
-      policies.set(version, row);
-    }
-    return row;
-  };
+  const policyRow = (version: string): PolicyRow =>
+    row(policies, version, () => ({ version, loaded_at: [], files: [], rule_count: null, in_force_at_start: false, decisions: 0 }));
 
   const count = (identity: string | null, rule: string | null, mode: 'enforce' | 'report', action: Action): void => {
     const key = JSON.stringify([identity, rule, mode]);
